@@ -1,0 +1,98 @@
+/**
+ * The one cgroup interface of mini-docker. Two drivers stand behind it: `v2.ts` (unified
+ * hierarchy, `memory.max`, `cpu.max`) and `v1.ts` (one hierarchy per controller,
+ * `memory.limit_in_bytes`, `cpu.cfs_quota_us`). The host layout is detected once.
+ *
+ * Lifecycle: the parent calls `create` (limits applied before any container process exists),
+ * hands `procsFiles` to the init stage, which writes "0" to each to join before `execve`, and
+ * calls `destroy` when the container has ended (kills what is left, then removes the dirs).
+ */
+import { cgroupParent } from "../container/paths.ts";
+import type { LinuxResources } from "../container/spec.ts";
+import { exists } from "./fs.ts";
+import { CgroupV1Driver } from "./v1.ts";
+import { CgroupV2Driver } from "./v2.ts";
+
+/** Host cgroup layout. "hybrid" = v1 controllers plus a cgroup2 mount that holds none of them. */
+export type CgroupLayout = "v1" | "v2" | "hybrid";
+
+/** Resource usage read from the cgroup's own files. Absent fields: the host does not report it. */
+export interface CgroupStats {
+  /** Current memory usage in bytes (v2 memory.current, v1 memory.usage_in_bytes). */
+  memoryUsage?: number;
+  /** Peak memory usage in bytes (v2 memory.peak, v1 memory.max_usage_in_bytes). */
+  memoryPeak?: number;
+  /** Memory limit in bytes, undefined when unlimited. */
+  memoryLimit?: number;
+  /** CPU time in microseconds, total, user and system. */
+  cpuUsageUsec?: number;
+  cpuUserUsec?: number;
+  cpuSystemUsec?: number;
+  /** CFS periods, throttled periods and throttled time in microseconds. */
+  cpuPeriods?: number;
+  cpuThrottledPeriods?: number;
+  cpuThrottledUsec?: number;
+  /** Current and peak number of tasks. */
+  pidsCurrent?: number;
+  pidsPeak?: number;
+  /** Number of OOM kills in this cgroup (v2 memory.events oom_kill, v1 memory.oom_control). */
+  oomKills?: number;
+}
+
+/** A container's cgroup, created by a driver. */
+export interface Cgroup {
+  /** Directories of this cgroup: one on v2, one per controller on v1. */
+  readonly paths: readonly string[];
+  /** The `cgroup.procs` files that a process writes "0" to, to join this cgroup. */
+  readonly procsFiles: readonly string[];
+  /** Host PIDs of the processes in the cgroup. */
+  pids(): number[];
+  /** Reads usage counters. */
+  stats(): CgroupStats;
+  /** Kills every process in the cgroup, waits until it is empty, and removes its directories. */
+  destroy(): Promise<void>;
+}
+
+/** A cgroup driver: one per host layout. */
+export interface CgroupDriver {
+  readonly version: 1 | 2;
+  /**
+   * Creates the cgroup `<parent>/<name>` and applies `resources`. A limit the host cannot
+   * apply is a UserError (exit 125) naming the limit and the reason, and nothing is left behind.
+   */
+  create(name: string, resources: LinuxResources): Cgroup;
+  /** Opens an existing cgroup (for stats, stop, prune), or undefined when it does not exist. */
+  open(name: string): Cgroup | undefined;
+  /** Names of the cgroups that exist under the mini-docker parent. */
+  list(): string[];
+}
+
+/** Where cgroupfs is mounted on every distribution we know. */
+export const CGROUP_ROOT = "/sys/fs/cgroup";
+
+/**
+ * The host's layout, from one or two stats: `cgroup.controllers` at the root only exists on a
+ * pure v2 host; on a hybrid host it is in the cgroup2 mount at `<root>/unified`.
+ */
+export function detectLayout(root: string = CGROUP_ROOT): CgroupLayout {
+  if (exists(`${root}/cgroup.controllers`)) return "v2";
+  if (exists(`${root}/unified/cgroup.controllers`)) return "hybrid";
+  return "v1";
+}
+
+/** Where a driver works: the cgroupfs root and the parent of the containers' cgroups. */
+export interface CgroupDriverOptions {
+  /** Default `/sys/fs/cgroup`. */
+  root?: string;
+  /** Default `cgroupParent()` ("mini-docker", or MINI_DOCKER_CGROUP_PARENT). */
+  parent?: string;
+}
+
+/** The driver for this host, chosen by `detectLayout`: v2, or v1 on v1 and hybrid hosts. */
+export function cgroupDriver(opts: CgroupDriverOptions = {}): CgroupDriver {
+  const root = opts.root ?? CGROUP_ROOT;
+  const parent = opts.parent ?? cgroupParent();
+  return detectLayout(root) === "v2"
+    ? new CgroupV2Driver({ root, parent })
+    : new CgroupV1Driver({ root, parent });
+}

@@ -1,0 +1,346 @@
+/**
+ * The v1 driver against this machine's real v1 hierarchies (/sys/fs/cgroup/{memory,cpu,...}),
+ * under a test parent of its own so that no real container is touched. Needs root.
+ */
+import assert from "node:assert/strict";
+import { UserError } from "../container/errors.ts";
+import type { CgroupFs } from "./fs.ts";
+import { CgroupV1Driver, findControllerMounts } from "./v1.ts";
+
+const ROOT = "/sys/fs/cgroup";
+const MiB = 1024 * 1024;
+
+function testDriver(): CgroupV1Driver {
+  const parent = `mini-docker-test-cg-${crypto.randomUUID().slice(0, 8)}`;
+  return new CgroupV1Driver({ root: ROOT, parent });
+}
+
+/** Destroys what a test left and removes the test parent from every hierarchy. */
+async function cleanup(driver: CgroupV1Driver): Promise<void> {
+  for (const name of driver.list()) await driver.open(name)?.destroy();
+  for (const mount of new Set(driver.mounts.values())) {
+    try {
+      Deno.removeSync(`${mount}/${driver.parent}`);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+}
+
+function read(path: string): string {
+  return Deno.readTextFileSync(path).trim();
+}
+
+function sleeper(): Deno.ChildProcess {
+  return new Deno.Command("sleep", { args: ["60"], stdout: "null", stderr: "null" }).spawn();
+}
+
+/** Moves a process into the cgroup as the init stage does (it writes "0" for itself). */
+function join(procsFiles: readonly string[], pid: number): void {
+  for (const file of procsFiles) Deno.writeTextFileSync(file, String(pid));
+}
+
+async function reap(child: Deno.ChildProcess): Promise<Deno.CommandStatus> {
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // Already dead: killed by destroy().
+  }
+  return await child.status;
+}
+
+/** The state letter of /proc/<pid>/stat ("S", "Z"...), undefined when the process is gone. */
+function processState(pid: number): string | undefined {
+  try {
+    return read(`/proc/${pid}/stat`).replace(/^.*\) /, "")[0];
+  } catch {
+    return undefined;
+  }
+}
+
+function leftovers(driver: CgroupV1Driver, name: string): string[] {
+  return [...new Set(driver.mounts.values())]
+    .map((mount) => `${mount}/${driver.parent}/${name}`)
+    .filter((dir) => {
+      try {
+        Deno.statSync(dir);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+}
+
+Deno.test("v1 finds each controller's hierarchy on this machine", () => {
+  const mounts = findControllerMounts(ROOT);
+  for (const c of ["memory", "cpu", "cpuacct", "pids", "cpuset"]) {
+    assert.equal(mounts.get(c), `${ROOT}/${c}`);
+  }
+});
+
+Deno.test("v1 shares one directory between combined controllers (cpu,cpuacct)", async () => {
+  // This machine mounts cpu and cpuacct apart: the combined layout of most distributions is
+  // faked in a temp dir, with a fake mkdir that adds the files the kernel would.
+  const root = Deno.makeTempDirSync({ prefix: "mini-docker-fake-cgroup1-" });
+  try {
+    for (const dir of ["cpu,cpuacct", "memory", "pids", "unified"]) {
+      Deno.mkdirSync(`${root}/${dir}`);
+    }
+    Deno.symlinkSync("cpu,cpuacct", `${root}/cpu`);
+    Deno.symlinkSync("cpu,cpuacct", `${root}/cpuacct`);
+    const mounts = findControllerMounts(root);
+    assert.equal(mounts.get("cpu"), `${root}/cpu,cpuacct`);
+    assert.equal(mounts.get("cpuacct"), `${root}/cpu,cpuacct`);
+    assert.equal(mounts.has("cpuset"), false);
+    const fs: CgroupFs = {
+      mkdir: (path) => {
+        Deno.mkdirSync(path);
+        Deno.writeTextFileSync(`${path}/cgroup.procs`, "");
+      },
+      rmdir: (path) => Deno.removeSync(path, { recursive: true }),
+    };
+    const driver = new CgroupV1Driver({ root, parent: "mini-docker", fs });
+    const cgroup = driver.create("c1", {});
+    assert.deepEqual([...cgroup.paths].sort(), [
+      `${root}/cpu,cpuacct/mini-docker/c1`,
+      `${root}/memory/mini-docker/c1`,
+      `${root}/pids/mini-docker/c1`,
+    ]);
+    assert.deepEqual(driver.list(), ["c1"]);
+    await cgroup.destroy();
+    assert.deepEqual(driver.list(), []);
+    // A cpuset limit on a host without the cpuset hierarchy names the flag and the controller.
+    assert.throws(
+      () => driver.create("c2", { cpu: { cpus: "0" } }),
+      new UserError(
+        `Cannot apply --cpuset-cpus: the cpuset controller is not mounted on this host (cgroup v1 at ${root})`,
+      ),
+    );
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("v1 applies limits, holds a process, reports stats and destroys", async () => {
+  const driver = testDriver();
+  let child: Deno.ChildProcess | undefined;
+  try {
+    const cgroup = driver.create("c1", {
+      memory: { limit: 64 * MiB, reservation: 32 * MiB, swap: 128 * MiB },
+      cpu: { quota: 50000, period: 100000, shares: 512 },
+      pids: { limit: 50 },
+    });
+    const dir = (c: string) => `${ROOT}/${c}/${driver.parent}/c1`;
+    assert.deepEqual(cgroup.paths, ["memory", "cpu", "cpuacct", "pids"].map(dir));
+    assert.deepEqual(cgroup.procsFiles, cgroup.paths.map((p) => `${p}/cgroup.procs`));
+    assert.equal(read(`${dir("memory")}/memory.limit_in_bytes`), String(64 * MiB));
+    assert.equal(read(`${dir("memory")}/memory.soft_limit_in_bytes`), String(32 * MiB));
+    assert.equal(read(`${dir("memory")}/memory.memsw.limit_in_bytes`), String(128 * MiB));
+    assert.equal(read(`${dir("cpu")}/cpu.cfs_period_us`), "100000");
+    assert.equal(read(`${dir("cpu")}/cpu.cfs_quota_us`), "50000");
+    assert.equal(read(`${dir("cpu")}/cpu.shares`), "512");
+    assert.equal(read(`${dir("pids")}/pids.max`), "50");
+    assert.deepEqual(driver.list(), ["c1"]);
+    assert.deepEqual(driver.open("c1")?.paths, cgroup.paths);
+    assert.equal(driver.open("nope"), undefined);
+
+    child = sleeper();
+    join(cgroup.procsFiles, child.pid);
+    assert.deepEqual(cgroup.pids(), [child.pid]);
+    const stats = cgroup.stats();
+    assert.equal(stats.memoryLimit, 64 * MiB);
+    assert.equal(stats.pidsCurrent, 1);
+    assert.equal(stats.oomKills, 0);
+    for (
+      const key of [
+        "memoryUsage",
+        "memoryPeak",
+        "cpuUsageUsec",
+        "cpuUserUsec",
+        "cpuSystemUsec",
+        "cpuPeriods",
+        "cpuThrottledPeriods",
+        "cpuThrottledUsec",
+      ] as const
+    ) {
+      assert.equal(typeof stats[key], "number", key);
+    }
+
+    await cgroup.destroy();
+    assert.equal((await child.status).signal, "SIGKILL");
+    assert.deepEqual(leftovers(driver, "c1"), []);
+    assert.deepEqual(driver.list(), []);
+    await cgroup.destroy(); // a second destroy is a no-op
+  } finally {
+    if (child) await reap(child);
+    await cleanup(driver);
+  }
+});
+
+Deno.test("v1 without limits still gets memory, cpu, cpuacct and pids; unlimited reads undefined", async () => {
+  const driver = testDriver();
+  try {
+    const cgroup = driver.create("c1", {});
+    assert.equal(cgroup.paths.length, 4);
+    const stats = cgroup.stats();
+    assert.equal(stats.memoryLimit, undefined);
+    assert.equal(stats.pidsCurrent, 0);
+    await cgroup.destroy();
+  } finally {
+    await cleanup(driver);
+  }
+});
+
+Deno.test("v1 destroy kills every process, forks included", async () => {
+  const driver = testDriver();
+  let child: Deno.ChildProcess | undefined;
+  try {
+    const cgroup = driver.create("c1", { pids: { limit: 10 } });
+    // The shell forks only once it has joined: its children are born inside the cgroup.
+    child = new Deno.Command("sh", {
+      args: ["-c", "read go; sleep 60 & sleep 60 & wait"],
+      stdin: "piped",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    join(cgroup.procsFiles, child.pid);
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode("go\n"));
+    await writer.close();
+    const deadline = Date.now() + 2000;
+    while (cgroup.pids().length < 3 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const inside = cgroup.pids();
+    assert.equal(inside.length, 3);
+    assert.ok(inside.includes(child.pid));
+    const started = performance.now();
+    await cgroup.destroy();
+    console.log(
+      `destroy of ${inside.length} processes: ${(performance.now() - started).toFixed(1)} ms`,
+    );
+    // Dead: gone, or a zombie until its parent (or init) reaps it.
+    for (const pid of inside) assert.ok(["Z", undefined].includes(processState(pid)), String(pid));
+    assert.deepEqual(leftovers(driver, "c1"), []);
+  } finally {
+    if (child) await reap(child);
+    await cleanup(driver);
+  }
+});
+
+Deno.test("v1 cpuset: the parent takes the root's CPUs, the container its own", async () => {
+  const driver = testDriver();
+  let child: Deno.ChildProcess | undefined;
+  try {
+    const cgroup = driver.create("c1", { cpu: { cpus: "0" } });
+    const parentDir = `${ROOT}/cpuset/${driver.parent}`;
+    assert.ok(cgroup.paths.includes(`${parentDir}/c1`));
+    assert.equal(read(`${parentDir}/cpuset.cpus`), read(`${ROOT}/cpuset/cpuset.cpus`));
+    assert.equal(read(`${parentDir}/cpuset.mems`), read(`${ROOT}/cpuset/cpuset.mems`));
+    assert.equal(read(`${parentDir}/c1/cpuset.cpus`), "0");
+    assert.equal(read(`${parentDir}/c1/cpuset.mems`), read(`${ROOT}/cpuset/cpuset.mems`));
+    // Joining an empty cpuset fails with ENOSPC: this proves it is not empty.
+    child = sleeper();
+    join(cgroup.procsFiles, child.pid);
+    const allowed = read(`/proc/${child.pid}/status`).match(/Cpus_allowed_list:\s*(\S+)/)?.[1];
+    assert.equal(allowed, "0");
+    await cgroup.destroy();
+    assert.deepEqual(leftovers(driver, "c1"), []);
+  } finally {
+    if (child) await reap(child);
+    await cleanup(driver);
+  }
+});
+
+Deno.test("v1 limits the kernel refuses are UserErrors and leave nothing behind", async () => {
+  const driver = testDriver();
+  try {
+    const cpusetDir = `${ROOT}/cpuset/${driver.parent}/c1`;
+    assert.throws(
+      () => driver.create("c1", { cpu: { cpus: "99" } }),
+      new UserError(
+        `Cannot set cpuset.cpus to "99" in ${cpusetDir}: Numerical result out of range`,
+      ),
+    );
+    assert.deepEqual(leftovers(driver, "c1"), []);
+    const cpuDir = `${ROOT}/cpu/${driver.parent}/c1`;
+    assert.throws(
+      () => driver.create("c1", { cpu: { quota: 500, period: 100000 } }),
+      new UserError(`Cannot set cpu.cfs_quota_us to "500" in ${cpuDir}: Invalid argument`),
+    );
+    assert.deepEqual(leftovers(driver, "c1"), []);
+    // Refused before any work: swap below the memory limit, swap without a memory limit.
+    assert.throws(
+      () => driver.create("c1", { memory: { limit: 64 * MiB, swap: 32 * MiB } }),
+      new UserError(
+        `Cannot apply --memory-swap "${32 * MiB}": it is smaller than --memory "${64 * MiB}"`,
+      ),
+    );
+    assert.throws(
+      () => driver.create("c1", { memory: { swap: 32 * MiB } }),
+      (err) =>
+        err instanceof UserError && err.exitCode === 125 &&
+        /needs a memory limit/.test(err.message),
+    );
+    assert.throws(() => driver.create("../x", {}), /Invalid cgroup name "..\/x"/);
+    assert.deepEqual(leftovers(driver, "c1"), []);
+  } finally {
+    await cleanup(driver);
+  }
+});
+
+Deno.test("v1 create on an existing name fails and leaves the existing cgroup alone", async () => {
+  const driver = testDriver();
+  try {
+    const cgroup = driver.create("c1", { pids: { limit: 5 } });
+    assert.throws(
+      () => driver.create("c1", {}),
+      new UserError(`Cannot create cgroup ${ROOT}/memory/${driver.parent}/c1: it already exists`),
+    );
+    assert.equal(read(`${ROOT}/pids/${driver.parent}/c1/pids.max`), "5");
+    await cgroup.destroy();
+  } finally {
+    await cleanup(driver);
+  }
+});
+
+Deno.test("v1 swap -1 is unlimited memory+swap", async () => {
+  const driver = testDriver();
+  try {
+    const cgroup = driver.create("c1", { memory: { limit: 64 * MiB, swap: -1 } });
+    const dir = `${ROOT}/memory/${driver.parent}/c1`;
+    assert.equal(read(`${dir}/memory.limit_in_bytes`), String(64 * MiB));
+    assert.equal(read(`${dir}/memory.memsw.limit_in_bytes`), "9223372036854771712");
+    await cgroup.destroy();
+  } finally {
+    await cleanup(driver);
+  }
+});
+
+Deno.test("v1 create and destroy are fast (they run on every container start)", async () => {
+  const driver = testDriver();
+  try {
+    const rounds = 20;
+    let create = 0;
+    let destroy = 0;
+    for (let i = 0; i < rounds; i++) {
+      let t = performance.now();
+      const cgroup = driver.create(`c${i}`, {
+        memory: { limit: 64 * MiB },
+        cpu: { quota: 50000, period: 100000 },
+        pids: { limit: 50 },
+      });
+      create += performance.now() - t;
+      t = performance.now();
+      await cgroup.destroy();
+      destroy += performance.now() - t;
+    }
+    console.log(
+      `create ${(create / rounds).toFixed(2)} ms, destroy (empty) ${
+        (destroy / rounds).toFixed(2)
+      } ms`,
+    );
+  } finally {
+    await cleanup(driver);
+  }
+});
