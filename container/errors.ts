@@ -1,0 +1,42 @@
+/**
+ * Errors that reach the user. Every failure becomes one line on stderr and one of Docker's exit
+ * codes: 125 when mini-docker itself fails, 126 when the command cannot be invoked, 127 when it
+ * is not found.
+ */
+
+/** Exit code when mini-docker itself fails (bad flag, missing rootfs, setup error). */
+export const EXIT_ENGINE = 125;
+/** Exit code when the container's command exists but cannot be invoked. */
+export const EXIT_CANNOT_INVOKE = 126;
+/** Exit code when the container's command is not found. */
+export const EXIT_NOT_FOUND = 127;
+
+/**
+ * An error meant for the user: `message` is printed as is (capital first letter, no final
+ * period, the value quoted, detail after a colon), and the process exits with `exitCode`.
+ */
+export class UserError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number = EXIT_ENGINE) {
+    super(message);
+    this.name = "UserError";
+    this.exitCode = exitCode;
+  }
+}
+
+/** Adds context in front of an error's message, keeping its exit code: "Cannot prepare rootfs: ..." */
+export function withContext(context: string, err: unknown): UserError {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = err instanceof UserError ? err.exitCode : EXIT_ENGINE;
+  return new UserError(`${context}: ${message}`, code);
+}
+
+/** Ends a command with a given exit code and no message (the container's own code). */
+export class ExitCode extends Error {
+  readonly code: number;
+  constructor(code: number) {
+    super(`exit ${code}`);
+    this.name = "ExitCode";
+    this.code = code;
+  }
+}

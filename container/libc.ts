@@ -1,0 +1,292 @@
+/**
+ * The one `Deno.dlopen` of mini-docker: every libc call the runtime makes is declared here, and
+ * every failure becomes a `SyscallError` naming the call, the path and errno's text
+ * (`mount "/proc": Operation not permitted`).
+ *
+ * The library is opened lazily, on first use, so that commands that never touch the kernel
+ * directly (ps, images, --help) do not pay for it.
+ */
+
+const SYMBOLS = {
+  unshare: { parameters: ["i32"], result: "i32" },
+  setns: { parameters: ["i32", "i32"], result: "i32" },
+  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
+  umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  // glibc has no pivot_root wrapper; syscall(2) with integer/pointer arguments is ABI-safe.
+  syscall: { parameters: ["i64", "buffer", "buffer"], result: "i64" },
+  sethostname: { parameters: ["buffer", "usize"], result: "i32" },
+  chdir: { parameters: ["buffer"], result: "i32" },
+  execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
+  setgroups: { parameters: ["usize", "buffer"], result: "i32" },
+  setresgid: { parameters: ["u32", "u32", "u32"], result: "i32" },
+  setresuid: { parameters: ["u32", "u32", "u32"], result: "i32" },
+  setxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
+  geteuid: { parameters: [], result: "u32" },
+  umask: { parameters: ["u32"], result: "u32" },
+  __errno_location: { parameters: [], result: "pointer" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+let lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] | undefined;
+
+function libc(): Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] {
+  lib ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+  return lib;
+}
+
+// Flags, from <sched.h>, <sys/mount.h>, <fcntl.h>, <sys/prctl.h>.
+export const CLONE_NEWNS = 0x00020000;
+export const CLONE_NEWCGROUP = 0x02000000;
+export const CLONE_NEWUTS = 0x04000000;
+export const CLONE_NEWIPC = 0x08000000;
+export const CLONE_NEWUSER = 0x10000000;
+export const CLONE_NEWPID = 0x20000000;
+export const CLONE_NEWNET = 0x40000000;
+
+export const MS_RDONLY = 0x1;
+export const MS_NOSUID = 0x2;
+export const MS_NODEV = 0x4;
+export const MS_NOEXEC = 0x8;
+export const MS_REMOUNT = 0x20;
+export const MS_NOATIME = 0x400;
+export const MS_BIND = 0x1000;
+export const MS_REC = 0x4000;
+export const MS_PRIVATE = 0x40000;
+export const MS_SLAVE = 0x80000;
+export const MS_STRICTATIME = 0x1000000;
+export const MNT_DETACH = 0x2;
+
+export const O_RDONLY = 0;
+export const O_WRONLY = 1;
+export const O_RDWR = 2;
+export const O_DIRECTORY = 0o200000;
+export const O_CLOEXEC = 0o2000000;
+
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFIFO = 0o010000;
+
+export const PR_SET_PDEATHSIG = 1;
+export const PR_SET_NO_NEW_PRIVS = 38;
+
+const SYS_PIVOT_ROOT = 155n; // x86_64
+
+/** A failed libc call: `mount "/proc": Operation not permitted`. */
+export class SyscallError extends Error {
+  readonly call: string;
+  readonly errno: number;
+  readonly path?: string;
+  constructor(call: string, errno: number, path?: string) {
+    super(`${call}${path === undefined ? "" : ` "${path}"`}: ${strerror(errno)}`);
+    this.name = "SyscallError";
+    this.call = call;
+    this.errno = errno;
+    this.path = path;
+  }
+}
+
+/** errno values the runtime reacts to. */
+export const ENOENT = 2;
+export const EACCES = 13;
+export const EEXIST = 17;
+export const ENOTDIR = 20;
+export const EINVAL = 22;
+export const ENOEXEC = 8;
+export const EPERM = 1;
+export const ENODEV = 19;
+
+function errno(): number {
+  const p = libc().__errno_location();
+  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+}
+
+/** The C library's text for an errno ("No such file or directory"). */
+export function strerror(code: number): string {
+  const p = libc().strerror(code);
+  return p === null ? `errno ${code}` : Deno.UnsafePointerView.getCString(p);
+}
+
+const encoder = new TextEncoder();
+
+/** A NUL-terminated copy of `s` for passing as `char *`. */
+export function cstr(s: string): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(encoder.encode(s).length + 1);
+  encoder.encodeInto(s, bytes);
+  return bytes;
+}
+
+/**
+ * A NULL-terminated `char *[]` for execve. The strings are returned too: the caller must keep
+ * them referenced until the call returns.
+ */
+function cstrArray(
+  items: readonly string[],
+): { array: BigUint64Array<ArrayBuffer>; keep: Uint8Array[] } {
+  const keep = items.map(cstr);
+  const array = new BigUint64Array(items.length + 1);
+  keep.forEach((s, i) => array[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s))));
+  return { array, keep };
+}
+
+function check(result: number | bigint, call: string, path?: string): void {
+  if (Number(result) < 0) throw new SyscallError(call, errno(), path);
+}
+
+export function unshare(flags: number): void {
+  check(libc().unshare(flags), "unshare");
+}
+
+export function setns(fd: number, nstype: number): void {
+  check(libc().setns(fd, nstype), "setns");
+}
+
+/** mount(2). `data` is the comma-separated option string of the filesystem. */
+export function mount(
+  source: string,
+  target: string,
+  fstype: string,
+  flags: number,
+  data = "",
+): void {
+  check(
+    libc().mount(cstr(source), cstr(target), cstr(fstype), BigInt(flags), cstr(data)),
+    fstype === "" ? "mount" : `mount ${fstype}`,
+    target,
+  );
+}
+
+export function umount2(target: string, flags: number): void {
+  check(libc().umount2(cstr(target), flags), "umount", target);
+}
+
+export function pivotRoot(newRoot: string, putOld: string): void {
+  check(libc().syscall(SYS_PIVOT_ROOT, cstr(newRoot), cstr(putOld)), "pivot_root", newRoot);
+}
+
+export function sethostname(name: string): void {
+  const bytes = encoder.encode(name);
+  check(libc().sethostname(bytes, BigInt(bytes.length)), "sethostname", name);
+}
+
+export function chdir(path: string): void {
+  check(libc().chdir(cstr(path)), "chdir", path);
+}
+
+/** execve(2): returns only on failure, by throwing. */
+export function execve(path: string, argv: readonly string[], env: readonly string[]): never {
+  const a = cstrArray(argv);
+  const e = cstrArray(env);
+  libc().execve(cstr(path), a.array, e.array);
+  const code = errno();
+  // Keep the strings alive until after the call.
+  void a.keep;
+  void e.keep;
+  throw new SyscallError("exec", code, path);
+}
+
+export function open(path: string, flags: number, mode = 0): number {
+  const fd = libc().open(cstr(path), flags, mode);
+  check(fd, "open", path);
+  return fd;
+}
+
+export function close(fd: number): void {
+  libc().close(fd);
+}
+
+/** Writes all of `data` to `fd`. */
+export function writeAll(fd: number, data: Uint8Array<ArrayBuffer>): void {
+  let off = 0;
+  while (off < data.length) {
+    const n = Number(libc().write(fd, data.subarray(off), BigInt(data.length - off)));
+    check(n, "write");
+    off += n;
+  }
+}
+
+export function mknod(path: string, mode: number, dev: number): void {
+  check(libc().mknod(cstr(path), mode, BigInt(dev)), "mknod", path);
+}
+
+/** makedev(3) for the small major/minor numbers of standard devices. */
+export function makedev(major: number, minor: number): number {
+  return ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & ~0xff) << 12);
+}
+
+export function setxattr(path: string, name: string, value: string): void {
+  const v = encoder.encode(value);
+  check(libc().setxattr(cstr(path), cstr(name), v, BigInt(v.length), 0), "setxattr", path);
+}
+
+export function prctl(option: number, arg2: number): void {
+  check(libc().prctl(option, BigInt(arg2), 0n, 0n, 0n), "prctl");
+}
+
+export function setgroups(gids: readonly number[]): void {
+  check(libc().setgroups(BigInt(gids.length), new Uint32Array(gids)), "setgroups");
+}
+
+export function setresgid(gid: number): void {
+  check(libc().setresgid(gid, gid, gid), "setgid");
+}
+
+export function setresuid(uid: number): void {
+  check(libc().setresuid(uid, uid, uid), "setuid");
+}
+
+export function geteuid(): number {
+  return libc().geteuid();
+}
+
+export function umask(mask: number): number {
+  return libc().umask(mask);
+}
+
+const AF_UNIX = 1;
+const AF_INET = 2;
+const SOCK_STREAM = 1;
+const SOCK_DGRAM = 2;
+const SOCK_CLOEXEC = 0o2000000;
+
+/** Connects a new close-on-exec stream socket to the unix socket at `path`; returns its fd. */
+export function connectUnix(path: string): number {
+  const fd = libc().socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  check(fd, "socket");
+  // struct sockaddr_un { sa_family_t sun_family; char sun_path[108]; }
+  const addr = new Uint8Array(110);
+  new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
+  const p = encoder.encode(path);
+  if (p.length > 107) throw new SyscallError("connect", 36, /* ENAMETOOLONG */ path);
+  addr.set(p, 2);
+  check(libc().connect(fd, addr, 2 + p.length + 1), "connect", path);
+  return fd;
+}
+
+const SIOCGIFFLAGS = 0x8913n;
+const SIOCSIFFLAGS = 0x8914n;
+const IFF_UP = 0x1;
+
+/** Brings a network interface up (`ip link set lo up`) in the current network namespace. */
+export function interfaceUp(name: string): void {
+  const fd = libc().socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  check(fd, "socket");
+  try {
+    // struct ifreq { char ifr_name[16]; union { short ifr_flags; ... } } (40 bytes)
+    const ifr = new Uint8Array(40);
+    ifr.set(encoder.encode(name).subarray(0, 15), 0);
+    check(libc().ioctl(fd, SIOCGIFFLAGS, ifr), "SIOCGIFFLAGS", name);
+    const view = new DataView(ifr.buffer);
+    view.setInt16(16, view.getInt16(16, true) | IFF_UP, true);
+    check(libc().ioctl(fd, SIOCSIFFLAGS, ifr), "SIOCSIFFLAGS", name);
+  } finally {
+    libc().close(fd);
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * Where mini-docker keeps things. Runtime state (gone at reboot) lives under the run root,
+ * persistent data (images, container layers) under the data root; both are overridable for
+ * tests and for users without /var/lib: `--runroot`/`MINI_DOCKER_RUNROOT` and
+ * `--root`/`MINI_DOCKER_ROOT` (the same names as Podman's flags).
+ */
+
+/** Runtime state: one directory per container, locks, sync sockets. */
+export function runRoot(): string {
+  return Deno.env.get("MINI_DOCKER_RUNROOT") || "/run/mini-docker";
+}
+
+/** Persistent data: images, layers, containers' writable layers. */
+export function dataRoot(): string {
+  return Deno.env.get("MINI_DOCKER_ROOT") || "/var/lib/mini-docker";
+}
+
+/** Name of the cgroup under which every container's cgroup is created. */
+export function cgroupParent(): string {
+  return Deno.env.get("MINI_DOCKER_CGROUP_PARENT") || "mini-docker";
+}

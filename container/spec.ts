@@ -1,0 +1,300 @@
+/**
+ * The container as a value, shaped like the OCI runtime spec (config.json): what to run, in
+ * which root, with which namespaces, mounts and limits. Front ends (the `run` command today, an
+ * OCI `create` later) build one, `validateSpec` checks it before any work, and the runtime only
+ * reads it. Field names follow https://github.com/opencontainers/runtime-spec/blob/main/config.md
+ * so that a config.json maps onto it without translation.
+ */
+import { UserError } from "./errors.ts";
+
+/** OCI `process`. */
+export interface Process {
+  /** Whether the process gets a pseudo-terminal (`run -t`). */
+  terminal: boolean;
+  /** argv; `args[0]` is resolved against `PATH` from `env` when it has no slash. */
+  args: string[];
+  /** `KEY=VALUE` entries, exactly the environment the command receives. */
+  env: string[];
+  /** Absolute working directory inside the container; created if missing (as Docker). */
+  cwd: string;
+  user: { uid: number; gid: number; additionalGids?: number[] };
+}
+
+/** OCI `root`: the directory that becomes `/`. */
+export interface Root {
+  path: string;
+  readonly: boolean;
+}
+
+/** OCI `mounts[]`. `options` are mount(8) words: ro, nosuid, nodev, noexec, bind, rbind, mode=... */
+export interface Mount {
+  destination: string;
+  type: string;
+  source: string;
+  options: string[];
+}
+
+export type NamespaceType = "pid" | "mount" | "uts" | "ipc" | "network" | "cgroup" | "user";
+
+/** OCI `linux.namespaces[]`; a `path` means join that namespace instead of creating one. */
+export interface Namespace {
+  type: NamespaceType;
+  path?: string;
+}
+
+/** OCI `linux.devices[]`: device nodes created in the container's /dev. */
+export interface Device {
+  path: string;
+  type: "c" | "b" | "p";
+  major: number;
+  minor: number;
+  fileMode: number;
+  uid: number;
+  gid: number;
+}
+
+/** OCI `linux.resources` (the subset mini-docker applies); absent fields mean "no limit". */
+export interface LinuxResources {
+  memory?: {
+    /** Hard limit in bytes. */
+    limit?: number;
+    /** Soft limit in bytes. */
+    reservation?: number;
+    /** Memory plus swap in bytes; -1 = unlimited. */
+    swap?: number;
+  };
+  cpu?: {
+    /** Relative weight (cgroup v1 `cpu.shares`). */
+    shares?: number;
+    /** CFS quota in microseconds per `period`. */
+    quota?: number;
+    /** CFS period in microseconds. */
+    period?: number;
+    /** CPUs the container may run on, as "0-3,5". */
+    cpus?: string;
+    /** Memory nodes, as "0-1". */
+    mems?: string;
+  };
+  pids?: {
+    /** Maximum number of tasks; -1 = unlimited. */
+    limit: number;
+  };
+}
+
+/**
+ * mini-docker's extension to the OCI root: the layers that are assembled into `root.path`
+ * before pivot_root (an overlayfs of read-only lower dirs plus the container's own upper dir).
+ * An OCI bundle has its root ready; images and the default rootfs need this step.
+ */
+export interface RootLayers {
+  /** Read-only layers, top-most first (overlayfs `lowerdir` order). */
+  lower: string[];
+  /** The container's writable layer; absent = read-only root with tmpfs scratch space. */
+  upper?: string;
+  work?: string;
+}
+
+/** The container, OCI-shaped. */
+export interface ContainerSpec {
+  ociVersion: string;
+  process: Process;
+  root: Root;
+  hostname: string;
+  mounts: Mount[];
+  linux: {
+    namespaces: Namespace[];
+    devices: Device[];
+    resources: LinuxResources;
+    /** Relative cgroup path, "mini-docker/<id>". */
+    cgroupsPath: string;
+    maskedPaths: string[];
+    readonlyPaths: string[];
+  };
+  /** Free-form metadata, as OCI annotations ("org.mini-docker.name" etc.). */
+  annotations: Record<string, string>;
+  /** mini-docker extension: how `root.path` is assembled (see RootLayers). */
+  rootLayers?: RootLayers;
+}
+
+/** The PATH of a container whose image does not set one (Docker's default). */
+export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** Device nodes of every container (the OCI default set). */
+const DEFAULT_DEVICES: [string, number, number][] = [
+  ["/dev/null", 1, 3],
+  ["/dev/zero", 1, 5],
+  ["/dev/full", 1, 7],
+  ["/dev/random", 1, 8],
+  ["/dev/urandom", 1, 9],
+  ["/dev/tty", 5, 0],
+];
+
+/** What the kernel should not show a container (runc's defaults). */
+const MASKED_PATHS = [
+  "/proc/acpi",
+  "/proc/asound",
+  "/proc/kcore",
+  "/proc/keys",
+  "/proc/latency_stats",
+  "/proc/timer_list",
+  "/proc/timer_stats",
+  "/proc/sched_debug",
+  "/proc/scsi",
+  "/sys/firmware",
+  "/sys/devices/virtual/powercap",
+];
+
+const READONLY_PATHS = [
+  "/proc/bus",
+  "/proc/fs",
+  "/proc/irq",
+  "/proc/sys",
+  "/proc/sysrq-trigger",
+];
+
+/** What a front end decides; everything else gets the defaults of `newSpec`. */
+export interface SpecOptions {
+  args: string[];
+  env: string[];
+  cwd: string;
+  hostname: string;
+  rootPath: string;
+  rootLayers?: RootLayers;
+  /** Share the host's network namespace (`--network host`) instead of an empty one. */
+  hostNetwork: boolean;
+  resources: LinuxResources;
+  cgroupsPath: string;
+  user?: Process["user"];
+  terminal?: boolean;
+  /** Extra mounts, after the standard ones (e.g. /etc/hostname binds). */
+  mounts?: Mount[];
+  annotations?: Record<string, string>;
+}
+
+/** A complete spec with the standard namespaces, mounts, devices and masked paths. */
+export function newSpec(o: SpecOptions): ContainerSpec {
+  const namespaces: Namespace[] = [{ type: "pid" }, { type: "mount" }, { type: "uts" }, {
+    type: "ipc",
+  }];
+  if (!o.hostNetwork) namespaces.push({ type: "network" });
+  const readonlyRoot = o.rootLayers !== undefined && o.rootLayers.upper === undefined;
+  const scratch: Mount[] = readonlyRoot
+    ? ["/tmp", "/run", "/var/tmp"].map((destination) => ({
+      destination,
+      type: "tmpfs",
+      source: "tmpfs",
+      options: ["nosuid", "nodev", "mode=1777"],
+    }))
+    : [];
+  return {
+    ociVersion: "1.0.2",
+    process: {
+      terminal: o.terminal ?? false,
+      args: o.args,
+      env: o.env,
+      cwd: o.cwd,
+      user: o.user ?? { uid: 0, gid: 0 },
+    },
+    root: { path: o.rootPath, readonly: readonlyRoot },
+    hostname: o.hostname,
+    mounts: [
+      {
+        destination: "/proc",
+        type: "proc",
+        source: "proc",
+        options: ["nosuid", "noexec", "nodev"],
+      },
+      {
+        destination: "/dev",
+        type: "tmpfs",
+        source: "tmpfs",
+        options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
+      },
+      {
+        destination: "/dev/pts",
+        type: "devpts",
+        source: "devpts",
+        options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+      },
+      {
+        destination: "/dev/shm",
+        type: "tmpfs",
+        source: "shm",
+        options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+      },
+      {
+        destination: "/dev/mqueue",
+        type: "mqueue",
+        source: "mqueue",
+        options: ["nosuid", "noexec", "nodev"],
+      },
+      {
+        destination: "/sys",
+        type: "sysfs",
+        source: "sysfs",
+        options: ["nosuid", "noexec", "nodev", "ro"],
+      },
+      ...scratch,
+      ...(o.mounts ?? []),
+    ],
+    linux: {
+      namespaces,
+      devices: DEFAULT_DEVICES.map(([path, major, minor]) => ({
+        path,
+        type: "c",
+        major,
+        minor,
+        fileMode: 0o666,
+        uid: 0,
+        gid: 0,
+      })),
+      resources: o.resources,
+      cgroupsPath: o.cgroupsPath,
+      maskedPaths: MASKED_PATHS,
+      readonlyPaths: READONLY_PATHS,
+    },
+    annotations: o.annotations ?? {},
+    rootLayers: o.rootLayers,
+  };
+}
+
+/** Checks what the kernel would reject later, so that errors come before any work. */
+export function validateSpec(spec: ContainerSpec): void {
+  const fail = (msg: string) => {
+    throw new UserError(msg);
+  };
+  if (spec.process.args.length === 0 || spec.process.args[0] === "") {
+    fail("No command given: pass the command to run after the options, e.g. /bin/sh");
+  }
+  if (!spec.process.cwd.startsWith("/")) {
+    fail(`Invalid working directory "${spec.process.cwd}": it must be an absolute path`);
+  }
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(spec.hostname)) {
+    fail(
+      `Invalid hostname "${spec.hostname}": use 1 to 63 letters, digits, dots or dashes, starting with a letter or digit`,
+    );
+  }
+  for (const e of spec.process.env) {
+    if (!e.includes("=") || e.startsWith("=")) {
+      fail(`Invalid environment entry "${e}": expected KEY=VALUE`);
+    }
+    if (e.includes("\0")) {
+      fail(`Invalid environment entry "${e.split("\0")[0]}": it contains a NUL byte`);
+    }
+  }
+  for (const a of spec.process.args) {
+    if (a.includes("\0")) fail(`Invalid argument "${a.split("\0")[0]}": it contains a NUL byte`);
+  }
+  for (const m of spec.mounts) {
+    if (!m.destination.startsWith("/")) {
+      fail(`Invalid mount destination "${m.destination}": it must be absolute`);
+    }
+  }
+  const r = spec.linux.resources;
+  if (r.memory?.limit !== undefined && r.memory.limit <= 0) {
+    fail(`Invalid memory limit ${r.memory.limit}: it must be positive`);
+  }
+  if (r.cpu?.quota !== undefined && (r.cpu.quota < 1000 || (r.cpu.period ?? 100000) < 1000)) {
+    fail(`Invalid CPU quota ${r.cpu.quota}: the minimum is 1000 microseconds per period`);
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Docker's units and formats, parsed exactly as Docker parses them: memory sizes
+ * ("100M", "1.5g", "512k", "64MiB"), CPU counts ("0.5"), environment entries and env files.
+ */
+import { UserError } from "./errors.ts";
+
+const MEMORY_UNITS: Record<string, number> = {
+  "": 1,
+  k: 1024,
+  m: 1024 ** 2,
+  g: 1024 ** 3,
+  t: 1024 ** 4,
+  p: 1024 ** 5,
+};
+
+/**
+ * Parses a memory size as Docker's RAMInBytes does: a decimal number, an optional space, an
+ * optional unit (k, m, g, t, p; case-insensitive; binary multiples), optional "i" and "b".
+ */
+export function parseMemory(text: string): number {
+  const m = /^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$/i.exec(text.trim());
+  if (m === null) {
+    throw new UserError(
+      `Cannot parse memory size "${text}": expected a number with an optional b, k, m or g suffix, e.g. 100m`,
+    );
+  }
+  const bytes = Math.floor(Number(m[1]) * MEMORY_UNITS[(m[2] ?? "").toLowerCase()]!);
+  if (!Number.isSafeInteger(bytes)) throw new UserError(`Memory size "${text}" is too large`);
+  return bytes;
+}
+
+/** Formats bytes the way Docker prints limits: "50MiB", "1.5GiB", "512KiB", "100B". */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let i = 0;
+  while (value >= 1024 && i < units.length - 1) {
+    value /= 1024;
+    i++;
+  }
+  return `${Number(value.toFixed(2))}${units[i]}`;
+}
+
+/** The CFS period Docker uses for --cpus, in microseconds. */
+export const CPU_PERIOD_US = 100_000;
+
+/**
+ * Parses `--cpus`: a positive decimal, at most the number of CPUs on the host (as Docker),
+ * and at least 0.01 (the kernel's minimum quota of 1 ms per 100 ms period).
+ * Returns the CFS quota for a 100 ms period.
+ */
+export function parseCpus(text: string, hostCpus: number): { quota: number; period: number } {
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(text.trim())) {
+    throw new UserError(
+      `Cannot parse CPU count "${text}": expected a decimal number such as 0.5 or 2`,
+    );
+  }
+  const cpus = Number(text);
+  if (cpus <= 0) throw new UserError(`Invalid CPU count "${text}": it must be greater than 0`);
+  if (cpus > hostCpus) {
+    throw new UserError(
+      `Invalid CPU count "${text}": the range of CPUs is from 0.01 to ${hostCpus}.00, as there are only ${hostCpus} CPUs available`,
+    );
+  }
+  const quota = Math.round(cpus * CPU_PERIOD_US);
+  if (quota < 1000) {
+    throw new UserError(`Invalid CPU count "${text}": the minimum is 0.01 CPU`);
+  }
+  return { quota, period: CPU_PERIOD_US };
+}
+
+const ENV_NAME = /^[^=\s]+$/;
+
+/**
+ * One `-e` value as Docker reads it: `KEY=VALUE` as given, or `KEY` alone to copy the variable
+ * from mini-docker's own environment (dropped when it is not set there).
+ */
+export function parseEnvEntry(
+  entry: string,
+  lookup: (key: string) => string | undefined,
+): string | undefined {
+  const eq = entry.indexOf("=");
+  const key = eq < 0 ? entry : entry.slice(0, eq);
+  if (!ENV_NAME.test(key)) {
+    throw new UserError(`Invalid environment variable "${entry}": expected KEY=VALUE or KEY`);
+  }
+  if (eq >= 0) return entry;
+  const value = lookup(key);
+  return value === undefined ? undefined : `${key}=${value}`;
+}
+
+/**
+ * An env file as Docker reads it: one `KEY=VALUE` or `KEY` per line; blank lines and lines
+ * starting with `#` are skipped; values are taken literally (quotes are kept, as Docker does).
+ */
+export function parseEnvFile(
+  text: string,
+  file: string,
+  lookup: (key: string) => string | undefined,
+): string[] {
+  const out: string[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.replace(/^\s+/, "");
+    if (line === "" || line.startsWith("#")) return;
+    if (line.includes("\0")) {
+      throw new UserError(`Invalid env file "${file}" line ${i + 1}: it contains a NUL byte`);
+    }
+    const eq = line.indexOf("=");
+    const key = eq < 0 ? line.trimEnd() : line.slice(0, eq);
+    if (!ENV_NAME.test(key)) {
+      throw new UserError(
+        `Invalid env file "${file}" line ${i + 1}: variable "${key}" has white spaces`,
+      );
+    }
+    const entry = parseEnvEntry(eq < 0 ? key : `${key}${line.slice(eq)}`, lookup);
+    if (entry !== undefined) out.push(entry);
+  });
+  return out;
+}
+
+/** Merges environment entries; a later entry with the same key replaces an earlier one. */
+export function mergeEnv(...lists: readonly string[][]): string[] {
+  const map = new Map<string, string>();
+  for (const list of lists) {
+    for (const e of list) {
+      const eq = e.indexOf("=");
+      map.set(eq < 0 ? e : e.slice(0, eq), e);
+    }
+  }
+  return [...map.values()];
+}
