@@ -1,0 +1,76 @@
+/**
+ * The command line: one commander program, one thin file per command. Commander's own errors
+ * (unknown option, missing argument) become one line and exit code 125, as Docker's.
+ */
+import { Command, CommanderError } from "@commander-js/extra-typings";
+import { EXIT_ENGINE, ExitCode, UserError } from "../container/errors.ts";
+import { runCommand } from "./run.ts";
+import { rootfsCommand } from "./rootfs.ts";
+
+const EXAMPLES = `
+Examples:
+  mini-docker rootfs                               prepare ./rootfs/alpine
+  mini-docker run --hostname test /bin/ls -la      run a command in a container
+  mini-docker run --memory 100M --cpus 0.5 /bin/sh a shell under limits
+  mini-docker run --help                           the options of a command`;
+
+/** Applies mini-docker's error handling to a command and its subcommands. */
+function configure(cmd: Command<unknown[], Record<string, unknown>>): void {
+  cmd.exitOverride();
+  cmd.configureOutput({
+    outputError: (text, write) => {
+      const line = text.trim().replace(/^error: /, "");
+      write(
+        `mini-docker: ${line.charAt(0).toUpperCase()}${line.slice(1)} (see "${
+          helpPath(cmd)
+        } --help")\n`,
+      );
+    },
+  });
+  for (const sub of cmd.commands) configure(sub as Command<unknown[], Record<string, unknown>>);
+}
+
+function helpPath(cmd: Command<unknown[], Record<string, unknown>>): string {
+  const names: string[] = [];
+  for (let c: Command<unknown[], Record<string, unknown>> | null = cmd; c !== null; c = c.parent) {
+    names.unshift(c.name());
+  }
+  return names.join(" ");
+}
+
+/** Builds the program. */
+export function program(): Command<unknown[], Record<string, unknown>> {
+  const prog = new Command("mini-docker")
+    .description("A daemonless container tool: Linux namespaces, cgroups and pivot_root")
+    .version("0.1.0", "-v, --version")
+    .enablePositionalOptions()
+    .addHelpText("after", EXAMPLES)
+    .addCommand(runCommand())
+    .addCommand(rootfsCommand()) as unknown as Command<unknown[], Record<string, unknown>>;
+  configure(prog);
+  return prog;
+}
+
+/** Runs the command line; returns the process exit code. */
+export async function main(args: string[]): Promise<number> {
+  const prog = program();
+  try {
+    if (args.length === 0) {
+      prog.outputHelp();
+      return 0;
+    }
+    await prog.parseAsync(args, { from: "user" });
+    return 0;
+  } catch (err) {
+    if (err instanceof ExitCode) return err.code;
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? 0 : EXIT_ENGINE;
+    }
+    if (err instanceof UserError) {
+      console.error(`mini-docker: ${err.message}`);
+      return err.exitCode;
+    }
+    console.error(`mini-docker: ${err instanceof Error ? err.message : String(err)}`);
+    return EXIT_ENGINE;
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * Shared pieces of the end-to-end tests: a busybox root filesystem built from the host (no
+ * download), an isolated mini-docker environment per test (its own state, data and cgroup
+ * parent), a way to run the CLI from source, and the check that nothing was left behind.
+ */
+import assert from "node:assert/strict";
+import { buildBusyboxRootfs } from "../rootfs/prepare.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+export const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+/** The result of one mini-docker invocation. */
+export interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * One isolated mini-docker world: temp run root, data root and cgroup parent, and a working
+ * directory whose `rootfs/alpine` is a busybox root filesystem (so the seed's command lines run
+ * verbatim). Dispose it to remove everything (failing when something was left behind).
+ */
+export class TestEnv implements AsyncDisposable {
+  readonly dir: string;
+  readonly rootfs: string;
+  readonly env: Record<string, string>;
+  readonly cgroupParent: string;
+
+  private constructor(dir: string) {
+    this.dir = dir;
+    this.rootfs = `${dir}/work/rootfs/alpine`;
+    this.cgroupParent = `mini-docker-test-${crypto.randomUUID().slice(0, 8)}`;
+    this.env = {
+      MINI_DOCKER_ROOT: `${dir}/lib`,
+      MINI_DOCKER_RUNROOT: `${dir}/run`,
+      MINI_DOCKER_CGROUP_PARENT: this.cgroupParent,
+      MINI_DOCKER_ROOTFS: "",
+    };
+  }
+
+  /** Creates the environment and its busybox rootfs. */
+  static async create(): Promise<TestEnv> {
+    const dir = await Deno.makeTempDir({ prefix: "mini-docker-test-" });
+    const env = new TestEnv(dir);
+    await buildBusyboxRootfs(env.rootfs);
+    return env;
+  }
+
+  /** The working directory of the CLI (holds rootfs/alpine). */
+  get cwd(): string {
+    return `${this.dir}/work`;
+  }
+
+  /** Runs `mini-docker ARGS...` from source and collects its output. */
+  async run(
+    args: string[],
+    opts: { stdin?: string; env?: Record<string, string> } = {},
+  ): Promise<Result> {
+    const child = this.spawn(args, { ...opts, stdin: opts.stdin === undefined ? "null" : "piped" });
+    if (opts.stdin !== undefined) {
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode(opts.stdin));
+      await w.close();
+    }
+    const out = await child.output();
+    const dec = new TextDecoder();
+    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  }
+
+  /** Starts `mini-docker ARGS...` and returns the process (stdout and stderr piped). */
+  spawn(
+    args: string[],
+    opts: { stdin?: "null" | "piped" | "inherit"; env?: Record<string, string> } = {},
+  ): Deno.ChildProcess {
+    const env = { ...this.env, ...opts.env };
+    if (env.MINI_DOCKER_ROOTFS === "") delete env.MINI_DOCKER_ROOTFS;
+    return new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", MAIN, ...args],
+      cwd: this.cwd,
+      env,
+      stdin: opts.stdin ?? "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  }
+
+  /** Ids of the containers that have state right now. */
+  containerIds(): string[] {
+    try {
+      return [...Deno.readDirSync(`${this.dir}/run/containers`)].map((e) => e.name);
+    } catch {
+      return [];
+    }
+  }
+
+  /** Waits until one container is running and returns its state. */
+  async waitRunning(timeoutMs = 10_000): Promise<{ id: string; pid: number; cgroupsPath: string }> {
+    const end = Date.now() + timeoutMs;
+    while (Date.now() < end) {
+      for (const id of this.containerIds()) {
+        try {
+          const s = JSON.parse(
+            Deno.readTextFileSync(`${this.dir}/run/containers/${id}/state.json`),
+          );
+          if (s.status === "running") return s;
+        } catch { /* being written */ }
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error("no container reached running");
+  }
+
+  /** Fails when anything of this environment is left: state, layers, mounts, cgroups, processes. */
+  assertNothingLeft(): void {
+    assert.deepEqual(this.containerIds(), [], "state directories left behind");
+    let layers: string[] = [];
+    try {
+      layers = [...Deno.readDirSync(`${this.dir}/lib/containers`)].map((e) => e.name);
+    } catch { /* none */ }
+    assert.deepEqual(layers, [], "container layers left behind");
+    const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
+      .filter((l) => l.includes(this.dir));
+    assert.deepEqual(mounts, [], "mounts left behind");
+    assert.deepEqual(leftoverCgroups(this.cgroupParent), [], "cgroups left behind");
+    assert.deepEqual(processesIn(this.cgroupParent), [], "processes left behind");
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.assertNothingLeft();
+    } finally {
+      for (const dir of cgroupDirs(this.cgroupParent).reverse()) {
+        try {
+          Deno.removeSync(dir);
+        } catch { /* busy: reported above */ }
+      }
+      await Deno.remove(this.dir, { recursive: true });
+    }
+  }
+}
+
+/** Every cgroup directory at or under `parent`, on v1 and v2. */
+function cgroupDirs(parent: string): string[] {
+  const out: string[] = [];
+  const roots = ["/sys/fs/cgroup"];
+  try {
+    for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
+      if (e.isDirectory) roots.push(`/sys/fs/cgroup/${e.name}`);
+    }
+  } catch { /* no cgroupfs */ }
+  for (const root of roots) {
+    const base = `${root}/${parent}`;
+    try {
+      Deno.statSync(base);
+    } catch {
+      continue;
+    }
+    out.push(base);
+    for (const e of Deno.readDirSync(base)) if (e.isDirectory) out.push(`${base}/${e.name}`);
+  }
+  return out;
+}
+
+/** Container cgroups (below the parent) still present. */
+export function leftoverCgroups(parent: string): string[] {
+  return cgroupDirs(parent).filter((d) => !d.endsWith(`/${parent}`));
+}
+
+/** PIDs of processes whose cgroup lies under `parent`. */
+export function processesIn(parent: string): number[] {
+  const pids: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      if (Deno.readTextFileSync(`/proc/${e.name}/cgroup`).includes(`/${parent}/`)) {
+        pids.push(Number(e.name));
+      }
+    } catch { /* exited */ }
+  }
+  return pids;
+}
+
+/** Waits until `fn` returns true (polling), or fails after `timeoutMs`. */
+export async function waitFor(
+  fn: () => boolean,
+  timeoutMs = 10_000,
+  what = "condition",
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

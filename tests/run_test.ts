@@ -1,0 +1,425 @@
+/**
+ * `mini-docker run` end to end: real namespaces, mounts and cgroups, on a busybox rootfs built
+ * from the host. Every test checks that nothing is left behind.
+ */
+import assert from "node:assert/strict";
+import { TestEnv, waitFor } from "./helpers.ts";
+import { cgroupDriver } from "../cgroups/manager.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test("the seed's command lines run verbatim", opts, async () => {
+  await using t = await TestEnv.create();
+  const sh = async (args: string[], stdin: string) => {
+    const r = await t.run(args, { stdin });
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout;
+  };
+  assert.match(await sh(["run", "/bin/sh"], "echo inside; exit\n"), /inside/);
+  assert.match(await sh(["run", "--memory", "100M", "/bin/sh"], "echo mem\n"), /mem/);
+  assert.match(await sh(["run", "--cpus", "0.5", "/bin/sh"], "echo cpu\n"), /cpu/);
+  assert.equal(
+    await sh(["run", "--hostname", "mon-conteneur", "/bin/sh"], "hostname\n"),
+    "mon-conteneur\n",
+  );
+  const ls = await t.run([
+    "run",
+    "--memory",
+    "200M",
+    "--cpus",
+    "1.0",
+    "--hostname",
+    "test",
+    "/bin/ls",
+    "-la",
+  ]);
+  assert.equal(ls.code, 0, ls.stderr);
+  assert.match(ls.stdout, /^total /);
+  assert.match(ls.stdout, / bin -> |\bbin\b/);
+  const root = await t.run(["run", "/bin/ls", "-la", "/"]);
+  assert.equal(root.code, 0, root.stderr);
+  assert.match(root.stdout, /\bproc\b/);
+  const mem = await t.run([
+    "run",
+    "--memory",
+    "50M",
+    "/bin/sh",
+    "-c",
+    "echo 'Test mémoire limitée'",
+  ]);
+  assert.deepEqual([mem.code, mem.stdout], [0, "Test mémoire limitée\n"]);
+  const host = await t.run(["run", "--hostname", "mon-conteneur", "/bin/hostname"]);
+  assert.deepEqual([host.code, host.stdout], [0, "mon-conteneur\n"]);
+  const help = await t.run(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /run \[options\]/);
+  const runHelp = await t.run(["run", "--help"]);
+  assert.equal(runHelp.code, 0);
+  assert.match(runHelp.stdout, /--memory <size>/);
+  assert.match(runHelp.stdout, /Examples:/);
+});
+
+Deno.test("the seed's CPU loop stops on Ctrl-C", opts, async () => {
+  await using t = await TestEnv.create();
+  const child = t.spawn([
+    "run",
+    "--cpus",
+    "0.5",
+    "/bin/sh",
+    "-c",
+    "while true; do echo 'CPU limit'; done",
+  ]);
+  const out = new Response(child.stdout).text();
+  await t.waitRunning();
+  child.kill("SIGINT");
+  const status = await child.status;
+  await child.stderr.cancel();
+  assert.match(await out, /CPU limit\n/);
+  // busybox sh -c handles SIGINT: it ends at the first Ctrl-C, with 128+2.
+  assert.equal(status.code, 130);
+});
+
+Deno.test("a PID 1 that ignores Ctrl-C is killed by a second Ctrl-C", opts, async () => {
+  await using t = await TestEnv.create();
+  // sleep installs no handler, so as PID 1 the kernel drops SIGINT for it.
+  const child = t.spawn(["run", "/bin/sleep", "60"]);
+  const { pid } = await t.waitRunning();
+  child.kill("SIGINT");
+  await new Promise((r) => setTimeout(r, 500));
+  assert.doesNotThrow(() => Deno.kill(pid, "SIGCONT"), "the container ignored the first SIGINT");
+  child.kill("SIGINT");
+  const status = await child.status;
+  await child.stdout.cancel();
+  await child.stderr.cancel();
+  assert.equal(status.code, 137);
+});
+
+Deno.test(
+  "a container ignoring a forwarded SIGINT is killed after the 10 s grace",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    const child = t.spawn(["run", "/bin/sleep", "60"]);
+    await t.waitRunning();
+    const start = Date.now();
+    child.kill("SIGINT");
+    const status = await child.status;
+    const waited = Date.now() - start;
+    await child.stdout.cancel();
+    await child.stderr.cancel();
+    assert.equal(status.code, 137);
+    assert.ok(waited >= 9_000, `killed after ${waited} ms, before the grace period`);
+  },
+);
+
+Deno.test("SIGTERM and SIGHUP are forwarded to the container", opts, async () => {
+  await using t = await TestEnv.create();
+  for (const [sig, code] of [["SIGTERM", 7], ["SIGHUP", 8]] as const) {
+    const script = `trap 'echo got ${sig}; exit ${code}' ${
+      sig.slice(3)
+    }; echo ready; while :; do sleep 0.1; done`;
+    const child = t.spawn(["run", "/bin/sh", "-c", script]);
+    await t.waitRunning();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("ready")) text += (await reader.read()).value ?? "";
+    child.kill(sig);
+    const status = await child.status;
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += r.value;
+    await child.stderr.cancel();
+    assert.equal(status.code, code);
+    assert.match(text, new RegExp(`got ${sig}`));
+  }
+});
+
+Deno.test("exit codes follow Docker: 0, 3, 125, 126, 127, 137", opts, async () => {
+  await using t = await TestEnv.create();
+  assert.equal((await t.run(["run", "/bin/true"])).code, 0);
+  assert.equal((await t.run(["run", "/bin/sh", "-c", "exit 3"])).code, 3);
+  const bad = await t.run(["run", "--no-such-flag", "/bin/true"]);
+  assert.equal(bad.code, 125);
+  assert.match(bad.stderr, /^mini-docker: Unknown option '--no-such-flag'/);
+  const cannot = await t.run(["run", "/etc/passwd"]);
+  assert.equal(cannot.code, 126);
+  assert.match(cannot.stderr, /exec "\/etc\/passwd": Permission denied/);
+  const missing = await t.run(["run", "nosuchcommand"]);
+  assert.equal(missing.code, 127);
+  assert.match(missing.stderr, /executable file not found in \$PATH/);
+  const missingPath = await t.run(["run", "/bin/nosuch"]);
+  assert.equal(missingPath.code, 127);
+  // 137: killed by SIGKILL from the host (PID 1 cannot be killed from inside its namespace).
+  const child = t.spawn(["run", "/bin/sleep", "60"]);
+  const { pid } = await t.waitRunning();
+  Deno.kill(pid, "SIGKILL");
+  const status = await child.status;
+  await child.stdout.cancel();
+  const err = await new Response(child.stderr).text();
+  assert.equal(status.code, 137);
+  assert.doesNotMatch(err, /out of memory/);
+  for (const r of [cannot, missing, missingPath, bad]) {
+    assert.equal(r.stderr.trim().split("\n").length, 1, `one line: ${r.stderr}`);
+  }
+});
+
+Deno.test(
+  "a memory limit is enforced: an allocator past it is killed and reported",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    // dd fills a 200 MiB buffer under a 50 MiB limit (the host has no swap to spill into).
+    const r = await t.run([
+      "run",
+      "--memory",
+      "50M",
+      "/bin/sh",
+      "-c",
+      "dd if=/dev/zero of=/dev/null bs=200M count=1; echo survived $?",
+    ]);
+    assert.match(r.stdout, /survived 137/);
+    assert.match(r.stderr, /was killed: out of memory \(limit 50MiB\)/);
+    const direct = await t.run([
+      "run",
+      "-m",
+      "50m",
+      "dd",
+      "if=/dev/zero",
+      "of=/dev/null",
+      "bs=200M",
+      "count=1",
+    ]);
+    assert.equal(direct.code, 137);
+    assert.match(direct.stderr, /out of memory/);
+  },
+);
+
+Deno.test(
+  "a CPU limit is enforced: --cpus 0.5 gives a busy loop about half a core",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    const child = t.spawn([
+      "run",
+      "--cpus",
+      "0.5",
+      "/bin/sh",
+      "-c",
+      "trap 'exit 0' TERM; while :; do :; done",
+    ]);
+    const { id } = await t.waitRunning();
+    const cgroup = cgroupDriver({ parent: t.cgroupParent }).open(id);
+    assert.ok(cgroup, "the container's cgroup exists");
+    const u0 = cgroup.stats().cpuUsageUsec!;
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 2000));
+    const used = (cgroup.stats().cpuUsageUsec! - u0) / 1000;
+    const elapsed = performance.now() - t0;
+    child.kill("SIGTERM");
+    assert.equal((await child.status).code, 0);
+    await child.stdout.cancel();
+    await child.stderr.cancel();
+    const share = used / elapsed;
+    assert.ok(share > 0.35 && share < 0.6, `busy loop used ${share.toFixed(2)} of a CPU`);
+  },
+);
+
+Deno.test("isolation: hostname, PID 1, /proc, mounts, network none", opts, async () => {
+  await using t = await TestEnv.create();
+  const hostBefore = Deno.hostname();
+  const r = await t.run([
+    "run",
+    "--hostname",
+    "isolated",
+    "/bin/sh",
+    "-c",
+    "hostname; echo $$; ls /proc | grep -c '^[0-9]'",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const [name, pid, count] = r.stdout.trim().split("\n");
+  assert.equal(name, "isolated");
+  assert.equal(pid, "1");
+  assert.ok(Number(count) <= 3, `the container sees ${count} processes`);
+  assert.equal(Deno.hostname(), hostBefore);
+  // The default hostname is the id's first 12 hex digits.
+  const d = await t.run(["run", "/bin/hostname"]);
+  assert.match(d.stdout, /^[0-9a-f]{12}\n$/);
+  // A mount made inside is invisible outside.
+  const m = await t.run([
+    "run",
+    "/bin/sh",
+    "-c",
+    "mkdir -p /mnt/inner && mount -t tmpfs marker-fs /mnt/inner && grep -c marker-fs /proc/mounts",
+  ]);
+  assert.deepEqual([m.code, m.stdout], [0, "1\n"], m.stderr);
+  assert.ok(!Deno.readTextFileSync("/proc/self/mountinfo").includes("marker-fs"));
+  // --network none: only lo, and it is up.
+  const n = await t.run([
+    "run",
+    "--network",
+    "none",
+    "/bin/sh",
+    "-c",
+    "tail -n +3 /proc/net/dev | cut -d: -f1; ip link show lo",
+  ]);
+  assert.equal(n.code, 0, n.stderr);
+  assert.equal(n.stdout.split("\n")[0]!.trim(), "lo");
+  assert.equal(n.stdout.split("\n").filter((l) => /^\s*\w+$/.test(l)).length, 1, n.stdout);
+  assert.match(n.stdout, /<LOOPBACK,UP/);
+  // --network host (default) sees the host's interfaces.
+  const h = await t.run(["run", "/bin/sh", "-c", "tail -n +3 /proc/net/dev | wc -l"]);
+  const hostIfaces = Deno.readTextFileSync("/proc/net/dev").trim().split("\n").length - 2;
+  assert.equal(Number(h.stdout.trim()), hostIfaces);
+  // /sys is read-only, /dev has the standard nodes, /etc files are provided.
+  const f = await t.run([
+    "run",
+    "--hostname",
+    "files",
+    "/bin/sh",
+    "-c",
+    "touch /sys/x 2>/dev/null && echo writable; ls /dev; cat /etc/hostname; grep -c files /etc/hosts",
+  ]);
+  assert.doesNotMatch(f.stdout, /writable/);
+  for (const dev of ["null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "ptmx"]) {
+    assert.match(f.stdout, new RegExp(`^${dev}$`, "m"), `/dev/${dev}`);
+  }
+  assert.match(f.stdout, /^files\n1\n$/m);
+});
+
+Deno.test("the base rootfs is never modified; the fallback root is read-only", opts, async () => {
+  await using t = await TestEnv.create();
+  const before = [...Deno.readDirSync(`${t.rootfs}/etc`)].map((e) => e.name).sort();
+  const r = await t.run([
+    "run",
+    "/bin/sh",
+    "-c",
+    "echo x > /etc/newfile && rm /bin/ls && cat /etc/newfile",
+  ]);
+  assert.deepEqual([r.code, r.stdout], [0, "x\n"], r.stderr);
+  assert.deepEqual([...Deno.readDirSync(`${t.rootfs}/etc`)].map((e) => e.name).sort(), before);
+  assert.ok(Deno.lstatSync(`${t.rootfs}/bin/ls`).isSymlink);
+  // Each container starts from the base again.
+  const again = await t.run([
+    "run",
+    "/bin/sh",
+    "-c",
+    "test -e /etc/newfile && echo leaked; test -e /bin/ls && echo ok",
+  ]);
+  assert.equal(again.stdout, "ok\n");
+  // Without overlayfs: read-only root, writable tmpfs scratch, and a notice.
+  const ro = await t.run([
+    "run",
+    "/bin/sh",
+    "-c",
+    "touch /etc/x 2>/dev/null || echo ro; touch /tmp/y && echo tmp",
+  ], {
+    env: { MINI_DOCKER_STORAGE: "readonly" },
+  });
+  assert.equal(ro.stdout, "ro\ntmp\n", ro.stderr);
+  assert.match(ro.stderr, /overlayfs is unavailable/);
+});
+
+Deno.test("environment and working directory", opts, async () => {
+  await using t = await TestEnv.create();
+  const envFile = `${t.dir}/env.list`;
+  Deno.writeTextFileSync(envFile, "# comment\n\nFROM_FILE=file value\nOVERRIDE=file\nFROM_HOST\n");
+  const r = await t.run([
+    "run",
+    "-e",
+    "A=1",
+    "--env",
+    "OVERRIDE=flag",
+    "--env-file",
+    envFile,
+    "-w",
+    "/work/dir",
+    "/bin/sh",
+    "-c",
+    'echo "$A|$FROM_FILE|$OVERRIDE|$FROM_HOST|$PATH|$HOME"; pwd',
+  ], { env: { FROM_HOST: "host value" } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(
+    r.stdout,
+    "1|file value|flag|host value|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin|/root\n/work/dir\n",
+  );
+});
+
+Deno.test("bad input: one clear line, exit 125, nothing left behind", opts, async () => {
+  await using t = await TestEnv.create();
+  const cases: [string[], RegExp][] = [
+    [["run", "--unknown", "/bin/true"], /Unknown option '--unknown'/],
+    [
+      ["run", "--rootfs", "/nonexistent/root", "/bin/true"],
+      /Rootfs "\/nonexistent\/root" does not exist: prepare it with "mini-docker rootfs \/nonexistent\/root"/,
+    ],
+    [["run", "--memory", "lots", "/bin/true"], /Cannot parse memory size "lots"/],
+    [["run", "--cpus", "half", "/bin/true"], /Cannot parse CPU count "half"/],
+    [["run", "--cpus", "999", "/bin/true"], /Invalid CPU count "999"/],
+    [["run"], /No command given/],
+    [["run", "--network", "bridge", "/bin/true"], /Invalid network mode "bridge"/],
+    [["run", "-w", "relative", "/bin/true"], /Invalid working directory "relative"/],
+    [["run", "--hostname", "bad host", "/bin/true"], /Invalid hostname "bad host"/],
+    [
+      ["run", "--env-file", "/nonexistent.env", "/bin/true"],
+      /Cannot read env file "\/nonexistent.env"/,
+    ],
+    [["frobnicate"], /Unknown command 'frobnicate'/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await t.run(args);
+    assert.equal(r.code, 125, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    t.assertNothingLeft();
+  }
+  // The default rootfs missing: the error names it and the command that prepares it.
+  await Deno.remove(t.rootfs, { recursive: true });
+  const r = await t.run(["run", "/bin/true"]);
+  assert.equal(r.code, 125);
+  assert.match(
+    r.stderr,
+    /Rootfs "rootfs\/alpine" does not exist: prepare it with "mini-docker rootfs"/,
+  );
+});
+
+Deno.test("not root: a clear error before any work", opts, async () => {
+  await using t = await TestEnv.create();
+  // Deno's module cache lives under /root, which nobody may read: give the test user a copy.
+  const cache = `${t.dir}/deno-cache`;
+  const home = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`;
+  await new Deno.Command("cp", { args: ["-a", home, cache] }).output();
+  await new Deno.Command("chmod", { args: ["-R", "a+rwX", t.dir] }).output();
+  const out = await new Deno.Command("setpriv", {
+    args: [
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--quiet",
+      `${new URL("../main.ts", import.meta.url).pathname}`,
+      "run",
+      "/bin/true",
+    ],
+    cwd: t.cwd,
+    env: { ...t.env, DENO_DIR: cache, HOME: t.dir },
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 125, stderr);
+  assert.match(stderr, /^mini-docker: mini-docker run needs root/);
+});
+
+Deno.test("container names are unique while running", opts, async () => {
+  await using t = await TestEnv.create();
+  const child = t.spawn(["run", "--name", "web", "/bin/sleep", "30"]);
+  const { pid } = await t.waitRunning();
+  const r = await t.run(["run", "--name", "web", "/bin/true"]);
+  assert.equal(r.code, 125);
+  assert.match(r.stderr, /Conflict: the container name "web" is already in use/);
+  const bad = await t.run(["run", "--name", "-bad/name", "/bin/true"]);
+  assert.equal(bad.code, 125);
+  Deno.kill(pid, "SIGKILL");
+  await child.status;
+  await child.stdout.cancel();
+  await child.stderr.cancel();
+  await waitFor(() => t.containerIds().length === 0, 5000, "state removal");
+});
