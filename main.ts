@@ -1,13 +1,18 @@
 /**
- * mini-docker's entry point. The same program is two things: the command line, and (with the
- * hidden first argument "__init") the init stage of a container. The init stage imports only
- * the runtime, never the command-line parser: its start-up time is every container's.
+ * mini-docker's entry point. The same program is several things: the command line, and (with
+ * a hidden first argument) the init stage of a container, the exec stage that enters one, or
+ * the supervisor of detached containers. The hidden stages never import the command-line
+ * parser: the init stage's start-up time is every container's.
  */
-import { INIT_ARG } from "./container/protocol.ts";
+import { EXEC_ARG, INIT_ARG, SUPERVISOR_ARG } from "./container/protocol.ts";
 
-if (Deno.args[0] === INIT_ARG) {
-  const { init } = await import("./container/init.ts");
-  init();
+const stage = Deno.args[0];
+if (stage === INIT_ARG) {
+  (await import("./container/init.ts")).init();
+} else if (stage === EXEC_ARG) {
+  (await import("./container/exec.ts")).execStage();
+} else if (stage === SUPERVISOR_ARG) {
+  await (await import("./container/supervisor.ts")).supervise();
 } else {
   const { main } = await import("./cmd/program.ts");
   Deno.exit(await main(Deno.args));

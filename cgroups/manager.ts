@@ -24,6 +24,11 @@ export interface CgroupStats {
   memoryPeak?: number;
   /** Memory limit in bytes, undefined when unlimited. */
   memoryLimit?: number;
+  /**
+   * Page cache on the inactive file list, in bytes (v2 memory.stat `inactive_file`, v1
+   * `total_inactive_file`): reclaimable at no cost, so `docker stats` leaves it out of usage.
+   */
+  memoryInactiveFile?: number;
   /** CPU time in microseconds, total, user and system. */
   cpuUsageUsec?: number;
   cpuUserUsec?: number;
@@ -65,6 +70,12 @@ export interface CgroupDriver {
   open(name: string): Cgroup | undefined;
   /** Names of the cgroups that exist under the mini-docker parent. */
   list(): string[];
+  /**
+   * Whether the host accounts swap per cgroup (v1 `memory.memsw.*`, v2 `memory.swap.max`):
+   * where it does, a memory limit without `--memory-swap` gets Docker's default of twice the
+   * memory limit for memory plus swap.
+   */
+  swapAccounting(): boolean;
 }
 
 /** Where cgroupfs is mounted on every distribution we know. */

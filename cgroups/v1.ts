@@ -160,6 +160,11 @@ export class CgroupV1Driver implements CgroupDriver {
     }
     return [...names].sort();
   }
+
+  swapAccounting(): boolean {
+    const mount = this.mounts.get("memory");
+    return mount !== undefined && exists(`${mount}/memory.memsw.limit_in_bytes`);
+  }
 }
 
 /** Copies the cpuset of `above` into `dir` where `dir`'s is empty (a new cpuset cgroup). */
@@ -269,12 +274,14 @@ class CgroupV1 implements Cgroup {
     const keyed = (dir: string | undefined, file: string) =>
       dir === undefined ? new Map<string, number>() : readKeyed(`${dir}/${file}`);
     const limit = num(memory, "memory.limit_in_bytes");
+    const memStat = keyed(memory, "memory.stat");
     const acct = keyed(cpuacct, "cpuacct.stat");
     const cfs = keyed(cpu, "cpu.stat");
     return reported({
       memoryUsage: num(memory, "memory.usage_in_bytes"),
       memoryPeak: num(memory, "memory.max_usage_in_bytes"),
       memoryLimit: limit !== undefined && limit < UNLIMITED_BYTES ? limit : undefined,
+      memoryInactiveFile: memStat.get("total_inactive_file"),
       cpuUsageUsec: nsToUsec(num(cpuacct, "cpuacct.usage")),
       cpuUserUsec: ticksToUsec(acct.get("user")),
       cpuSystemUsec: ticksToUsec(acct.get("system")),

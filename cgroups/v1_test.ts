@@ -344,3 +344,21 @@ Deno.test("v1 create and destroy are fast (they run on every container start)", 
     await cleanup(driver);
   }
 });
+
+Deno.test("v1 swap accounting: memory.memsw.* files in the memory hierarchy", () => {
+  const driver = testDriver();
+  const memory = driver.mounts.get("memory");
+  let memsw = false;
+  try {
+    Deno.statSync(`${memory}/memory.memsw.limit_in_bytes`);
+    memsw = true;
+  } catch { /* no swap accounting on this kernel */ }
+  assert.equal(driver.swapAccounting(), memory !== undefined && memsw);
+  // A host without a memory hierarchy accounts nothing.
+  const empty = Deno.makeTempDirSync();
+  try {
+    assert.equal(new CgroupV1Driver({ root: empty, parent: "p" }).swapAccounting(), false);
+  } finally {
+    Deno.removeSync(empty);
+  }
+});

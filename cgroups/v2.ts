@@ -106,6 +106,28 @@ export class CgroupV2Driver implements CgroupDriver {
       throw err;
     }
   }
+
+  /**
+   * The root cgroup has no `memory.swap.*` files: look in a cgroup below it that has the
+   * memory controller (our parent, this process's own cgroup, or any child of the root). A host
+   * where none has it yet (memory not enabled below the root) has swap accounting unless the
+   * kernel was booted with swapaccount=0.
+   */
+  swapAccounting(): boolean {
+    const candidates = [`${this.root}/${this.parent}`];
+    const own = /^0::(\/.+)$/m.exec(readText("/proc/self/cgroup") ?? "")?.[1];
+    if (own !== undefined) candidates.push(`${this.root}${own}`);
+    try {
+      for (const entry of Deno.readDirSync(this.root)) {
+        if (entry.isDirectory) candidates.push(`${this.root}/${entry.name}`);
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    const withMemory = candidates.find((dir) => exists(`${dir}/memory.current`));
+    if (withMemory !== undefined) return exists(`${withMemory}/memory.swap.max`);
+    return !/\bswapaccount=0\b/.test(readText("/proc/cmdline") ?? "");
+  }
 }
 
 /** Words of a space-separated controller list ("cpuset cpu io memory pids\n"). */
@@ -201,6 +223,7 @@ class CgroupV2 implements Cgroup {
       memoryUsage: readNumber(`${dir}/memory.current`),
       memoryPeak: readNumber(`${dir}/memory.peak`),
       memoryLimit: readNumber(`${dir}/memory.max`),
+      memoryInactiveFile: readKeyed(`${dir}/memory.stat`).get("inactive_file"),
       cpuUsageUsec: cpu.get("usage_usec"),
       cpuUserUsec: cpu.get("user_usec"),
       cpuSystemUsec: cpu.get("system_usec"),

@@ -258,10 +258,12 @@ Deno.test("v2 stats parse the kernel's files; absent counters stay absent", () =
   write("pids.current", "3\n");
   write("pids.peak", "5\n");
   write("memory.events", "low 0\nhigh 0\nmax 12\noom 2\noom_kill 2\noom_group_kill 0\n");
+  write("memory.stat", "anon 524288\nfile 524288\nactive_file 131072\ninactive_file 393216\n");
   assert.deepEqual(cgroup.stats(), {
     memoryUsage: 1048576,
     memoryPeak: 2097152,
     memoryLimit: 67108864,
+    memoryInactiveFile: 393216,
     cpuUsageUsec: 123456,
     cpuUserUsec: 100000,
     cpuSystemUsec: 23456,
@@ -370,4 +372,27 @@ Deno.test({
       if (exists(`${UNIFIED}/${parent}`)) Deno.removeSync(`${UNIFIED}/${parent}`);
     }
   },
+});
+
+Deno.test("v2 swap accounting: memory.swap.max in a cgroup below the root", () => {
+  {
+    using fake = fakeCgroup2();
+    const driver = new CgroupV2Driver({ root: fake.root, parent: "mini-docker", fs: fake.fs });
+    driver.create("c1", {});
+    assert.equal(driver.swapAccounting(), true);
+  }
+  {
+    using fake = fakeCgroup2(ALL, { noSwap: true });
+    const driver = new CgroupV2Driver({ root: fake.root, parent: "mini-docker", fs: fake.fs });
+    driver.create("c1", {});
+    assert.equal(driver.swapAccounting(), false);
+  }
+  {
+    // No cgroup below the root has the memory controller yet: the kernel's default answers
+    // (swap accounting is on unless booted with swapaccount=0).
+    using fake = fakeCgroup2("cpu pids");
+    const driver = new CgroupV2Driver({ root: fake.root, parent: "mini-docker", fs: fake.fs });
+    const cmdline = Deno.readTextFileSync("/proc/cmdline");
+    assert.equal(driver.swapAccounting(), !/\bswapaccount=0\b/.test(cmdline));
+  }
 });

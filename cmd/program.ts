@@ -6,6 +6,18 @@ import { Command, CommanderError } from "@commander-js/extra-typings";
 import { EXIT_ENGINE, ExitCode, UserError } from "../container/errors.ts";
 import { runCommand } from "./run.ts";
 import { rootfsCommand } from "./rootfs.ts";
+import { psCommand } from "./ps.ts";
+import { logsCommand } from "./logs.ts";
+import { killCommand, stopCommand } from "./stop.ts";
+import { rmCommand } from "./rm.ts";
+import { inspectCommand } from "./inspect.ts";
+import { execCommand } from "./exec.ts";
+import { pruneCommand } from "./prune.ts";
+import { statsCommand } from "./stats.ts";
+import { pullCommand } from "./pull.ts";
+import { importCommand } from "./import.ts";
+import { imagesCommand } from "./images.ts";
+import { rmiCommand } from "./rmi.ts";
 
 const EXAMPLES = `
 Examples:
@@ -46,6 +58,19 @@ export function program(): Command<unknown[], Record<string, unknown>> {
     .enablePositionalOptions()
     .addHelpText("after", EXAMPLES)
     .addCommand(runCommand())
+    .addCommand(psCommand())
+    .addCommand(logsCommand())
+    .addCommand(execCommand())
+    .addCommand(stopCommand())
+    .addCommand(killCommand())
+    .addCommand(rmCommand())
+    .addCommand(inspectCommand())
+    .addCommand(pruneCommand())
+    .addCommand(statsCommand())
+    .addCommand(pullCommand())
+    .addCommand(importCommand())
+    .addCommand(imagesCommand())
+    .addCommand(rmiCommand())
     .addCommand(rootfsCommand()) as unknown as Command<unknown[], Record<string, unknown>>;
   configure(prog);
   return prog;

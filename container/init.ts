@@ -7,20 +7,20 @@
  * host's namespaces, so nothing asynchronous may run once the recipe has started. Keep this
  * module's imports minimal: every import costs every container its start-up time.
  */
-import type { ContainerSpec, Mount } from "./spec.ts";
+import type { ContainerSpec, Mount, Process } from "./spec.ts";
 import { INIT_ENV, type InitConfig, type InitMessage } from "./protocol.ts";
 import * as libc from "./libc.ts";
 import { EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND } from "./errors.ts";
 
 /** A failed step of the recipe, in the user's terms, with the exit code it deserves. */
-class StepError extends Error {
+export class StepError extends Error {
   constructor(message: string, readonly exitCode: number = EXIT_ENGINE) {
     super(message);
   }
 }
 
 /** Runs `fn`; a failure becomes "<what>: <cause>". */
-function step<T>(what: string, fn: () => T): T {
+export function step<T>(what: string, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
@@ -39,16 +39,25 @@ const NAMESPACE_FLAGS: Record<string, number> = {
 
 /** Entry point of the init stage; never returns. */
 export function init(): never {
+  return runStage<InitConfig>(recipe);
+}
+
+/**
+ * Runs a hidden stage: reads its configuration from INIT_ENV, connects to the parent's sync
+ * socket (close-on-exec: its end tells the parent that execve succeeded), runs `body`, and
+ * turns any failure into one InitMessage for the parent and the matching exit code.
+ */
+export function runStage<T extends { syncSocket: string }>(body: (config: T) => never): never {
   const raw = Deno.env.get(INIT_ENV);
   if (raw === undefined) {
-    console.error("mini-docker: the init stage is internal and is started by `mini-docker run`");
+    console.error("mini-docker: this stage is internal and is started by mini-docker itself");
     Deno.exit(EXIT_ENGINE);
   }
-  const config: InitConfig = JSON.parse(raw);
+  const config: T = JSON.parse(raw);
   let sync = -1;
   try {
     sync = step("Cannot reach mini-docker", () => libc.connectUnix(config.syncSocket));
-    recipe(config);
+    body(config);
   } catch (err) {
     const message: InitMessage = {
       type: "error",
@@ -56,7 +65,7 @@ export function init(): never {
       message: err instanceof Error ? err.message : String(err),
     };
     if (sync >= 0) {
-      libc.writeAll(sync, libc.cstr(JSON.stringify(message) + "\n").subarray(0, -1));
+      libc.writeAll(sync, new TextEncoder().encode(JSON.stringify(message) + "\n"));
     } else {
       console.error(`mini-docker: ${message.message}`);
     }
@@ -65,9 +74,14 @@ export function init(): never {
 }
 
 /** The recipe, in kernel order. Each line is one step; its comment says why. */
-function recipe({ spec, cgroupProcs }: InitConfig): never {
+function recipe(config: InitConfig): never {
+  const { spec, cgroupProcs } = config;
   // Die with mini-docker: a foreground container must not outlive the command that runs it.
-  libc.prctl(libc.PR_SET_PDEATHSIG, 9 /* SIGKILL */);
+  if (config.dieWithParent) libc.prctl(libc.PR_SET_PDEATHSIG, 9 /* SIGKILL */);
+  // -t: the pseudo-terminal becomes the session's controlling terminal and the stdio.
+  if (config.ttySlave !== undefined) {
+    step("Cannot attach the terminal", () => attachTty(config.ttySlave!));
+  }
   // Join the cgroup first, so that every page and every instruction from here on is accounted.
   for (const procs of cgroupProcs) {
     step(`Cannot join cgroup ${procs}`, () => Deno.writeTextFileSync(procs, "0"));
@@ -105,15 +119,20 @@ function recipe({ spec, cgroupProcs }: InitConfig): never {
     Deno.mkdirSync(spec.process.cwd, { recursive: true, mode: 0o755 });
     libc.chdir(spec.process.cwd);
   });
-  const { uid, gid, additionalGids = [] } = spec.process.user;
+  execProcess(spec.process);
+}
+
+/** The last steps of every stage: become the user, find the command, and execve it. */
+export function execProcess(process: Process): never {
+  const { uid, gid, additionalGids = [] } = process.user;
   step(`Cannot switch to user ${uid}:${gid}`, () => {
     libc.setgroups(additionalGids);
     libc.setresgid(gid);
     libc.setresuid(uid);
   });
-  const path = resolveExecutable(spec.process.args[0] ?? "", spec.process.env);
+  const path = resolveExecutable(process.args[0] ?? "", process.env);
   try {
-    libc.execve(path, spec.process.args, spec.process.env);
+    libc.execve(path, process.args, process.env);
   } catch (err) {
     const code = err instanceof libc.SyscallError ? err.errno : 0;
     const reason = err instanceof Error ? err.message : String(err);
@@ -121,20 +140,45 @@ function recipe({ spec, cgroupProcs }: InitConfig): never {
   }
 }
 
+/** Opens the terminal slave as a new session's controlling terminal on fds 0, 1 and 2. */
+export function attachTty(path: string): void {
+  libc.setsid();
+  const fd = libc.open(path, libc.O_RDWR);
+  libc.setControllingTerminal(fd);
+  for (const target of [0, 1, 2]) libc.dup2(fd, target);
+  if (fd > 2) libc.close(fd);
+}
+
 /** Mounts the container's root at `spec.root.path`: overlayfs of layers, or a bind of one dir. */
 function assembleRoot(spec: ContainerSpec): void {
   const root = spec.root.path;
   const layers = spec.rootLayers;
-  if (layers?.upper !== undefined && layers.work !== undefined) {
-    const data = `lowerdir=${
-      layers.lower.join(":")
-    },upperdir=${layers.upper},workdir=${layers.work}`;
-    libc.mount("overlay", root, "overlay", 0, data);
-  } else {
-    // No writable layer: the single lower dir (or root.path itself) becomes a mount point.
-    const source = layers?.lower[0] ?? root;
-    libc.mount(source, root, "", libc.MS_BIND | libc.MS_REC);
+  if (layers === undefined || (layers.lower.length === 1 && layers.upper === undefined)) {
+    // One read-only directory (or root.path itself) becomes a mount point.
+    libc.mount(layers?.lower[0] ?? root, root, "", libc.MS_BIND | libc.MS_REC);
+    return;
   }
+  let lower = layers.lower;
+  // mount(2) takes one page of options: with many layers, name them relative to their common
+  // directory (overlayfs resolves them against the caller's working directory, as Docker does).
+  const base = commonDir(lower);
+  if (lower.join(":").length > 3000 && base !== "") {
+    libc.chdir(base);
+    lower = lower.map((l) => l.slice(base.length + 1));
+  }
+  const data = layers.upper === undefined
+    ? `lowerdir=${lower.join(":")}`
+    : `lowerdir=${lower.join(":")},upperdir=${layers.upper},workdir=${layers.work}`;
+  libc.mount("overlay", root, "overlay", layers.upper === undefined ? libc.MS_RDONLY : 0, data);
+  libc.chdir("/");
+}
+
+function commonDir(paths: string[]): string {
+  let base = paths[0]?.slice(0, paths[0].lastIndexOf("/")) ?? "";
+  while (base !== "" && !paths.every((p) => p.startsWith(`${base}/`))) {
+    base = base.slice(0, base.lastIndexOf("/"));
+  }
+  return base;
 }
 
 const MOUNT_FLAGS: Record<string, [set: boolean, flag: number]> = {

@@ -30,6 +30,21 @@ const SYMBOLS = {
   setresuid: { parameters: ["u32", "u32", "u32"], result: "i32" },
   setxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
   geteuid: { parameters: [], result: "u32" },
+  setsid: { parameters: [], result: "i32" },
+  dup2: { parameters: ["i32", "i32"], result: "i32" },
+  flock: { parameters: ["i32", "i32"], result: "i32" },
+  posix_openpt: { parameters: ["i32"], result: "i32" },
+  grantpt: { parameters: ["i32"], result: "i32" },
+  unlockpt: { parameters: ["i32"], result: "i32" },
+  ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  ioctl_int: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
+  // Blocking reads run on a worker thread so that the event loop keeps going (pty relays).
+  read_async: {
+    name: "read",
+    parameters: ["i32", "buffer", "usize"],
+    result: "isize",
+    nonblocking: true,
+  },
   umask: { parameters: ["u32"], result: "u32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
@@ -78,6 +93,12 @@ export const PR_SET_PDEATHSIG = 1;
 export const PR_SET_NO_NEW_PRIVS = 38;
 
 const SYS_PIVOT_ROOT = 155n; // x86_64
+const TIOCSCTTY = 0x540en;
+const TIOCGWINSZ = 0x5413n;
+const TIOCSWINSZ = 0x5414n;
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const EWOULDBLOCK = 11;
 
 /** A failed libc call: `mount "/proc": Operation not permitted`. */
 export class SyscallError extends Error {
@@ -289,4 +310,58 @@ export function interfaceUp(name: string): void {
   } finally {
     libc().close(fd);
   }
+}
+
+export function setsid(): void {
+  check(libc().setsid(), "setsid");
+}
+
+export function dup2(fd: number, target: number): void {
+  check(libc().dup2(fd, target), "dup2");
+}
+
+/** Takes an exclusive flock on `fd` without waiting; false when another process holds it. */
+export function tryLock(fd: number): boolean {
+  if (libc().flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+  const code = errno();
+  if (code === EWOULDBLOCK) return false;
+  throw new SyscallError("flock", code);
+}
+
+/** Opens a new pseudo-terminal; returns the master fd and the path of its slave. */
+export function openPty(): { master: number; slave: string } {
+  const master = libc().posix_openpt(O_RDWR | 0o400 /* O_NOCTTY */ | O_CLOEXEC);
+  check(master, "posix_openpt");
+  check(libc().grantpt(master), "grantpt");
+  check(libc().unlockpt(master), "unlockpt");
+  const buf = new Uint8Array(128);
+  const rc = libc().ptsname_r(master, buf, BigInt(buf.length));
+  if (rc !== 0) throw new SyscallError("ptsname", rc);
+  return { master, slave: new TextDecoder().decode(buf.subarray(0, buf.indexOf(0))) };
+}
+
+/** Makes `fd` (a terminal) the controlling terminal of this new session. */
+export function setControllingTerminal(fd: number): void {
+  check(libc().ioctl_int(fd, TIOCSCTTY, 0n), "TIOCSCTTY");
+}
+
+/** The size of the terminal on `fd`, or undefined when it is not a terminal. */
+export function getWindowSize(fd: number): { rows: number; cols: number } | undefined {
+  const ws = new Uint8Array(8);
+  if (libc().ioctl(fd, TIOCGWINSZ, ws) < 0) return undefined;
+  const v = new DataView(ws.buffer);
+  return { rows: v.getUint16(0, true), cols: v.getUint16(2, true) };
+}
+
+export function setWindowSize(fd: number, size: { rows: number; cols: number }): void {
+  const ws = new Uint8Array(8);
+  const v = new DataView(ws.buffer);
+  v.setUint16(0, size.rows, true);
+  v.setUint16(2, size.cols, true);
+  check(libc().ioctl(fd, TIOCSWINSZ, ws), "TIOCSWINSZ");
+}
+
+/** Reads from `fd` on a worker thread; 0 at end of stream, -1 on error (EIO: pty closed). */
+export async function readAsync(fd: number, buf: Uint8Array<ArrayBuffer>): Promise<number> {
+  return Number(await libc().read_async(fd, buf, BigInt(buf.length)));
 }

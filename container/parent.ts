@@ -1,16 +1,25 @@
 /**
  * The parent side of a container: everything mini-docker does around the init stage. In order:
  * state directory, cgroup with its limits, the files the container sees, the init stage spawned
- * into a new PID namespace, the handshake, signal forwarding, the wait, and the cleanup that
- * runs whatever ends the run (no mount, process, cgroup or state is left behind).
+ * into a new PID namespace, and the handshake (`startContainer`); then the wait, the exit
+ * record and the cleanup (`Started.finish`). A foreground `run` and the supervisor of detached
+ * containers both go through these two steps.
  */
 import type { ContainerSpec } from "./spec.ts";
 import { INIT_ARG, INIT_ENV, type InitConfig, type InitMessage } from "./protocol.ts";
 import * as libc from "./libc.ts";
 import { UserError } from "./errors.ts";
-import { type ContainerState, createState, removeState, stateDir, writeState } from "./state.ts";
+import {
+  type ContainerState,
+  createState,
+  processRef,
+  readState,
+  removeState,
+  stateDir,
+  writeState,
+} from "./state.ts";
 import { exitCodeOf } from "./signals.ts";
-import { dataRoot, runRoot } from "./paths.ts";
+import { runRoot } from "./paths.ts";
 import { type Cgroup, cgroupDriver } from "../cgroups/manager.ts";
 import { formatBytes } from "./units.ts";
 
@@ -24,8 +33,44 @@ const FORWARDED: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 export interface ContainerMeta {
   id: string;
   name?: string;
+  /** Image id ("sha256:...") and the reference the user gave, when run from an image. */
   image?: string;
+  imageRef?: string;
   rootfs?: string;
+}
+
+/** How a container is attached to the process that starts it. */
+export interface StartOptions {
+  /** The container's stdin: this process's, nothing, or a pipe (kept open by `-d -i`). */
+  stdin: "inherit" | "null" | "piped";
+  /** The container's stdout and stderr: this process's, or pipes (to a log). */
+  output: "inherit" | "piped";
+  /** A pseudo-terminal slave to use as stdin/stdout/stderr (`-t`); overrides the above. */
+  ttySlave?: string;
+  /** Kill the container when this process dies (foreground runs). */
+  dieWithParent: boolean;
+  /** Remove the container's directory when it exits. */
+  autoRemove: boolean;
+  /** Called as soon as the init stage exists (signal forwarding must start before anyone sees it running). */
+  onSpawn?: (pid: number) => void;
+  detached: boolean;
+}
+
+/** A container whose command is running. */
+export interface Started {
+  state: ContainerState;
+  child: Deno.ChildProcess;
+  cgroup: Cgroup;
+  /** Waits for the container to exit, records it, cleans up; returns the final state. */
+  finish(hooks?: FinishHooks): Promise<ContainerState>;
+}
+
+/** What the owner of a container may do at its end. */
+export interface FinishHooks {
+  /** Print the reason when the kernel's OOM killer ended the container (default true). */
+  reportOom?: boolean;
+  /** Called with the cgroup just before it is removed (end-of-run reports). */
+  beforeCleanup?: (cgroup: Cgroup, state: ContainerState) => void;
 }
 
 /** The files under the state directory that the container sees in /etc. */
@@ -63,33 +108,39 @@ function hostResolvConf(): string {
   return conf;
 }
 
-/** The command line that starts mini-docker's own init stage. */
-function initCommand(): { exe: string; args: string[] } {
+/** The command line that starts one of mini-docker's own hidden stages ("__init", ...). */
+export function selfCommand(stage: string): { exe: string; args: string[] } {
   const exe = Deno.execPath();
   // A compiled mini-docker is its own init; from source, Deno runs main.ts again.
-  if (!/(^|\/)deno$/.test(exe)) return { exe, args: [INIT_ARG] };
+  if (!/(^|\/)deno$/.test(exe)) return { exe, args: [stage] };
   const main = new URL("../main.ts", import.meta.url).pathname;
-  return { exe, args: ["run", "-A", "--quiet", "--no-prompt", "--cached-only", main, INIT_ARG] };
+  return { exe, args: ["run", "-A", "--quiet", "--no-prompt", "--cached-only", main, stage] };
 }
 
 /**
- * Spawns the init stage as PID 1 of a new PID namespace: unshare(CLONE_NEWPID) changes only
- * the namespace of this thread's future children, so the spawn must come from this (the main)
- * thread, and our own `pid_for_children` is restored right after.
+ * Spawns `command` as PID 1 of a new PID namespace (or, with `joinPid`, into that process's PID
+ * namespace): unshare/setns of CLONE_NEWPID change only the namespace of this thread's future
+ * children, so the spawn must come from this (the main) thread, and our own
+ * `pid_for_children` is restored right after.
  */
-function spawnInit(config: InitConfig): Deno.ChildProcess {
-  const { exe, args } = initCommand();
+export function spawnInPidNamespace(
+  command: Deno.CommandOptions & { exe: string },
+  joinPid?: number,
+): Deno.ChildProcess {
   const self = libc.open("/proc/thread-self/ns/pid", libc.O_RDONLY | libc.O_CLOEXEC);
   try {
-    libc.unshare(libc.CLONE_NEWPID);
+    if (joinPid === undefined) {
+      libc.unshare(libc.CLONE_NEWPID);
+    } else {
+      const target = libc.open(`/proc/${joinPid}/ns/pid`, libc.O_RDONLY | libc.O_CLOEXEC);
+      try {
+        libc.setns(target, libc.CLONE_NEWPID);
+      } finally {
+        libc.close(target);
+      }
+    }
     try {
-      return new Deno.Command(exe, {
-        args,
-        env: { [INIT_ENV]: JSON.stringify(config) },
-        stdin: "inherit",
-        stdout: "inherit",
-        stderr: "inherit",
-      }).spawn();
+      return new Deno.Command(command.exe, command).spawn();
     } finally {
       libc.setns(self, libc.CLONE_NEWPID);
     }
@@ -98,8 +149,8 @@ function spawnInit(config: InitConfig): Deno.ChildProcess {
   }
 }
 
-/** Waits for init to connect and then for the end of its stream (exec) or its error. */
-async function handshake(
+/** Waits for a stage to connect and then for the end of its stream (exec) or its error. */
+export async function handshake(
   listener: Deno.UnixListener,
   child: Deno.ChildProcess,
 ): Promise<InitMessage | undefined> {
@@ -117,160 +168,210 @@ async function handshake(
 }
 
 /**
- * Forwards SIGINT, SIGTERM and SIGHUP to the container's PID 1. A container still alive
- * KILL_GRACE_MS after a forwarded signal, or a second Ctrl-C, is killed: a shell as PID 1
- * ignores signals it has no handler for, and Ctrl-C must still stop it.
+ * A sync socket. Unix socket paths are limited to 107 bytes, so it lives in a short directory
+ * of the run root rather than in the container's directory.
  */
-function forwardSignals(pid: number, graceMs: number): Disposable {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let interrupted = false;
-  const handlers = FORWARDED.map((sig) => {
-    const handler = () => {
-      try {
-        if (sig === "SIGINT" && interrupted) {
-          Deno.kill(pid, "SIGKILL");
-          return;
-        }
-        interrupted ||= sig === "SIGINT";
-        Deno.kill(pid, sig);
-        if (Deno.stderr.isTerminal() && sig === "SIGINT") {
-          console.error(
-            `\nmini-docker: forwarded SIGINT; press Ctrl-C again to kill the container`,
-          );
-        }
-        timer ??= setTimeout(() => {
-          try {
-            Deno.kill(pid, "SIGKILL");
-          } catch { /* already gone */ }
-        }, graceMs);
-      } catch {
-        // The container has already exited.
-      }
-    };
-    Deno.addSignalListener(sig, handler);
-    return [sig, handler] as const;
-  });
-  return {
-    [Symbol.dispose]() {
-      clearTimeout(timer);
-      for (const [sig, handler] of handlers) Deno.removeSignalListener(sig, handler);
-    },
-  };
-}
-
-/**
- * The sync socket. Unix socket paths are limited to 107 bytes, so it lives in a short directory
- * of the run root rather than in the container's state directory.
- */
-function listenSync(id: string): { path: string; listener: Deno.UnixListener } {
+export function listenSync(id: string): { path: string; listener: Deno.UnixListener } & Disposable {
   const dir = `${runRoot()}/sync`;
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const path = `${dir}/${id.slice(0, 16)}`;
+  const path = `${dir}/${id.slice(0, 16)}-${crypto.randomUUID().slice(0, 8)}`;
   if (new TextEncoder().encode(path).length > 107) {
     throw new UserError(
       `Run root "${runRoot()}" is too long for a unix socket path: choose a shorter --runroot`,
     );
   }
-  return { path, listener: Deno.listen({ transport: "unix", path }) };
-}
-
-/** Options of a foreground run. */
-export interface RunOptions {
-  /** Print the reason when the kernel's OOM killer ended the container (default true). */
-  reportOom?: boolean;
-  /** Called with the cgroup just before it is removed (end-of-run reports). */
-  beforeCleanup?: (cgroup: Cgroup, state: ContainerState) => void;
+  const listener = Deno.listen({ transport: "unix", path });
+  return {
+    path,
+    listener,
+    [Symbol.dispose]() {
+      listener.close();
+      try {
+        Deno.removeSync(path);
+      } catch { /* already gone */ }
+    },
+  };
 }
 
 /**
- * Runs a container in the foreground and returns Docker's exit code for it. Throws UserError
- * for failures of mini-docker itself, after cleaning up.
+ * Creates a container and starts its command. On failure everything created so far is
+ * removed and a UserError (125, or 126/127 for the command) is thrown.
  */
-export async function runContainer(
+export async function startContainer(
   spec: ContainerSpec,
   meta: ContainerMeta,
-  options: RunOptions = {},
-): Promise<number> {
+  options: StartOptions,
+): Promise<Started> {
   await using cleanup = new AsyncDisposableStack();
   const driver = cgroupDriver();
-  let state = createState({
+  const state0 = createState({
     id: meta.id,
     name: meta.name,
     image: meta.image,
+    imageRef: meta.imageRef,
     rootfs: meta.rootfs,
     command: spec.process.args,
     cgroupsPath: spec.linux.cgroupsPath,
+    autoRemove: options.autoRemove,
+    detached: options.detached,
+    owner: processRef(),
   });
   cleanup.defer(() => removeState(meta.id));
   const dir = stateDir(meta.id);
 
-  // The container's own directories: its root mount point and writable layer, discarded
-  // with it (they live under <data root>/containers/<id>).
-  const layerDir = `${dataRoot()}/containers/${meta.id}`;
-  cleanup.defer(() => Deno.remove(layerDir, { recursive: true }).catch(() => {}));
+  // The container's root mount point and writable layer live in its directory.
   for (const d of [spec.root.path, spec.rootLayers?.upper, spec.rootLayers?.work]) {
     if (d !== undefined) Deno.mkdirSync(d, { recursive: true, mode: 0o755 });
   }
   spec = { ...spec, mounts: [...spec.mounts, ...etcFiles(spec, dir)] };
+  Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify(spec, null, 2) + "\n");
 
   // The cgroup exists with its limits before any process of the container does.
   const name = spec.linux.cgroupsPath.split("/").pop()!;
   const cgroup = driver.create(name, spec.linux.resources);
   cleanup.defer(() => cgroup.destroy());
 
-  const { path: syncSocket, listener } = listenSync(meta.id);
-  cleanup.defer(() => {
-    listener.close();
-    Deno.remove(syncSocket).catch(() => {});
+  using sync = listenSync(meta.id);
+  const config: InitConfig = {
+    spec,
+    syncSocket: sync.path,
+    cgroupProcs: [...cgroup.procsFiles],
+    dieWithParent: options.dieWithParent,
+    ttySlave: options.ttySlave,
+  };
+  const { exe, args } = selfCommand(INIT_ARG);
+  const tty = options.ttySlave !== undefined;
+  const child = spawnInPidNamespace({
+    exe,
+    args,
+    env: { [INIT_ENV]: JSON.stringify(config) },
+    stdin: tty ? "null" : options.stdin,
+    stdout: tty ? "null" : options.output,
+    stderr: tty ? "null" : options.output,
   });
-
-  const child = spawnInit({ spec, syncSocket, cgroupProcs: [...cgroup.procsFiles] });
-  // Whatever happens next, the container's processes die before the cgroup is removed.
+  options.onSpawn?.(child.pid);
+  // Until the handshake succeeds, a failure kills the init stage before the cgroup goes.
   cleanup.defer(async () => {
     try {
       child.kill("SIGKILL");
     } catch { /* already exited */ }
     await child.status;
   });
-  using _signals = forwardSignals(child.pid, KILL_GRACE_MS);
 
-  const failure = await handshake(listener, child);
+  const failure = await handshake(sync.listener, child);
   if (failure !== undefined) {
     await child.status;
     throw new UserError(failure.message, failure.exitCode);
   }
-  state = { ...state, status: "running", pid: child.pid, startedAt: new Date().toISOString() };
+  const state: ContainerState = {
+    ...state0,
+    status: "running",
+    process: processRef(child.pid),
+    startedAt: new Date().toISOString(),
+  };
   writeState(state);
 
+  // Started: from here on the cleanup belongs to finish().
+  cleanup.move();
+  let finished: Promise<ContainerState> | undefined;
+  return {
+    state,
+    child,
+    cgroup,
+    finish(hooks = {}) {
+      finished ??= finish(spec, state, child, cgroup, hooks);
+      return finished;
+    },
+  };
+}
+
+async function finish(
+  spec: ContainerSpec,
+  started: ContainerState,
+  child: Deno.ChildProcess,
+  cgroup: Cgroup,
+  hooks: FinishHooks,
+): Promise<ContainerState> {
   const status = await child.status;
-  const exitCode = exitCodeOf(status);
-  const oomKills = safeStats(cgroup)?.oomKills ?? 0;
-  state = {
-    ...state,
+  let oomKills = 0;
+  try {
+    oomKills = cgroup.stats().oomKills ?? 0;
+  } catch { /* the counters are gone: report none */ }
+  const current = readState(started.id) ?? started;
+  const state: ContainerState = {
+    ...current,
     status: "exited",
-    exitCode,
+    exitCode: exitCodeOf(status),
     // Any OOM kill in the cgroup counts, as Docker's OOMKilled: the victim may be a child of
     // PID 1 (a shell then exits 137 itself). A plain `kill -9` leaves the counter at 0.
     oomKilled: oomKills > 0,
     finishedAt: new Date().toISOString(),
   };
-  writeState(state);
-  if (state.oomKilled && options.reportOom !== false) {
+  try {
+    writeState(state);
+  } catch { /* removed meanwhile (rm -f) */ }
+  if (state.oomKilled && hooks.reportOom !== false) {
     const limit = spec.linux.resources.memory?.limit;
     console.error(
-      `mini-docker: container ${state.name} (${meta.id.slice(0, 12)}) was killed: out of memory${
+      `mini-docker: container ${state.name} (${state.id.slice(0, 12)}) was killed: out of memory${
         limit === undefined ? "" : ` (limit ${formatBytes(limit)})`
       }`,
     );
   }
-  options.beforeCleanup?.(cgroup, state);
-  return exitCode;
+  hooks.beforeCleanup?.(cgroup, state);
+  // The cgroup goes in any case; the directory (state, log, layer) only with auto-remove.
+  await cgroup.destroy();
+  if (state.autoRemove) removeState(state.id);
+  return state;
 }
 
-function safeStats(cgroup: Cgroup) {
-  try {
-    return cgroup.stats();
-  } catch {
-    return undefined;
-  }
+/**
+ * Forwards SIGINT, SIGTERM and SIGHUP to the container's PID 1. A container still alive
+ * KILL_GRACE_MS after a forwarded signal, or a second Ctrl-C, is killed: a process that is PID
+ * 1 of its namespace ignores the signals it has no handler for, and Ctrl-C must still stop it.
+ * The handlers are installed at once; signals that come before `attach(pid)` are delivered then.
+ */
+export function forwardSignals(
+  graceMs = KILL_GRACE_MS,
+): Disposable & { attach(pid: number): void } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let interrupted = false;
+  let target: number | undefined;
+  const pending: Deno.Signal[] = [];
+  const deliver = (sig: Deno.Signal) => {
+    const pid = target!;
+    try {
+      if (sig === "SIGINT" && interrupted) {
+        Deno.kill(pid, "SIGKILL");
+        return;
+      }
+      interrupted ||= sig === "SIGINT";
+      Deno.kill(pid, sig);
+      if (Deno.stderr.isTerminal() && sig === "SIGINT") {
+        console.error(`\nmini-docker: forwarded SIGINT; press Ctrl-C again to kill the container`);
+      }
+      timer ??= setTimeout(() => {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* already gone */ }
+      }, graceMs);
+    } catch {
+      // The container has already exited.
+    }
+  };
+  const handlers = FORWARDED.map((sig) => {
+    const handler = () => (target === undefined ? pending.push(sig) : deliver(sig));
+    Deno.addSignalListener(sig, handler);
+    return [sig, handler] as const;
+  });
+  return {
+    attach(pid: number) {
+      target = pid;
+      for (const sig of pending.splice(0)) deliver(sig);
+    },
+    [Symbol.dispose]() {
+      clearTimeout(timer);
+      for (const [sig, handler] of handlers) Deno.removeSignalListener(sig, handler);
+    },
+  };
 }

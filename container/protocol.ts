@@ -12,7 +12,7 @@
  *
  * The init stage reads its configuration from one environment variable, so it needs no file.
  */
-import type { ContainerSpec } from "./spec.ts";
+import type { ContainerSpec, NamespaceType, Process } from "./spec.ts";
 
 /** The hidden first argument that turns mini-docker into the init stage. */
 export const INIT_ARG = "__init";
@@ -27,6 +27,28 @@ export interface InitConfig {
   syncSocket: string;
   /** `cgroup.procs` files to write "0" to, joining the container's cgroup before anything else. */
   cgroupProcs: string[];
+  /** Die with the process that started us (foreground runs); detached containers outlive it. */
+  dieWithParent: boolean;
+  /** A pseudo-terminal slave to make the controlling terminal and stdin/stdout/stderr (`-t`). */
+  ttySlave?: string;
+}
+
+/** The hidden first argument that turns mini-docker into the supervisor of detached containers. */
+export const SUPERVISOR_ARG = "__supervisor";
+
+/** The hidden first argument that turns mini-docker into the exec stage. */
+export const EXEC_ARG = "__exec";
+
+/** What `mini-docker exec` tells the exec stage (through INIT_ENV too). */
+export interface ExecConfig {
+  /** Host PID of the container's PID 1, whose namespaces are joined. */
+  pid: number;
+  /** Namespaces to join besides the PID namespace (entered at spawn). */
+  namespaces: NamespaceType[];
+  cgroupProcs: string[];
+  process: Process;
+  syncSocket: string;
+  ttySlave?: string;
 }
 
 /** What the init stage tells the parent: one JSON object per line. */

@@ -129,3 +129,138 @@ export function mergeEnv(...lists: readonly string[][]): string[] {
   }
   return [...map.values()];
 }
+
+/** Docker's smallest memory limit and reservation (linuxMinMemory): 6 MiB. */
+export const MIN_MEMORY = 6 * 1024 * 1024;
+
+/**
+ * Parses `--pids-limit`: an integer; -1 (Docker's "unlimited") and 0 (unlimited too, as the
+ * Docker daemon reads it) both return -1, the OCI value for no limit.
+ */
+export function parsePidsLimit(text: string): number {
+  if (!/^-?\d+$/.test(text.trim())) {
+    throw new UserError(
+      `Cannot parse PIDs limit "${text}": expected a whole number of processes, or -1 for unlimited`,
+    );
+  }
+  const limit = Number(text);
+  if (limit < -1) {
+    throw new UserError(
+      `Invalid PIDs limit "${text}": expected a positive number of processes, or -1 for unlimited`,
+    );
+  }
+  if (!Number.isSafeInteger(limit)) throw new UserError(`PIDs limit "${text}" is too large`);
+  return limit <= 0 ? -1 : limit;
+}
+
+/** The kernel's range of cgroup v1 `cpu.shares` (and runc's of --cpu-shares). */
+export const CPU_SHARES_MIN = 2;
+export const CPU_SHARES_MAX = 262144;
+
+/**
+ * Parses `--cpu-shares`, a relative CPU weight (1024 is the kernel's default). 0 means "not
+ * set", as in Docker. Returns undefined for 0.
+ */
+export function parseCpuShares(text: string): number | undefined {
+  if (!/^\d+$/.test(text.trim())) {
+    throw new UserError(
+      `Cannot parse CPU shares "${text}": expected a whole number such as 512 (1024 is the default weight)`,
+    );
+  }
+  const shares = Number(text);
+  if (shares === 0) return undefined;
+  if (shares < CPU_SHARES_MIN || shares > CPU_SHARES_MAX) {
+    throw new UserError(
+      `Invalid CPU shares "${text}": expected ${CPU_SHARES_MIN} to ${CPU_SHARES_MAX} (1024 is the default weight)`,
+    );
+  }
+  return shares;
+}
+
+/**
+ * Parses a kernel CPU or memory-node list ("0-3,5", as in cpuset.cpus and
+ * /sys/devices/system/cpu/online) into its sorted numbers. `what` names the list in errors.
+ */
+export function parseCpuList(text: string, what = "CPU list"): number[] {
+  const out = new Set<number>();
+  const trimmed = text.trim();
+  for (const part of trimmed === "" ? [] : trimmed.split(",")) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    const first = Number(m?.[1]);
+    const last = m?.[2] === undefined ? first : Number(m[2]);
+    if (m === null || last < first || last > 65535) {
+      throw new UserError(
+        `Cannot parse ${what} "${text}": expected numbers and ranges such as 0-3,5`,
+      );
+    }
+    for (let i = first; i <= last; i++) out.add(i);
+  }
+  if (out.size === 0) {
+    throw new UserError(
+      `Cannot parse ${what} "${text}": expected numbers and ranges such as 0-3,5`,
+    );
+  }
+  return [...out].sort((a, b) => a - b);
+}
+
+/** Formats sorted numbers as the kernel's list format: [0, 1, 2, 3, 5] -> "0-3,5". */
+export function formatCpuList(numbers: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < numbers.length;) {
+    let j = i;
+    while (j + 1 < numbers.length && numbers[j + 1] === numbers[j]! + 1) j++;
+    parts.push(i === j ? `${numbers[i]}` : `${numbers[i]}-${numbers[j]}`);
+    i = j + 1;
+  }
+  return parts.join(",");
+}
+
+/**
+ * Parses a `--cpuset-cpus` or `--cpuset-mems` value and checks it against the host's online
+ * CPUs or memory nodes (`online`, in the kernel's list format). Returns the canonical list.
+ */
+export function parseCpuset(
+  text: string,
+  online: string,
+  kind: { flag: string; unit: string },
+): string {
+  const wanted = parseCpuList(text, `${kind.flag} value`);
+  const available = new Set(parseCpuList(online, `online ${kind.unit}s`));
+  const missing = wanted.filter((n) => !available.has(n));
+  if (missing.length > 0) {
+    throw new UserError(
+      `Invalid ${kind.flag} "${text}": ${kind.unit}${missing.length > 1 ? "s" : ""} ${
+        formatCpuList(missing)
+      } not available on this host, which has ${kind.unit}s ${online.trim()}`,
+    );
+  }
+  return formatCpuList(wanted);
+}
+
+const BINARY_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+const DECIMAL_UNITS = ["B", "kB", "MB", "GB", "TB", "PB"];
+
+/** Go's %.Ng: N significant digits, no trailing zeros. */
+function significant(value: number, digits: number): string {
+  return String(Number(value.toPrecision(digits)));
+}
+
+function scaled(bytes: number, base: number, units: readonly string[], digits: number): string {
+  let value = bytes;
+  let i = 0;
+  while (value >= base && i < units.length - 1) {
+    value /= base;
+    i++;
+  }
+  return `${significant(value, digits)}${units[i]}`;
+}
+
+/** Memory as `docker stats` prints it (go-units BytesSize): "5.297MiB", "7.607GiB", "0B". */
+export function bytesSize(bytes: number): string {
+  return scaled(bytes, 1024, BINARY_UNITS, 4);
+}
+
+/** Network and block I/O as `docker stats` prints them (go-units HumanSize): "1.23kB", "648B". */
+export function humanSize(bytes: number): string {
+  return scaled(bytes, 1000, DECIMAL_UNITS, 3);
+}

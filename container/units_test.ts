@@ -1,11 +1,19 @@
 import assert from "node:assert/strict";
 import {
+  bytesSize,
   formatBytes,
+  formatCpuList,
+  humanSize,
   mergeEnv,
+  MIN_MEMORY,
+  parseCpuList,
   parseCpus,
+  parseCpuset,
+  parseCpuShares,
   parseEnvEntry,
   parseEnvFile,
   parseMemory,
+  parsePidsLimit,
 } from "./units.ts";
 import { UserError } from "./errors.ts";
 
@@ -86,4 +94,75 @@ Deno.test("env files: comments, blanks, literal quotes, host lookups", () => {
 
 Deno.test("mergeEnv: later entries win, order kept", () => {
   assert.deepEqual(mergeEnv(["PATH=/bin", "A=1"], ["A=2", "B=3"]), ["PATH=/bin", "A=2", "B=3"]);
+});
+
+Deno.test("parsePidsLimit: a count, or -1/0 for unlimited", () => {
+  assert.equal(parsePidsLimit("20"), 20);
+  assert.equal(parsePidsLimit(" 1 "), 1);
+  assert.equal(parsePidsLimit("-1"), -1);
+  assert.equal(parsePidsLimit("0"), -1);
+  assert.throws(() => parsePidsLimit("x"), /^UserError: Cannot parse PIDs limit "x": expected/);
+  assert.throws(() => parsePidsLimit("1.5"), /Cannot parse PIDs limit "1.5"/);
+  assert.throws(() => parsePidsLimit("-2"), /Invalid PIDs limit "-2"/);
+  assert.throws(() => parsePidsLimit("99999999999999999999"), /too large/);
+});
+
+Deno.test("parseCpuShares: 2 to 262144, 0 for the default", () => {
+  assert.equal(parseCpuShares("512"), 512);
+  assert.equal(parseCpuShares("2"), 2);
+  assert.equal(parseCpuShares("262144"), 262144);
+  assert.equal(parseCpuShares("0"), undefined);
+  assert.throws(() => parseCpuShares("1"), /Invalid CPU shares "1": expected 2 to 262144/);
+  assert.throws(() => parseCpuShares("262145"), /Invalid CPU shares "262145"/);
+  assert.throws(() => parseCpuShares("-5"), /Cannot parse CPU shares "-5"/);
+  assert.throws(() => parseCpuShares("lots"), /Cannot parse CPU shares "lots"/);
+});
+
+Deno.test("parseCpuList and formatCpuList use the kernel's list format", () => {
+  assert.deepEqual(parseCpuList("0-3,5"), [0, 1, 2, 3, 5]);
+  assert.deepEqual(parseCpuList("5,0-1,1"), [0, 1, 5]);
+  assert.deepEqual(parseCpuList("7\n"), [7]);
+  for (const bad of ["", "a", "3-1", "1-", "-1", "1,,2", "0-99999"]) {
+    assert.throws(() => parseCpuList(bad), /Cannot parse CPU list ".*": expected numbers/, bad);
+  }
+  assert.equal(formatCpuList([0, 1, 2, 3, 5]), "0-3,5");
+  assert.equal(formatCpuList([0]), "0");
+  assert.equal(formatCpuList([1, 3, 4]), "1,3-4");
+  assert.equal(formatCpuList([]), "");
+});
+
+Deno.test("parseCpuset checks the list against what the host has", () => {
+  const cpus = { flag: "--cpuset-cpus", unit: "CPU" };
+  assert.equal(parseCpuset("0", "0-1", cpus), "0");
+  assert.equal(parseCpuset("1,0", "0-1", cpus), "0-1");
+  assert.equal(parseCpuset("0-3,5", "0-7", cpus), "0-3,5");
+  assert.throws(
+    () => parseCpuset("99", "0-1", cpus),
+    /^UserError: Invalid --cpuset-cpus "99": CPU 99 not available on this host, which has CPUs 0-1$/,
+  );
+  assert.throws(
+    () => parseCpuset("0-3", "0-1\n", cpus),
+    /Invalid --cpuset-cpus "0-3": CPUs 2-3 not available on this host, which has CPUs 0-1$/,
+  );
+  assert.throws(() => parseCpuset("x", "0-1", cpus), /Cannot parse --cpuset-cpus value "x"/);
+  const mems = { flag: "--cpuset-mems", unit: "memory node" };
+  assert.throws(() => parseCpuset("1", "0", mems), /memory node 1 not available.*memory nodes 0/);
+});
+
+Deno.test("bytesSize and humanSize print as docker stats does", () => {
+  assert.equal(bytesSize(0), "0B");
+  assert.equal(bytesSize(1023), "1023B");
+  assert.equal(bytesSize(5.297 * 1024 ** 2), "5.297MiB");
+  assert.equal(bytesSize(64 * 1024 ** 2), "64MiB");
+  assert.equal(bytesSize(7.6074 * 1024 ** 3), "7.607GiB");
+  assert.equal(bytesSize(1536), "1.5KiB");
+  assert.equal(humanSize(0), "0B");
+  assert.equal(humanSize(648), "648B");
+  assert.equal(humanSize(1234), "1.23kB");
+  assert.equal(humanSize(15_600_000), "15.6MB");
+  assert.equal(humanSize(2_000_000_000), "2GB");
+});
+
+Deno.test("MIN_MEMORY is Docker's 6 MiB", () => {
+  assert.equal(MIN_MEMORY, 6_291_456);
 });

@@ -376,7 +376,7 @@ Deno.test("bad input: one clear line, exit 125, nothing left behind", opts, asyn
   assert.equal(r.code, 125);
   assert.match(
     r.stderr,
-    /Rootfs "rootfs\/alpine" does not exist: prepare it with "mini-docker rootfs"/,
+    /^mini-docker: Rootfs "rootfs\/alpine" does not exist and the default image "127.0.0.1:9\/none:latest" is not available \(.*\): prepare the rootfs with "mini-docker rootfs", or pass --rootfs DIR or --image NAME\n$/,
   );
 });
 

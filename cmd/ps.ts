@@ -1,0 +1,80 @@
+/** `mini-docker ps`: containers, with Docker's columns. */
+import { Command } from "@commander-js/extra-typings";
+import { type ContainerState, listStates } from "../container/state.ts";
+import { cleanupStale } from "../container/lifecycle.ts";
+
+/** "3 seconds", "2 minutes", "About an hour", as Docker's HumanDuration. */
+export function humanDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 1) return "Less than a second";
+  if (s === 1) return "1 second";
+  if (s < 60) return `${s} seconds`;
+  const m = Math.round(s / 60);
+  if (m === 1) return "About a minute";
+  if (m < 60) return `${m} minutes`;
+  const h = Math.round(s / 3600);
+  if (h === 1) return "About an hour";
+  if (h < 48) return `${h} hours`;
+  return `${Math.round(h / 24)} days`;
+}
+
+/** Docker's STATUS column: "Up 5 seconds", "Exited (0) 3 seconds ago", "Created". */
+export function statusText(s: ContainerState, now = Date.now()): string {
+  if (s.status === "running") {
+    return `Up ${humanDuration(now - Date.parse(s.startedAt ?? s.created))}`;
+  }
+  if (s.status === "exited") {
+    return `Exited (${s.exitCode ?? 255}) ${
+      humanDuration(now - Date.parse(s.finishedAt ?? s.created))
+    } ago`;
+  }
+  return "Created";
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) =>
+    r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join("").trimEnd()
+  )
+    .join("\n");
+}
+
+export function psCommand() {
+  return new Command("ps")
+    .description("List containers")
+    .option("-a, --all", "show all containers (default: running only)")
+    .option("-q, --quiet", "only display container ids")
+    .option("--no-trunc", "do not truncate ids and commands")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  mini-docker ps              running containers
+  mini-docker ps -a           all containers, with their exit codes
+  mini-docker rm $(mini-docker ps -aq)`,
+    )
+    .action(async (opts) => {
+      await cleanupStale();
+      const states = listStates().filter((s) => opts.all || s.status === "running");
+      const id = (s: ContainerState) => (opts.trunc ? s.id.slice(0, 12) : s.id);
+      if (opts.quiet) {
+        for (const s of states) console.log(id(s));
+        return;
+      }
+      const rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]];
+      for (const s of states) {
+        let command = JSON.stringify(s.command.join(" "));
+        if (opts.trunc && command.length > 22) command = `${command.slice(0, 19)}…"`;
+        rows.push([
+          id(s),
+          s.imageRef ?? s.rootfs ?? "",
+          command,
+          `${humanDuration(Date.now() - Date.parse(s.created))} ago`,
+          statusText(s),
+          "",
+          s.name,
+        ]);
+      }
+      console.log(table(rows));
+    });
+}

@@ -1,0 +1,57 @@
+/** `mini-docker stop` and `mini-docker kill`. */
+import { Command } from "@commander-js/extra-typings";
+import { findContainer } from "../container/state.ts";
+import { signalContainer, stopContainer } from "../container/lifecycle.ts";
+import { UserError } from "../container/errors.ts";
+import { signalNumber } from "../container/signals.ts";
+import { eachContainer } from "./each.ts";
+
+export function stopCommand() {
+  return new Command("stop")
+    .description("Stop containers: SIGTERM, then SIGKILL after a timeout")
+    .argument("<container...>", "container names or ids (unique prefixes work)")
+    .option("-t, --time <seconds>", "seconds to wait before killing", "10")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  mini-docker stop web
+  mini-docker stop -t 2 web db`,
+    )
+    .action(async (refs, opts) => {
+      const seconds = Number(opts.time);
+      if (!/^\d+$/.test(opts.time) || !Number.isSafeInteger(seconds)) {
+        throw new UserError(`Invalid timeout "${opts.time}": expected a whole number of seconds`);
+      }
+      await eachContainer(refs, async (ref) => {
+        await stopContainer(findContainer(ref), seconds);
+        console.log(ref);
+      });
+    });
+}
+
+export function killCommand() {
+  return new Command("kill")
+    .description("Send a signal to containers (default SIGKILL)")
+    .argument("<container...>", "container names or ids (unique prefixes work)")
+    .option("-s, --signal <signal>", "signal name or number", "KILL")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  mini-docker kill web
+  mini-docker kill -s USR1 web`,
+    )
+    .action(async (refs, opts) => {
+      const sig = signalNumber(opts.signal);
+      if (sig === undefined) {
+        throw new UserError(
+          `Invalid signal "${opts.signal}": use a name such as TERM or USR1, or a number`,
+        );
+      }
+      await eachContainer(refs, (ref) => {
+        signalContainer(findContainer(ref), sig);
+        console.log(ref);
+      });
+    });
+}

@@ -1,0 +1,37 @@
+/**
+ * A container in the foreground: mini-docker stays attached, forwards signals, relays the
+ * terminal with `-t`, and exits with the container's code. A foreground container is removed
+ * when it ends (as `--rm`), so the original Mini-Docker's one-shot runs leave nothing behind.
+ */
+import type { ContainerSpec } from "./spec.ts";
+import { type ContainerMeta, type FinishHooks, forwardSignals, startContainer } from "./parent.ts";
+import { openRelay } from "./tty.ts";
+
+/** Options of a foreground run. */
+export interface RunOptions extends FinishHooks {
+  /** `-t`: a pseudo-terminal for the container, relayed to ours (raw mode while it runs). */
+  tty?: boolean;
+}
+
+/** Runs a container in the foreground and returns Docker's exit code for it. */
+export async function runContainer(
+  spec: ContainerSpec,
+  meta: ContainerMeta,
+  options: RunOptions = {},
+): Promise<number> {
+  using pty = options.tty ? openRelay() : undefined;
+  using signals = forwardSignals();
+  const started = await startContainer(spec, meta, {
+    onSpawn: (pid) => signals.attach(pid),
+    stdin: "inherit",
+    output: "inherit",
+    ttySlave: pty?.slave,
+    dieWithParent: true,
+    autoRemove: true,
+    detached: false,
+  });
+  const relayed = pty?.relay();
+  const final = await started.finish(options);
+  await relayed;
+  return final.exitCode ?? 255;
+}

@@ -1,0 +1,144 @@
+/**
+ * What other commands do to a container: signal it, stop it, remove it, and clean what a
+ * killed mini-docker left behind. Everything works from the state on disk, whoever started the
+ * container; a PID is only signalled while it is still the recorded process (start time check).
+ */
+import {
+  containersDir,
+  type ContainerState,
+  isAlive,
+  listStates,
+  readState,
+  removeState,
+  stateDir,
+  updateState,
+  withLock,
+} from "./state.ts";
+import { UserError } from "./errors.ts";
+import { signalName } from "./signals.ts";
+import { cgroupDriver } from "../cgroups/manager.ts";
+import { runRoot } from "./paths.ts";
+
+/** Whether the container's PID 1 is alive. */
+export function isRunning(state: ContainerState): boolean {
+  return state.status === "running" && isAlive(state.process);
+}
+
+/** Sends signal `sig` (a number) to the container's PID 1. */
+export function signalContainer(state: ContainerState, sig: number): void {
+  if (!isRunning(state)) {
+    throw new UserError(`Container ${state.name} (${state.id.slice(0, 12)}) is not running`);
+  }
+  if (sig === 9 || sig === 15 || sig === 2 || sig === 1) {
+    // Remember it: if nobody observes the exit, its code is still 128+sig.
+    updateState(state.id, (s) => ({ ...s, killedBy: sig }));
+  }
+  try {
+    Deno.kill(state.process!.pid, signalName(sig) ?? "SIGKILL");
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+}
+
+/** Waits until the container has exited (or is gone); false on timeout. */
+export async function waitExited(id: string, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const s = readState(id);
+    if (s === undefined || s.status === "exited") return true;
+    if (Date.now() >= end) return false;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** SIGTERM, then SIGKILL after `timeoutSec` (Docker's stop). */
+export async function stopContainer(state: ContainerState, timeoutSec: number): Promise<void> {
+  if (!isRunning(state)) return;
+  signalContainer(state, 15);
+  if (await waitExited(state.id, timeoutSec * 1000)) return;
+  const now = readState(state.id);
+  if (now !== undefined && isRunning(now)) signalContainer(now, 9);
+  if (!(await waitExited(state.id, 10_000))) {
+    throw new UserError(`Container ${state.id.slice(0, 12)} did not exit after SIGKILL`);
+  }
+}
+
+/** Removes a container: refused while it runs unless `force` (then it is killed first). */
+export async function removeContainer(state: ContainerState, force: boolean): Promise<void> {
+  if (isRunning(state)) {
+    if (!force) {
+      throw new UserError(
+        `You cannot remove a running container ${
+          state.id.slice(0, 12)
+        }: stop it first, or use "rm -f"`,
+      );
+    }
+    signalContainer(state, 9);
+    if (!(await waitExited(state.id, 10_000))) {
+      throw new UserError(`Container ${state.id.slice(0, 12)} did not exit after SIGKILL`);
+    }
+  }
+  await destroyCgroup(state);
+  withLock(() => removeState(state.id));
+}
+
+async function destroyCgroup(state: ContainerState): Promise<void> {
+  const name = state.cgroupsPath.split("/").pop()!;
+  const cgroup = cgroupDriver().open(name);
+  try {
+    await cgroup?.destroy();
+  } catch (err) {
+    // The owner may be removing it at the same moment.
+    if (cgroupDriver().open(name) !== undefined) throw err;
+  }
+}
+
+/**
+ * Cleans what killed mini-docker processes left: containers whose waiter and process are gone
+ * (their cgroup is destroyed; foreground and --rm ones are removed), cgroups with no container,
+ * and sync sockets. Returns the ids of the containers removed.
+ */
+export async function cleanupStale(): Promise<string[]> {
+  const removed: string[] = [];
+  const states = listStates(); // Reconciles: dead containers are "exited" from here on.
+  for (const s of states) {
+    if (s.status !== "exited" || isAlive(s.owner)) continue;
+    await destroyCgroup(s);
+    if (s.autoRemove) {
+      withLock(() => removeState(s.id));
+      removed.push(s.id);
+    }
+  }
+  // cgroups whose container is gone entirely (a half-created one, or removed by hand).
+  const known = new Set(listStates().map((s) => s.cgroupsPath.split("/").pop()));
+  const driver = cgroupDriver();
+  for (const name of driver.list()) {
+    if (known.has(name)) continue;
+    const cgroup = driver.open(name);
+    if (cgroup !== undefined && cgroup.pids().length === 0) await cgroup.destroy();
+  }
+  // Directories without a state.json older than a minute: an interrupted create.
+  try {
+    for (const e of Deno.readDirSync(containersDir())) {
+      const dir = stateDir(e.name);
+      try {
+        Deno.statSync(`${dir}/state.json`);
+      } catch {
+        const age = Date.now() - (Deno.statSync(dir).mtime?.getTime() ?? 0);
+        if (age > 60_000) Deno.removeSync(dir, { recursive: true });
+      }
+    }
+  } catch { /* no containers dir */ }
+  removeStaleSockets();
+  return removed;
+}
+
+function removeStaleSockets(): void {
+  try {
+    for (const e of Deno.readDirSync(`${runRoot()}/sync`)) {
+      const path = `${runRoot()}/sync/${e.name}`;
+      const age = Date.now() - (Deno.statSync(path).mtime?.getTime() ?? 0);
+      if (age > 60_000) Deno.removeSync(path);
+    }
+  } catch { /* none */ }
+}

@@ -1,0 +1,212 @@
+/**
+ * The supervisor of detached containers: one mini-docker process shared by all of them, so
+ * that a detached container costs a pipe and a few kilobytes, not a Deno process (~30 MiB).
+ * It starts on demand (the first `run -d`), owns the containers it starts (their exit status
+ * comes to it), writes their output to their logs, records their exit and cleans their cgroup,
+ * and leaves when it has had no container for a while. It is not a daemon to manage: there is
+ * nothing to configure and nothing to restart. If it is killed, its containers keep running
+ * (no parent-death signal), stay listed, and can be stopped; their exit is then recorded by the
+ * next mini-docker command that looks (see `reconcile` in state.ts).
+ *
+ * Protocol: a client connects to `<run root>/supervisor.sock` and sends one JSON line
+ * (`StartRequest`); the supervisor answers one JSON line (`StartReply`) once the container's
+ * command runs or has failed to start.
+ */
+import type { ContainerSpec } from "./spec.ts";
+import { type ContainerMeta, selfCommand, startContainer, type Started } from "./parent.ts";
+import { logPath } from "./state.ts";
+import { SUPERVISOR_ARG } from "./protocol.ts";
+import { runRoot } from "./paths.ts";
+import { EXIT_ENGINE, UserError } from "./errors.ts";
+import * as libc from "./libc.ts";
+import { LogWriter } from "./logs.ts";
+
+/** How long the supervisor stays without any container before it leaves. */
+const IDLE_EXIT_MS = 5_000;
+
+export interface StartRequest {
+  spec: ContainerSpec;
+  meta: ContainerMeta;
+  /** `-i`: keep the container's stdin open (a pipe nobody writes to yet). */
+  interactive: boolean;
+  /** `-t`: give the container a pseudo-terminal; its output is logged as stdout. */
+  tty: boolean;
+  autoRemove: boolean;
+}
+
+export type StartReply = { ok: true; id: string } | {
+  ok: false;
+  message: string;
+  exitCode: number;
+};
+
+function socketPath(): string {
+  return `${runRoot()}/supervisor.sock`;
+}
+
+/** Asks the supervisor (started if needed) to start a detached container. */
+export async function startDetached(request: StartRequest): Promise<string> {
+  const conn = await connectSupervisor();
+  try {
+    await conn.write(new TextEncoder().encode(JSON.stringify(request) + "\n"));
+    const text = await new Response(conn.readable).text();
+    if (text === "") {
+      throw new UserError("The supervisor ended before it answered: see its log in the run root");
+    }
+    const reply = JSON.parse(text) as StartReply;
+    if (!reply.ok) throw new UserError(reply.message, reply.exitCode);
+    return reply.id;
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed by the peer */ }
+  }
+}
+
+async function connectSupervisor(): Promise<Deno.UnixConn> {
+  const path = socketPath();
+  try {
+    return await Deno.connect({ transport: "unix", path });
+  } catch {
+    // Nobody listens: start one (a second one started concurrently leaves at once).
+  }
+  Deno.mkdirSync(runRoot(), { recursive: true, mode: 0o700 });
+  const { exe, args } = selfCommand(SUPERVISOR_ARG);
+  const log = `${runRoot()}/supervisor.log`;
+  const child = new Deno.Command(exe, {
+    args,
+    env: { MINI_DOCKER_SUPERVISOR_LOG: log },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    cwd: "/",
+  }).spawn();
+  child.unref();
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await Deno.connect({ transport: "unix", path });
+    } catch (err) {
+      if (Date.now() > deadline) {
+        throw new UserError(
+          `Cannot reach the supervisor at "${path}": ${(err as Error).message} (see ${log})`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+/** Entry point of the supervisor process. */
+export async function supervise(): Promise<never> {
+  // Its own session: no terminal, no signals from the shell that ran the first `run -d`.
+  try {
+    libc.setsid();
+  } catch { /* already a session leader */ }
+  Deno.mkdirSync(runRoot(), { recursive: true, mode: 0o700 });
+  const lockFd = libc.open(
+    `${runRoot()}/supervisor.lock`,
+    0o100 /* O_CREAT */ | libc.O_RDWR | libc.O_CLOEXEC,
+    0o600,
+  );
+  if (!libc.tryLock(lockFd)) Deno.exit(0); // Another supervisor serves this run root.
+  Deno.writeTextFileSync(`${runRoot()}/supervisor.pid`, `${Deno.pid}\n`);
+  const path = socketPath();
+  try {
+    Deno.removeSync(path);
+  } catch { /* none */ }
+  const listener = Deno.listen({ transport: "unix", path });
+  let active = 0;
+  let idleSince = Date.now();
+  const timer = setInterval(() => {
+    if (active === 0 && Date.now() - idleSince > IDLE_EXIT_MS) {
+      // Stop accepting first, so a client that raced us starts a new supervisor.
+      listener.close();
+      try {
+        Deno.removeSync(path);
+      } catch { /* gone */ }
+      clearInterval(timer);
+      Deno.exit(0);
+    }
+  }, 500);
+  for await (const conn of listener) {
+    active++;
+    serve(conn).catch((err) => log(`request failed: ${err instanceof Error ? err.message : err}`))
+      .finally(() => {
+        active--;
+        idleSince = Date.now();
+      });
+  }
+  Deno.exit(0);
+}
+
+function log(line: string): void {
+  const file = Deno.env.get("MINI_DOCKER_SUPERVISOR_LOG");
+  if (file === undefined) return;
+  try {
+    Deno.writeTextFileSync(file, `${new Date().toISOString()} ${line}\n`, { append: true });
+  } catch { /* nowhere to write */ }
+}
+
+/** One client: start its container, answer, then supervise the container until it exits. */
+async function serve(conn: Deno.UnixConn): Promise<void> {
+  const reader = conn.readable.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  reader.releaseLock();
+  const request = JSON.parse(text) as StartRequest;
+  let started: Started;
+  let pty: { master: number; slave: string } | undefined;
+  try {
+    if (request.tty) pty = libc.openPty();
+    started = await startContainer(request.spec, request.meta, {
+      stdin: request.interactive ? "piped" : "null",
+      output: "piped",
+      ttySlave: pty?.slave,
+      dieWithParent: false,
+      autoRemove: request.autoRemove,
+      detached: true,
+    });
+  } catch (err) {
+    if (pty !== undefined) libc.close(pty.master);
+    const reply: StartReply = {
+      ok: false,
+      message: err instanceof Error ? err.message : String(err),
+      exitCode: err instanceof UserError ? err.exitCode : EXIT_ENGINE,
+    };
+    await conn.write(new TextEncoder().encode(JSON.stringify(reply) + "\n"));
+    conn.close();
+    return;
+  }
+  await conn.write(
+    new TextEncoder().encode(JSON.stringify({ ok: true, id: started.state.id }) + "\n"),
+  );
+  conn.close();
+
+  const id = started.state.id;
+  const logs = new LogWriter(logPath(id));
+  const pumps: Promise<void>[] = [];
+  if (pty !== undefined) {
+    pumps.push(logs.pumpFd(pty.master, "stdout"));
+  } else {
+    pumps.push(
+      logs.pump(started.child.stdout, "stdout"),
+      logs.pump(started.child.stderr, "stderr"),
+    );
+  }
+  // -i without an attached client: the pipe stays open (and empty) for the container's life.
+  const final = await started.finish({ reportOom: false });
+  await Promise.allSettled(pumps);
+  if (pty !== undefined) libc.close(pty.master);
+  logs.close();
+  if (final.oomKilled) log(`container ${id}: killed by the OOM killer`);
+  if (request.interactive) {
+    try {
+      await started.child.stdin.close();
+    } catch { /* closed */ }
+  }
+}

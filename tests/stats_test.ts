@@ -1,0 +1,212 @@
+/**
+ * `mini-docker stats` end to end: containers started by one mini-docker process, observed by
+ * another, with what they really use (memory they allocated, CPU they burned).
+ */
+import assert from "node:assert/strict";
+import { type Result, TestEnv } from "./helpers.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const MiB = 1024 ** 2;
+
+/** Container start-up takes seconds in the cgroup2 VM (software emulation). */
+const START_TIMEOUT_MS = 60_000;
+
+/**
+ * A container started in the background, its output collected as it comes. Disposing of it
+ * ends it if the test did not (two Ctrl-C), so a failed assertion is the error reported.
+ */
+interface Running extends AsyncDisposable {
+  id: string;
+  waitOutput(re: RegExp, timeoutMs?: number): Promise<void>;
+  /** Waits for "ready" (PID 1's trap is set), sends SIGTERM to `mini-docker run` (which
+   * forwards it to PID 1), and returns the result. */
+  stop(): Promise<Result>;
+}
+
+async function start(t: TestEnv, args: string[]): Promise<Running> {
+  const child = t.spawn(["run", ...args]);
+  let out = "";
+  const stdout = child.stdout.pipeThrough(new TextDecoderStream()).pipeTo(
+    new WritableStream({ write: (chunk) => void (out += chunk) }),
+  );
+  const stderr = new Response(child.stderr).text();
+  let result: Promise<Result> | undefined;
+  const done = () =>
+    result ??= (async () => {
+      const status = await child.status;
+      await stdout;
+      return { code: status.code, stdout: out, stderr: await stderr };
+    })();
+  let id: string;
+  try {
+    id = (await t.waitRunning(START_TIMEOUT_MS)).id;
+  } catch (err) {
+    child.kill("SIGKILL");
+    await done();
+    throw err;
+  }
+  const waitOutput = async (re: RegExp, timeoutMs = START_TIMEOUT_MS) => {
+    const end = Date.now() + timeoutMs;
+    while (!re.test(out)) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${re} in: ${out}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return {
+    id,
+    waitOutput,
+    async stop() {
+      await waitOutput(/ready/);
+      child.kill("SIGTERM");
+      return await done();
+    },
+    async [Symbol.asyncDispose]() {
+      if (result === undefined) {
+        try {
+          child.kill("SIGINT");
+          await new Promise((r) => setTimeout(r, 100));
+          child.kill("SIGINT");
+        } catch { /* it has ended */ }
+      }
+      await done();
+    },
+  };
+}
+
+/** PID 1 sets its trap (exit 0 on SIGTERM), runs `script`, says "ready" and idles. */
+const shell = (script: string) => [
+  "/bin/sh",
+  "-c",
+  `trap 'exit 0' TERM; ${script}; echo ready; while :; do sleep 0.1; done`,
+];
+
+/** `stats --no-stream --format json ARGS...`: one object per line. */
+async function statsJson(t: TestEnv, args: string[] = []): Promise<Record<string, unknown>[]> {
+  const r = await t.run(["stats", "--no-stream", "--format", "json", ...args]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, "");
+  return r.stdout.trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
+}
+
+Deno.test("stats shows the memory a container allocated, within 10%", opts, async () => {
+  await using t = await TestEnv.create();
+  // 64 MiB in a tmpfs file: shared memory, charged to the container's cgroup and not cache
+  // that docker stats would leave out.
+  await using c = await start(t, [
+    "--name",
+    "hog",
+    "-m",
+    "256m",
+    ...shell("dd if=/dev/zero of=/dev/shm/x bs=1M count=64 2>/dev/null"),
+  ]);
+  await c.waitOutput(/ready/);
+  for (const ref of ["hog", c.id, c.id.slice(0, 7)]) {
+    const rows = await statsJson(t, [ref]);
+    assert.equal(rows.length, 1, ref);
+    const row = rows[0]!;
+    assert.equal(row.ID, c.id.slice(0, 12));
+    assert.equal(row.Name, "hog");
+    const used = row.MemUsageBytes as number;
+    assert.ok(Math.abs(used - 64 * MiB) < 0.1 * 64 * MiB, `usage ${used / MiB} MiB`);
+    assert.equal(row.MemLimitBytes, 256 * MiB);
+    assert.match(row.MemUsage as string, /^\d+(\.\d+)?MiB \/ 256MiB$/);
+    assert.match(row.MemPerc as string, /^2\d\.\d\d%$/);
+    assert.match(row.CPUPerc as string, /^\d+\.\d\d%$/);
+    assert.ok((row.PIDsCurrent as number) >= 1);
+    assert.equal(row.PIDs, String(row.PIDsCurrent));
+    // The host's network: no counters of its own.
+    assert.equal(row.NetIO, "--");
+    assert.equal(row.NetRxBytes, null);
+  }
+  // Without names: every running container.
+  assert.deepEqual((await statsJson(t)).map((r) => r.Name), ["hog"]);
+  assert.equal((await c.stop()).code, 0);
+});
+
+Deno.test("stats: CPU % of a CPU-limited busy loop; NET I/O of its own network", opts, async () => {
+  await using t = await TestEnv.create();
+  await using c = await start(t, [
+    "--cpus",
+    "0.5",
+    "--network",
+    "none",
+    "/bin/sh",
+    "-c",
+    "trap 'exit 0' TERM; echo ready; while :; do :; done",
+  ]);
+  await c.waitOutput(/ready/);
+  const [row] = await statsJson(t);
+  // --cpus 0.5 caps it at 50% (a loaded host may give it less).
+  const cpu = row!.CPUPercent as number;
+  assert.ok(cpu > 10 && cpu < 60, `CPU ${cpu}%`);
+  assert.equal(row!.CPUPerc, `${cpu.toFixed(2)}%`);
+  // --network none: only loopback, which docker stats does not count.
+  assert.equal(row!.NetIO, "0B / 0B");
+  assert.deepEqual([row!.NetRxBytes, row!.NetTxBytes], [0, 0]);
+  const table = await t.run(["stats", "--no-stream"]);
+  assert.equal(table.code, 0, table.stderr);
+  const [header, line, ...rest] = table.stdout.split("\n");
+  assert.match(
+    header!,
+    /^CONTAINER ID {3}NAME {2,}CPU % {2,}MEM USAGE \/ LIMIT {3}MEM % {2,}NET I\/O {2,}PIDS$/,
+  );
+  assert.match(line!, new RegExp(`^${c.id.slice(0, 12)} {3}\\S+ +\\d+\\.\\d\\d% +`));
+  assert.match(line!, / 0B \/ 0B {3,}\d+$/);
+  assert.deepEqual(rest, [""]);
+  assert.ok(!table.stdout.includes("\x1b"), "no terminal escapes into a pipe");
+  assert.equal((await c.stop()).code, 0);
+});
+
+Deno.test(
+  "stats without --no-stream refreshes; piped, it prints table after table",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    await using c = await start(t, shell("true"));
+    const stats = t.spawn(["stats"]);
+    try {
+      const reader = stats.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let out = "";
+      const deadline = Date.now() + START_TIMEOUT_MS;
+      while ((out.match(/^CONTAINER ID/gm)?.length ?? 0) < 3 && Date.now() < deadline) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        out += value;
+      }
+      const tables = out.split(/^(?=CONTAINER ID)/m);
+      assert.ok(tables.length >= 3, out);
+      for (const table of tables.slice(0, 2)) {
+        assert.match(table, new RegExp(`^${c.id.slice(0, 12)} `, "m"));
+      }
+      assert.ok(!out.includes("\x1b"), "no terminal escapes into a pipe");
+      await reader.cancel();
+    } finally {
+      stats.kill("SIGTERM");
+      await stats.status;
+      await stats.stderr.cancel();
+    }
+    assert.equal((await c.stop()).code, 0);
+  },
+);
+
+Deno.test("stats: unknown names and bad flags are one line, 125", opts, async () => {
+  await using t = await TestEnv.create();
+  const empty = await t.run(["stats", "--no-stream"]);
+  assert.equal(empty.code, 0, empty.stderr);
+  assert.match(empty.stdout, /^CONTAINER ID {3}NAME {6}CPU %/);
+  assert.equal(empty.stdout.split("\n").length, 2);
+  const cases: [string[], RegExp][] = [
+    [["stats", "--no-stream", "nosuch"], /^mini-docker: No such container: nosuch\n$/],
+    [
+      ["stats", "--format", "yaml"],
+      /^mini-docker: Invalid format "yaml": use "table" or "json"\n$/,
+    ],
+    [["stats", "--bogus"], /^mini-docker: Unknown option '--bogus'/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await t.run(args);
+    assert.equal(r.code, 125, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.equal(r.stdout, "");
+  }
+});

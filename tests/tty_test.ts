@@ -1,0 +1,72 @@
+/**
+ * `-t`: a real pseudo-terminal inside the container, sized like ours at start and on every
+ * resize, with our terminal's mode restored afterwards. Driven through tmux and script(1),
+ * which give mini-docker a terminal as a person's would.
+ */
+import assert from "node:assert/strict";
+import { REPO, TestEnv, waitFor } from "./helpers.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+function tmux(socket: string, ...args: string[]): string {
+  const out = new Deno.Command("tmux", { args: ["-L", socket, ...args] }).outputSync();
+  return new TextDecoder().decode(out.stdout);
+}
+
+Deno.test("run -it: an interactive shell on a terminal that follows resizes", opts, async () => {
+  await using t = await TestEnv.create();
+  const socket = `md-${crypto.randomUUID().slice(0, 8)}`;
+  const env = Object.entries(t.env).map(([k, v]) => `${k}=${v}`).join(" ");
+  const cmd =
+    `cd ${t.cwd} && env ${env} ${Deno.execPath()} run -A --quiet ${REPO}/main.ts run -it /bin/sh`;
+  tmux(socket, "new-session", "-d", "-x", "100", "-y", "30", cmd);
+  try {
+    const screen = () => tmux(socket, "capture-pane", "-p");
+    await waitFor(() => screen().includes("/ #"), 20_000, "the shell prompt");
+    tmux(socket, "send-keys", "stty size; echo $TERM", "Enter");
+    await waitFor(() => screen().includes("30 100"), 10_000, "the initial size");
+    assert.match(screen(), /^xterm$/m);
+    tmux(socket, "resize-window", "-x", "80", "-y", "20");
+    tmux(socket, "send-keys", "clear; stty size", "Enter");
+    await waitFor(() => screen().includes("20 80"), 10_000, "the new size");
+    tmux(socket, "send-keys", "exit 4", "Enter");
+    await waitFor(() => t.containerIds().length === 0, 10_000, "the container to end");
+  } finally {
+    tmux(socket, "kill-server");
+  }
+});
+
+Deno.test(
+  "run -it under script(1): input reaches the container, the terminal mode is restored",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    const inner =
+      `stty rows 33 cols 111; ${Deno.execPath()} run -A --quiet ${REPO}/main.ts run -it /bin/sh -c 'stty size; read x; echo got $x; exit 3'; echo "exit=$?"; stty -a | grep -o -- '-*icanon'`;
+    const child = new Deno.Command("script", {
+      args: ["-qec", inner, "/dev/null"],
+      cwd: t.cwd,
+      env: t.env,
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode("hello\n"));
+    await w.close();
+    const out = new TextDecoder().decode((await child.output()).stdout).replaceAll("\r", "");
+    assert.match(out, /^33 111$/m);
+    assert.match(out, /^got hello$/m);
+    assert.match(out, /^exit=3$/m);
+    assert.match(out, /^icanon$/m, "canonical mode is back after the container");
+  },
+);
+
+Deno.test("-it without a terminal is refused; -t alone works without one", opts, async () => {
+  await using t = await TestEnv.create();
+  const r = await t.run(["run", "-it", "/bin/true"]);
+  assert.equal(r.code, 125);
+  assert.match(r.stderr, /The input device is not a TTY/);
+  const tOnly = await t.run(["run", "-t", "/bin/sh", "-c", "test -t 1 && echo terminal"]);
+  assert.equal(tOnly.code, 0, tOnly.stderr);
+  assert.equal(tOnly.stdout.replaceAll("\r", ""), "terminal\n");
+});
