@@ -2,6 +2,7 @@
 import { Command } from "@commander-js/extra-typings";
 import { type ContainerState, findContainer, logPath, stateDir } from "../container/state.ts";
 import type { ContainerSpec } from "../container/spec.ts";
+import { INIT_ANNOTATION } from "../container/protocol.ts";
 import { isRunning } from "../container/lifecycle.ts";
 import { UserError } from "../container/errors.ts";
 import { eachContainer } from "./each.ts";
@@ -40,6 +41,7 @@ export function inspectContainer(s: ContainerState): Record<string, unknown> {
     },
     HostConfig: {
       AutoRemove: s.autoRemove,
+      Init: spec?.annotations[INIT_ANNOTATION] === "true",
       Memory: res?.memory?.limit ?? 0,
       MemorySwap: res?.memory?.swap ?? 0,
       NanoCpus: res?.cpu?.quota !== undefined

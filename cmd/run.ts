@@ -12,6 +12,7 @@ import { newId, stateDir } from "../container/state.ts";
 import { cgroupParent } from "../container/paths.ts";
 import { runContainer } from "../container/foreground.ts";
 import { startDetached } from "../container/supervisor.ts";
+import { INIT_ANNOTATION } from "../container/protocol.ts";
 import { assertRootfs, defaultRootfs, rootfsStatus } from "../rootfs/prepare.ts";
 import { lookupUser, resolveImage } from "../images/mod.ts";
 
@@ -80,6 +81,7 @@ export function runCommand() {
     .option("--rm", "remove the container when it exits (foreground containers always are)")
     .option("-i, --interactive", "keep stdin open (the default in the foreground)")
     .option("-t, --tty", "allocate a pseudo-terminal")
+    .option("--init", "run a small init as PID 1 that forwards signals and reaps zombies")
     .addHelpText("after", EXAMPLES)
     .action(async (command, opts) => {
       if (Deno.uid() !== 0) {
@@ -235,7 +237,10 @@ export async function buildRun(positional: string[], opts: RunFlags) {
     terminal: opts.tty === true,
     resources,
     cgroupsPath: `${cgroupParent()}/${id}`,
-    annotations: opts.name === undefined ? {} : { "org.mini-docker.name": opts.name },
+    annotations: {
+      ...(opts.name === undefined ? {} : { "org.mini-docker.name": opts.name }),
+      ...(opts.init ? { [INIT_ANNOTATION]: "true" } : {}),
+    },
   });
   validateSpec(spec);
   return {

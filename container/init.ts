@@ -11,6 +11,7 @@ import type { ContainerSpec, Mount, Process } from "./spec.ts";
 import { INIT_ENV, type InitConfig, type InitMessage } from "./protocol.ts";
 import * as libc from "./libc.ts";
 import { EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND } from "./errors.ts";
+import { reap } from "./reaper.ts";
 
 /** A failed step of the recipe, in the user's terms, with the exit code it deserves. */
 export class StepError extends Error {
@@ -47,7 +48,9 @@ export function init(): never {
  * socket (close-on-exec: its end tells the parent that execve succeeded), runs `body`, and
  * turns any failure into one InitMessage for the parent and the matching exit code.
  */
-export function runStage<T extends { syncSocket: string }>(body: (config: T) => never): never {
+export function runStage<T extends { syncSocket: string }>(
+  body: (config: T, sync: number) => never | Promise<never>,
+): never {
   const raw = Deno.env.get(INIT_ENV);
   if (raw === undefined) {
     console.error("mini-docker: this stage is internal and is started by mini-docker itself");
@@ -57,24 +60,32 @@ export function runStage<T extends { syncSocket: string }>(body: (config: T) => 
   let sync = -1;
   try {
     sync = step("Cannot reach mini-docker", () => libc.connectUnix(config.syncSocket));
-    body(config);
+    const pending = body(config, sync);
+    // An asynchronous stage (the --init reaper) reports its own failures the same way.
+    if (pending instanceof Promise) pending.catch((err) => fail(sync, err));
   } catch (err) {
-    const message: InitMessage = {
-      type: "error",
-      exitCode: err instanceof StepError ? err.exitCode : EXIT_ENGINE,
-      message: err instanceof Error ? err.message : String(err),
-    };
-    if (sync >= 0) {
-      libc.writeAll(sync, new TextEncoder().encode(JSON.stringify(message) + "\n"));
-    } else {
-      console.error(`mini-docker: ${message.message}`);
-    }
-    Deno.exit(message.exitCode);
+    fail(sync, err);
   }
+  return undefined as never;
+}
+
+/** Reports a failed stage to the parent (or to stderr) and exits with its code. */
+function fail(sync: number, err: unknown): never {
+  const message: InitMessage = {
+    type: "error",
+    exitCode: err instanceof StepError ? err.exitCode : EXIT_ENGINE,
+    message: err instanceof Error ? err.message : String(err),
+  };
+  if (sync >= 0) {
+    libc.writeAll(sync, new TextEncoder().encode(JSON.stringify(message) + "\n"));
+  } else {
+    console.error(`mini-docker: ${message.message}`);
+  }
+  Deno.exit(message.exitCode);
 }
 
 /** The recipe, in kernel order. Each line is one step; its comment says why. */
-function recipe(config: InitConfig): never {
+function recipe(config: InitConfig, sync: number): never | Promise<never> {
   const { spec, cgroupProcs } = config;
   // Die with mini-docker: a foreground container must not outlive the command that runs it.
   if (config.dieWithParent) libc.prctl(libc.PR_SET_PDEATHSIG, 9 /* SIGKILL */);
@@ -119,18 +130,36 @@ function recipe(config: InitConfig): never {
     Deno.mkdirSync(spec.process.cwd, { recursive: true, mode: 0o755 });
     libc.chdir(spec.process.cwd);
   });
+  if (config.reaper) {
+    const path = becomeUser(spec.process);
+    return reap(path, spec.process, sync).catch((err) => {
+      throw execError(err);
+    });
+  }
   execProcess(spec.process);
 }
 
-/** The last steps of every stage: become the user, find the command, and execve it. */
-export function execProcess(process: Process): never {
+/** Switches to the process's user and finds its command; returns the command's path. */
+function becomeUser(process: Process): string {
   const { uid, gid, additionalGids = [] } = process.user;
   step(`Cannot switch to user ${uid}:${gid}`, () => {
     libc.setgroups(additionalGids);
     libc.setresgid(gid);
     libc.setresuid(uid);
   });
-  const path = resolveExecutable(process.args[0] ?? "", process.env);
+  return resolveExecutable(process.args[0] ?? "", process.env);
+}
+
+/** exec's failure in Docker's terms: 127 when the file is missing, 126 when it cannot run. */
+function execError(err: unknown): StepError {
+  const code = err instanceof libc.SyscallError ? err.errno : 0;
+  const reason = err instanceof Error ? err.message : String(err);
+  return new StepError(reason, code === libc.ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_INVOKE);
+}
+
+/** The last steps of every stage: become the user, find the command, and execve it. */
+export function execProcess(process: Process): never {
+  const path = becomeUser(process);
   try {
     libc.execve(path, process.args, process.env);
   } catch (err) {

@@ -30,6 +30,16 @@ const SYMBOLS = {
   setresuid: { parameters: ["u32", "u32", "u32"], result: "i32" },
   setxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
   geteuid: { parameters: [], result: "u32" },
+  posix_spawn: {
+    parameters: ["buffer", "buffer", "pointer", "pointer", "buffer", "buffer"],
+    result: "i32",
+  },
+  waitpid_async: {
+    name: "waitpid",
+    parameters: ["i32", "buffer", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
   setsid: { parameters: [], result: "i32" },
   dup2: { parameters: ["i32", "i32"], result: "i32" },
   flock: { parameters: ["i32", "i32"], result: "i32" },
@@ -364,4 +374,30 @@ export function setWindowSize(fd: number, size: { rows: number; cols: number }):
 /** Reads from `fd` on a worker thread; 0 at end of stream, -1 on error (EIO: pty closed). */
 export async function readAsync(fd: number, buf: Uint8Array<ArrayBuffer>): Promise<number> {
   return Number(await libc().read_async(fd, buf, BigInt(buf.length)));
+}
+
+/**
+ * posix_spawn(3): starts `path` with `argv` and `env` and returns its PID. Unlike fork, the
+ * child runs only libc code until execve (clone with CLONE_VM|CLONE_VFORK), so it is safe here.
+ */
+export function spawnProcess(
+  path: string,
+  argv: readonly string[],
+  env: readonly string[],
+): number {
+  const pid = new Int32Array(1);
+  const a = cstrArray(argv);
+  const e = cstrArray(env);
+  const rc = libc().posix_spawn(pid, cstr(path), null, null, a.array, e.array);
+  void a.keep;
+  void e.keep;
+  if (rc !== 0) throw new SyscallError("exec", rc, path);
+  return pid[0]!;
+}
+
+/** Waits (on a worker thread) for any child; returns its PID and raw wait status, or -1. */
+export async function waitAnyChild(): Promise<{ pid: number; status: number }> {
+  const status = new Int32Array(1);
+  const pid = await libc().waitpid_async(-1, status, 0);
+  return { pid, status: status[0]! };
 }

@@ -6,7 +6,13 @@
  * containers both go through these two steps.
  */
 import type { ContainerSpec } from "./spec.ts";
-import { INIT_ARG, INIT_ENV, type InitConfig, type InitMessage } from "./protocol.ts";
+import {
+  INIT_ANNOTATION,
+  INIT_ARG,
+  INIT_ENV,
+  type InitConfig,
+  type InitMessage,
+} from "./protocol.ts";
 import * as libc from "./libc.ts";
 import { UserError } from "./errors.ts";
 import {
@@ -238,6 +244,8 @@ export async function startContainer(
     cgroupProcs: [...cgroup.procsFiles],
     dieWithParent: options.dieWithParent,
     ttySlave: options.ttySlave,
+    // `--init` is part of the container's configuration: a reaper as PID 1 (see reaper.ts).
+    reaper: spec.annotations[INIT_ANNOTATION] === "true",
   };
   const { exe, args } = selfCommand(INIT_ARG);
   const tty = options.ttySlave !== undefined;

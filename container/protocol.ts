@@ -17,6 +17,9 @@ import type { ContainerSpec, NamespaceType, Process } from "./spec.ts";
 /** The hidden first argument that turns mini-docker into the init stage. */
 export const INIT_ARG = "__init";
 
+/** The spec annotation that asks for a reaper as PID 1 (`run --init`). */
+export const INIT_ANNOTATION = "org.mini-docker.init";
+
 /** The environment variable that carries the InitConfig (JSON) to the init stage. */
 export const INIT_ENV = "_MINI_DOCKER_INIT";
 
@@ -31,6 +34,8 @@ export interface InitConfig {
   dieWithParent: boolean;
   /** A pseudo-terminal slave to make the controlling terminal and stdin/stdout/stderr (`-t`). */
   ttySlave?: string;
+  /** `--init`: stay as PID 1, run the command as a child, forward signals, reap orphans. */
+  reaper?: boolean;
 }
 
 /** The hidden first argument that turns mini-docker into the supervisor of detached containers. */

@@ -276,3 +276,40 @@ Deno.test("50 detached containers start concurrently, all run, all clean up", op
   ok(await t.run(["rm", "-f", ...running]));
   assert.deepEqual(t.containerIds(), []);
 });
+
+Deno.test("--init: signals reach a shell's child, orphans are reaped", opts, async () => {
+  await using t = await TestEnv.create();
+  // Without --init, sleep is PID 1: SIGTERM is dropped and stop has to kill (137).
+  ok(
+    await t.run(["run", "-d", "--name", "plain", "/bin/sh", "-c", "(sleep 0.2 &); exec sleep 300"]),
+  );
+  ok(
+    await t.run([
+      "run",
+      "-d",
+      "--init",
+      "--name",
+      "inited",
+      "/bin/sh",
+      "-c",
+      "(sleep 0.2 &); exec sleep 300",
+    ]),
+  );
+  await new Promise((r) => setTimeout(r, 1000));
+  const zombies = async (name: string) =>
+    ok(await t.run(["exec", name, "/bin/sh", "-c", "ps -o stat,comm | grep -c '^Z' || true"]))
+      .trim();
+  assert.equal(await zombies("plain"), "1", "sleep as PID 1 leaves the orphan a zombie");
+  assert.equal(await zombies("inited"), "0", "the reaper reaped the orphan");
+  assert.match(ok(await t.run(["exec", "inited", "ps", "-o", "pid,comm"])), /^\s*1 deno$/m);
+  const start = Date.now();
+  ok(await t.run(["stop", "-t", "5", "inited"]));
+  assert.ok(Date.now() - start < 4000, "SIGTERM was forwarded, no kill needed");
+  assert.equal(await inspect(t, "inited", "{{.State.ExitCode}} {{.HostConfig.Init}}"), "143 true");
+  ok(await t.run(["stop", "-t", "1", "plain"]));
+  assert.equal(await inspect(t, "plain", "{{.State.ExitCode}}"), "137");
+  ok(await t.run(["rm", "plain", "inited"]));
+  // In the foreground, the command's exit code passes through the reaper.
+  assert.equal((await t.run(["run", "--init", "/bin/sh", "-c", "exit 4"])).code, 4);
+  assert.equal((await t.run(["run", "--init", "nosuch"])).code, 127);
+});
