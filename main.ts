@@ -14,6 +14,18 @@ if (stage === INIT_ARG) {
 } else if (stage === SUPERVISOR_ARG) {
   await (await import("./container/supervisor.ts")).supervise();
 } else {
+  // A foreground `run` starts its init stage first: the init's Deno start-up then overlaps
+  // the loading of the command-line parser (see cmd/run_args.ts).
+  let prespawned: import("./container/parent.ts").PrespawnedInit | undefined;
+  if ((await import("./cmd/run_args.ts")).isForegroundRun(Deno.args) && Deno.uid() === 0) {
+    try {
+      prespawned = (await import("./container/parent.ts")).prespawnInit();
+    } catch {
+      // No early start (e.g. the run root cannot be made): the run itself reports why.
+    }
+  }
   const { main } = await import("./cmd/program.ts");
-  Deno.exit(await main(Deno.args));
+  const code = await main(Deno.args, { prespawned });
+  prespawned?.[Symbol.dispose]();
+  Deno.exit(code);
 }

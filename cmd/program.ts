@@ -5,6 +5,7 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { EXIT_ENGINE, ExitCode, UserError } from "../container/errors.ts";
 import { runCommand } from "./run.ts";
+import type { PrespawnedInit } from "../container/parent.ts";
 import { rootfsCommand } from "./rootfs.ts";
 import { psCommand } from "./ps.ts";
 import { logsCommand } from "./logs.ts";
@@ -18,6 +19,12 @@ import { pullCommand } from "./pull.ts";
 import { importCommand } from "./import.ts";
 import { imagesCommand } from "./images.ts";
 import { rmiCommand } from "./rmi.ts";
+
+/** What main.ts hands the commands. */
+export interface RunContext {
+  /** An init stage started early for a foreground `run`. */
+  prespawned?: PrespawnedInit;
+}
 
 const EXAMPLES = `
 Examples:
@@ -51,13 +58,15 @@ function helpPath(cmd: Command<unknown[], Record<string, unknown>>): string {
 }
 
 /** Builds the program. */
-export function program(): Command<unknown[], Record<string, unknown>> {
+export function program(
+  context: RunContext = {},
+): Command<unknown[], Record<string, unknown>> {
   const prog = new Command("mini-docker")
     .description("A daemonless container tool: Linux namespaces, cgroups and pivot_root")
     .version("0.1.0", "-v, --version")
     .enablePositionalOptions()
     .addHelpText("after", EXAMPLES)
-    .addCommand(runCommand())
+    .addCommand(runCommand(context.prespawned))
     .addCommand(psCommand())
     .addCommand(logsCommand())
     .addCommand(execCommand())
@@ -77,8 +86,8 @@ export function program(): Command<unknown[], Record<string, unknown>> {
 }
 
 /** Runs the command line; returns the process exit code. */
-export async function main(args: string[]): Promise<number> {
-  const prog = program();
+export async function main(args: string[], context: RunContext = {}): Promise<number> {
+  const prog = program(context);
   try {
     if (args.length === 0) {
       prog.outputHelp();

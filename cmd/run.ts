@@ -11,6 +11,7 @@ import { addResourceOptions, resourcesFromFlags, statsReporter } from "./resourc
 import { newId, stateDir } from "../container/state.ts";
 import { cgroupParent } from "../container/paths.ts";
 import { runContainer } from "../container/foreground.ts";
+import type { PrespawnedInit } from "../container/parent.ts";
 import { startDetached } from "../container/supervisor.ts";
 import { INIT_ANNOTATION } from "../container/protocol.ts";
 import { assertRootfs, defaultRootfs, rootfsStatus } from "../rootfs/prepare.ts";
@@ -37,7 +38,7 @@ removed when it ends (as with --rm); a detached one (-d) stays, with its log, un
 In the foreground stdin is always passed through, so -i is the default there.`;
 
 /** The `run` command. */
-export function runCommand() {
+export function runCommand(prespawned?: PrespawnedInit) {
   return addResourceOptions(
     new Command("run")
       .description("Run a command in a new container")
@@ -91,6 +92,7 @@ export function runCommand() {
       }
       const { spec, meta } = await buildRun(command, opts);
       if (opts.detach) {
+        prespawned?.[Symbol.dispose]();
         const id = await startDetached({
           spec,
           meta,
@@ -105,6 +107,7 @@ export function runCommand() {
         throw new UserError("The input device is not a TTY: drop -t, or run from a terminal");
       }
       const code = await runContainer(spec, meta, {
+        prespawned,
         tty: opts.tty === true,
         beforeCleanup: opts.statsReport ? statsReporter(spec.linux.resources) : undefined,
       });

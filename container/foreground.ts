@@ -4,13 +4,21 @@
  * when it ends (as `--rm`), so the original Mini-Docker's one-shot runs leave nothing behind.
  */
 import type { ContainerSpec } from "./spec.ts";
-import { type ContainerMeta, type FinishHooks, forwardSignals, startContainer } from "./parent.ts";
+import {
+  type ContainerMeta,
+  type FinishHooks,
+  forwardSignals,
+  type PrespawnedInit,
+  startContainer,
+} from "./parent.ts";
 import { openRelay } from "./tty.ts";
 
 /** Options of a foreground run. */
 export interface RunOptions extends FinishHooks {
   /** `-t`: a pseudo-terminal for the container, relayed to ours (raw mode while it runs). */
   tty?: boolean;
+  /** An init stage started early by main.ts. */
+  prespawned?: PrespawnedInit;
 }
 
 /** Runs a container in the foreground and returns Docker's exit code for it. */
@@ -23,6 +31,7 @@ export async function runContainer(
   using signals = forwardSignals();
   const started = await startContainer(spec, meta, {
     onSpawn: (pid) => signals.attach(pid),
+    prespawned: options.prespawned,
     stdin: "inherit",
     output: "inherit",
     ttySlave: pty?.slave,

@@ -56,10 +56,17 @@ export function runStage<T extends { syncSocket: string }>(
     console.error("mini-docker: this stage is internal and is started by mini-docker itself");
     Deno.exit(EXIT_ENGINE);
   }
-  const config: T = JSON.parse(raw);
+  let config: T & { deferred?: boolean } = JSON.parse(raw);
   let sync = -1;
   try {
     sync = step("Cannot reach mini-docker", () => libc.connectUnix(config.syncSocket));
+    if (config.deferred) {
+      // Started early (prespawned): the configuration comes over the socket, or nothing does
+      // when the run did not need us after all.
+      const line = libc.readLine(sync);
+      if (line === "") Deno.exit(0);
+      config = JSON.parse(line);
+    }
     const pending = body(config, sync);
     // An asynchronous stage (the --init reaper) reports its own failures the same way.
     if (pending instanceof Promise) pending.catch((err) => fail(sync, err));

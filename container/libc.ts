@@ -20,6 +20,7 @@ const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
@@ -400,4 +401,24 @@ export async function waitAnyChild(): Promise<{ pid: number; status: number }> {
   const status = new Int32Array(1);
   const pid = await libc().waitpid_async(-1, status, 0);
   return { pid, status: status[0]! };
+}
+
+/** Reads from `fd` (blocking) up to and including the first newline; "" at end of stream. */
+export function readLine(fd: number): string {
+  const chunks: Uint8Array[] = [];
+  const buf = new Uint8Array(65536);
+  for (;;) {
+    const n = Number(libc().read(fd, buf, BigInt(buf.length)));
+    check(n, "read");
+    if (n === 0) break;
+    chunks.push(buf.slice(0, n));
+    if (buf.subarray(0, n).includes(10)) break;
+  }
+  const all = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.length;
+  }
+  return new TextDecoder().decode(all);
 }

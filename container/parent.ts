@@ -57,6 +57,8 @@ export interface StartOptions {
   dieWithParent: boolean;
   /** Remove the container's directory when it exits. */
   autoRemove: boolean;
+  /** An init stage already started (foreground `run`: its start-up overlaps the CLI's). */
+  prespawned?: PrespawnedInit;
   /** Called as soon as the init stage exists (signal forwarding must start before anyone sees it running). */
   onSpawn?: (pid: number) => void;
   detached: boolean;
@@ -155,10 +157,14 @@ export function spawnInPidNamespace(
   }
 }
 
-/** Waits for a stage to connect and then for the end of its stream (exec) or its error. */
+/**
+ * Waits for a stage to connect, sends it its configuration when it was started before the
+ * configuration existed (`config`), then waits for the end of its stream (exec) or its error.
+ */
 export async function handshake(
   listener: Deno.UnixListener,
   child: Deno.ChildProcess,
+  config?: unknown,
 ): Promise<InitMessage | undefined> {
   const accepted = listener.accept();
   const first = await Promise.race([accepted, child.status]);
@@ -168,9 +174,57 @@ export async function handshake(
       `The init stage exited with status ${exitCodeOf(first)} before it could set up the container`,
     );
   }
+  if (config !== undefined) {
+    await first.write(new TextEncoder().encode(JSON.stringify(config) + "\n"));
+  }
   const text = await new Response(first.readable).text();
   const line = text.split("\n").find((l) => l.trim() !== "");
   return line === undefined ? undefined : JSON.parse(line) as InitMessage;
+}
+
+/**
+ * An init stage started before its container was configured (see `prespawnInit`): it has
+ * connected, or will, to `sync` and waits there for its InitConfig.
+ */
+export interface PrespawnedInit extends Disposable {
+  child: Deno.ChildProcess;
+  sync: ReturnType<typeof listenSync>;
+  /** Takes it over: disposing it does nothing any more. */
+  claim(): void;
+}
+
+/**
+ * Starts the init stage at once, in a new PID namespace, with inherited stdio: it boots its
+ * runtime while the command line is still being parsed, and then waits for its configuration.
+ * Disposing it (when the run turns out not to need it) ends it.
+ */
+export function prespawnInit(): PrespawnedInit {
+  const sync = listenSync(crypto.randomUUID().replaceAll("-", ""));
+  const { exe, args } = selfCommand(INIT_ARG);
+  const child = spawnInPidNamespace({
+    exe,
+    args,
+    env: { [INIT_ENV]: JSON.stringify({ syncSocket: sync.path, deferred: true }) },
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  });
+  let used = false;
+  return {
+    child,
+    sync,
+    claim() {
+      used = true;
+    },
+    [Symbol.dispose]() {
+      if (used) return;
+      used = true;
+      sync[Symbol.dispose](); // init reads the end of the stream and leaves quietly
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+    },
+  };
 }
 
 /**
@@ -237,7 +291,9 @@ export async function startContainer(
   const cgroup = driver.create(name, spec.linux.resources);
   cleanup.defer(() => cgroup.destroy());
 
-  using sync = listenSync(meta.id);
+  const early = options.prespawned;
+  early?.claim();
+  using sync = early?.sync ?? listenSync(meta.id);
   const config: InitConfig = {
     spec,
     syncSocket: sync.path,
@@ -247,11 +303,9 @@ export async function startContainer(
     // `--init` is part of the container's configuration: a reaper as PID 1 (see reaper.ts).
     reaper: spec.annotations[INIT_ANNOTATION] === "true",
   };
-  const { exe, args } = selfCommand(INIT_ARG);
   const tty = options.ttySlave !== undefined;
-  const child = spawnInPidNamespace({
-    exe,
-    args,
+  const child = early?.child ?? spawnInPidNamespace({
+    ...selfCommand(INIT_ARG),
     env: { [INIT_ENV]: JSON.stringify(config) },
     stdin: tty ? "null" : options.stdin,
     stdout: tty ? "null" : options.output,
@@ -266,7 +320,7 @@ export async function startContainer(
     await child.status;
   });
 
-  const failure = await handshake(sync.listener, child);
+  const failure = await handshake(sync.listener, child, early === undefined ? undefined : config);
   if (failure !== undefined) {
     await child.status;
     throw new UserError(failure.message, failure.exitCode);

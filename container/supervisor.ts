@@ -126,6 +126,9 @@ export async function supervise(): Promise<never> {
         Deno.removeSync(path);
       } catch { /* gone */ }
       clearInterval(timer);
+      try {
+        Deno.removeSync(`${runRoot()}/supervisor.pid`);
+      } catch { /* gone */ }
       Deno.exit(0);
     }
   }, 500);
