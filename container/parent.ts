@@ -183,6 +183,34 @@ export async function handshake(
 }
 
 /**
+ * Spawns the init stage into a new PID namespace. It gets only the sync socket's path: it
+ * connects, and waits there for its InitConfig, which the parent sends once the container's
+ * cgroup holds it. So the init's runtime boots while the parent works.
+ */
+function spawnInit(
+  syncSocket: string,
+  stdio: Pick<Deno.CommandOptions, "stdin" | "stdout" | "stderr">,
+): Deno.ChildProcess {
+  return spawnInPidNamespace({
+    ...selfCommand(INIT_ARG),
+    env: { [INIT_ENV]: JSON.stringify({ syncSocket, deferred: true }) },
+    ...stdio,
+  });
+}
+
+/**
+ * Moves a process into the cgroup, writing its PID to every `cgroup.procs` at once: on cgroup
+ * v1 each write waits for an RCU grace period, and in parallel they wait for about one.
+ */
+async function joinCgroup(cgroup: Cgroup, pid: number): Promise<void> {
+  try {
+    await Promise.all(cgroup.procsFiles.map((f) => Deno.writeTextFile(f, String(pid))));
+  } catch (err) {
+    throw new UserError(`Cannot move the init stage into its cgroup: ${(err as Error).message}`);
+  }
+}
+
+/**
  * An init stage started before its container was configured (see `prespawnInit`): it has
  * connected, or will, to `sync` and waits there for its InitConfig.
  */
@@ -200,15 +228,7 @@ export interface PrespawnedInit extends Disposable {
  */
 export function prespawnInit(): PrespawnedInit {
   const sync = listenSync(crypto.randomUUID().replaceAll("-", ""));
-  const { exe, args } = selfCommand(INIT_ARG);
-  const child = spawnInPidNamespace({
-    exe,
-    args,
-    env: { [INIT_ENV]: JSON.stringify({ syncSocket: sync.path, deferred: true }) },
-    stdin: "inherit",
-    stdout: "inherit",
-    stderr: "inherit",
-  });
+  const child = spawnInit(sync.path, { stdin: "inherit", stdout: "inherit", stderr: "inherit" });
   let used = false;
   return {
     child,
@@ -297,16 +317,14 @@ export async function startContainer(
   const config: InitConfig = {
     spec,
     syncSocket: sync.path,
-    cgroupProcs: [...cgroup.procsFiles],
+    cgroupProcs: [], // the parent moves the init stage into the cgroup (joinCgroup)
     dieWithParent: options.dieWithParent,
     ttySlave: options.ttySlave,
     // `--init` is part of the container's configuration: a reaper as PID 1 (see reaper.ts).
     reaper: spec.annotations[INIT_ANNOTATION] === "true",
   };
   const tty = options.ttySlave !== undefined;
-  const child = early?.child ?? spawnInPidNamespace({
-    ...selfCommand(INIT_ARG),
-    env: { [INIT_ENV]: JSON.stringify(config) },
+  const child = early?.child ?? spawnInit(sync.path, {
     stdin: tty ? "null" : options.stdin,
     stdout: tty ? "null" : options.output,
     stderr: tty ? "null" : options.output,
@@ -320,7 +338,10 @@ export async function startContainer(
     await child.status;
   });
 
-  const failure = await handshake(sync.listener, child, early === undefined ? undefined : config);
+  // The init stage waits for its configuration until the cgroup holds it: no instruction of
+  // the container runs unlimited.
+  await joinCgroup(cgroup, child.pid);
+  const failure = await handshake(sync.listener, child, config);
   if (failure !== undefined) {
     await child.status;
     throw new UserError(failure.message, failure.exitCode);

@@ -1,16 +1,21 @@
 /**
  * How the parent (mini-docker) and the init stage talk. `Deno.Command` cannot hand a child an
- * extra file descriptor, so the parent listens on a unix socket in the container's state
- * directory and init connects to it, close-on-exec:
+ * extra file descriptor, so the parent listens on a unix socket in the run root and init
+ * connects to it, close-on-exec:
  *
- * | step | init (PID 1 of the new PID namespace)   | parent                                  |
- * |------|-----------------------------------------|-----------------------------------------|
- * | 1    | connect to the sync socket              | accept (or see init die first)          |
- * | 2    | set up namespaces, root, cgroup, user   | wait for a message or end of stream     |
- * | 3a   | execve succeeds: the socket closes      | end of stream = the command is running  |
- * | 3b   | a step fails: send InitError, exit      | print the message, exit with its code   |
+ * | step | init (PID 1 of the new PID namespace)   | parent                                      |
+ * |------|-----------------------------------------|---------------------------------------------|
+ * | 0    | (spawned with only the socket's path)   | spawn init; for `run` as early as main.ts   |
+ * | 1    | boot Deno, connect, wait for a line     | move init's PID into the cgroup; accept     |
+ * | 2    | read the InitConfig line                | send the InitConfig (spec, tty, --init)     |
+ * | 3    | namespaces, root, mounts, pivot, user   | wait for a message or the end of the stream |
+ * | 4a   | execve succeeds: the socket closes      | end of stream = the command is running      |
+ * | 4b   | a step fails: send InitMessage, exit    | print the message, exit with its code       |
  *
- * The init stage reads its configuration from one environment variable, so it needs no file.
+ * Because init waits in step 1 until the parent has moved it into the cgroup, no instruction of
+ * the container runs unlimited, while init's start-up overlaps the parent's work. An init that
+ * reads the end of the stream in step 2 (the run was cancelled) leaves quietly. The exec stage
+ * gets its whole ExecConfig in its environment and joins its cgroup itself.
  */
 import type { ContainerSpec, NamespaceType, Process } from "./spec.ts";
 
@@ -20,7 +25,7 @@ export const INIT_ARG = "__init";
 /** The spec annotation that asks for a reaper as PID 1 (`run --init`). */
 export const INIT_ANNOTATION = "org.mini-docker.init";
 
-/** The environment variable that carries the InitConfig (JSON) to the init stage. */
+/** The environment variable that carries a stage's first configuration (JSON). */
 export const INIT_ENV = "_MINI_DOCKER_INIT";
 
 /** What the parent tells the init stage. */
@@ -28,7 +33,10 @@ export interface InitConfig {
   spec: ContainerSpec;
   /** Unix socket to connect to (step 1). */
   syncSocket: string;
-  /** `cgroup.procs` files to write "0" to, joining the container's cgroup before anything else. */
+  /**
+   * `cgroup.procs` files to write "0" to, joining the container's cgroup before anything else;
+   * empty when the parent has already moved the init stage there (as `run` does).
+   */
   cgroupProcs: string[];
   /** Die with the process that started us (foreground runs); detached containers outlive it. */
   dieWithParent: boolean;
