@@ -2,21 +2,7 @@
 import { Command } from "@commander-js/extra-typings";
 import { type ContainerState, listStates } from "../container/state.ts";
 import { cleanupStale } from "../container/lifecycle.ts";
-
-/** "3 seconds", "2 minutes", "About an hour", as Docker's HumanDuration. */
-export function humanDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 1) return "Less than a second";
-  if (s === 1) return "1 second";
-  if (s < 60) return `${s} seconds`;
-  const m = Math.round(s / 60);
-  if (m === 1) return "About a minute";
-  if (m < 60) return `${m} minutes`;
-  const h = Math.round(s / 3600);
-  if (h === 1) return "About an hour";
-  if (h < 48) return `${h} hours`;
-  return `${Math.round(h / 24)} days`;
-}
+import { humanDuration, tabulate } from "./format.ts";
 
 /** Docker's STATUS column: "Up 5 seconds", "Exited (0) 3 seconds ago", "Created". */
 export function statusText(s: ContainerState, now = Date.now()): string {
@@ -29,14 +15,6 @@ export function statusText(s: ContainerState, now = Date.now()): string {
     } ago`;
   }
   return "Created";
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) =>
-    r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join("").trimEnd()
-  )
-    .join("\n");
 }
 
 export function psCommand() {
@@ -75,6 +53,6 @@ Examples:
           s.name,
         ]);
       }
-      console.log(table(rows));
+      console.log(tabulate(rows).join("\n"));
     });
 }

@@ -90,6 +90,11 @@ export function runCommand(prespawned?: PrespawnedInit) {
           "mini-docker run needs root (namespaces, mounts, cgroups): run it with sudo",
         );
       }
+      if (opts.detach && opts.statsReport) {
+        throw new UserError(
+          '--stats-report needs a foreground run: drop -d, or watch it with "mini-docker stats"',
+        );
+      }
       const { spec, meta } = await buildRun(command, opts);
       if (opts.detach) {
         prespawned?.[Symbol.dispose]();

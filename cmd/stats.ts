@@ -57,12 +57,6 @@ export function matchContainers(refs: readonly string[], states: readonly Contai
   });
 }
 
-/** The host PID of the container's PID 1, whichever shape state.json has. */
-function pid1(state: ContainerState): number | undefined {
-  const s = state as { pid?: number; process?: { pid?: number } };
-  return s.process?.pid ?? s.pid;
-}
-
 /** Total memory of the host: the "limit" of a container without one, as in Docker. */
 function hostMemory(): number {
   const kb = /^MemTotal:\s+(\d+) kB/m.exec(Deno.readTextFileSync("/proc/meminfo"))?.[1];
@@ -154,7 +148,7 @@ export class StatsSampler {
     if (row.memUsage !== undefined && row.memLimit > 0) {
       row.memPercent = (row.memUsage / row.memLimit) * 100;
     }
-    const pid = pid1(state);
+    const pid = state.process?.pid;
     const net = pid === undefined ? undefined : netIO(pid);
     row.netRx = net?.rx;
     row.netTx = net?.tx;
