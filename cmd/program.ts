@@ -3,6 +3,7 @@
  * (unknown option, missing argument) become one line and exit code 125, as Docker's.
  */
 import { Command, CommanderError } from "@commander-js/extra-typings";
+import { resolve } from "node:path";
 import { EXIT_ENGINE, ExitCode, UserError } from "../container/errors.ts";
 import { runCommand } from "./run.ts";
 import type { PrespawnedInit } from "../container/parent.ts";
@@ -65,6 +66,18 @@ export function program(
     .description("A daemonless container tool: Linux namespaces, cgroups and pivot_root")
     .version("0.1.0", "-v, --version")
     .enablePositionalOptions()
+    .option(
+      "--root <dir>",
+      "persistent data: containers, layers, images (default /var/lib/mini-docker)",
+    )
+    .option("--runroot <dir>", "runtime state: locks, sockets (default /run/mini-docker)")
+    .hook("preAction", (cmd) => {
+      // Everything below reads the paths from the environment (container/paths.ts), and so do
+      // the stages and the supervisor that mini-docker starts.
+      const { root, runroot } = cmd.opts() as { root?: string; runroot?: string };
+      if (root !== undefined) Deno.env.set("MINI_DOCKER_ROOT", resolve(root));
+      if (runroot !== undefined) Deno.env.set("MINI_DOCKER_RUNROOT", resolve(runroot));
+    })
     .addHelpText("after", EXAMPLES)
     .addCommand(runCommand(context.prespawned))
     .addCommand(psCommand())

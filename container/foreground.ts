@@ -12,6 +12,7 @@ import {
   startContainer,
 } from "./parent.ts";
 import { openRelay } from "./tty.ts";
+import { cleanupStale } from "./lifecycle.ts";
 
 /** Options of a foreground run. */
 export interface RunOptions extends FinishHooks {
@@ -42,5 +43,7 @@ export async function runContainer(
   const relayed = pty?.relay();
   const final = await started.finish(options);
   await relayed;
+  // Off the start-up path: clean what killed runs left (their cgroups and state).
+  await cleanupStale().catch(() => {});
   return final.exitCode ?? 255;
 }

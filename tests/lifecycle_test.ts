@@ -313,3 +313,32 @@ Deno.test("--init: signals reach a shell's child, orphans are reaped", opts, asy
   assert.equal((await t.run(["run", "--init", "/bin/sh", "-c", "exit 4"])).code, 4);
   assert.equal((await t.run(["run", "--init", "nosuch"])).code, 127);
 });
+
+Deno.test("--root and --runroot choose where containers live", opts, async () => {
+  await using t = await TestEnv.create();
+  const root = `${t.dir}/alt/lib`;
+  const runroot = `${t.dir}/alt/run`;
+  const id = ok(
+    await t.run([
+      "--root",
+      root,
+      "--runroot",
+      runroot,
+      "run",
+      "-d",
+      "--name",
+      "alt",
+      "/bin/sleep",
+      "300",
+    ]),
+  )
+    .trim();
+  assert.ok(Deno.statSync(`${root}/containers/${id}/state.json`).isFile);
+  assert.ok(Deno.statSync(`${runroot}/supervisor.sock`));
+  assert.equal(ok(await t.run(["ps", "-q"])), "", "the default root does not see it");
+  assert.match(ok(await t.run(["--root", root, "--runroot", runroot, "ps"])), /alt$/m);
+  ok(await t.run(["--root", root, "--runroot", runroot, "rm", "-f", "alt"]));
+  try {
+    Deno.kill(Number(Deno.readTextFileSync(`${runroot}/supervisor.pid`)), "SIGKILL");
+  } catch { /* already gone */ }
+});
