@@ -29,7 +29,8 @@ const SYMBOLS = {
   setgroups: { parameters: ["usize", "buffer"], result: "i32" },
   setresgid: { parameters: ["u32", "u32", "u32"], result: "i32" },
   setresuid: { parameters: ["u32", "u32", "u32"], result: "i32" },
-  setxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
+  lsetxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
+  lgetxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
   geteuid: { parameters: [], result: "u32" },
   posix_spawn: {
     parameters: ["buffer", "buffer", "pointer", "pointer", "buffer", "buffer"],
@@ -248,14 +249,42 @@ export function mknod(path: string, mode: number, dev: number): void {
   check(libc().mknod(cstr(path), mode, BigInt(dev)), "mknod", path);
 }
 
-/** makedev(3) for the small major/minor numbers of standard devices. */
+/** Linux dev_t from major and minor numbers (glibc's makedev, full range). */
 export function makedev(major: number, minor: number): number {
-  return ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & ~0xff) << 12);
+  const ma = BigInt(major);
+  const mi = BigInt(minor);
+  return Number(
+    ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) |
+      (mi & 0xffn),
+  );
 }
 
-export function setxattr(path: string, name: string, value: string): void {
-  const v = encoder.encode(value);
-  check(libc().setxattr(cstr(path), cstr(name), v, BigInt(v.length), 0), "setxattr", path);
+/** ENODATA: the attribute does not exist. */
+export const ENODATA = 61;
+/** EOPNOTSUPP: the filesystem does not support the attribute's namespace. */
+export const EOPNOTSUPP = 95;
+
+/** lsetxattr(2): sets an extended attribute (binary value) without following a final symlink. */
+export function lsetxattr(path: string, name: string, value: Uint8Array): void {
+  const buf = new Uint8Array(value.byteLength + 1);
+  buf.set(value);
+  check(
+    libc().lsetxattr(cstr(path), cstr(name), buf, BigInt(value.byteLength), 0),
+    "lsetxattr",
+    path,
+  );
+}
+
+/** lgetxattr(2) of a small attribute; null when it is not set or not supported. */
+export function lgetxattr(path: string, name: string): Uint8Array | null {
+  const buf = new Uint8Array(256);
+  const n = Number(libc().lgetxattr(cstr(path), cstr(name), buf, BigInt(buf.byteLength)));
+  if (n < 0) {
+    const e = errno();
+    if (e === ENODATA || e === EOPNOTSUPP) return null;
+    throw new SyscallError("lgetxattr", e, path);
+  }
+  return buf.slice(0, n);
 }
 
 export function prctl(option: number, arg2: number): void {

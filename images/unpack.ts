@@ -12,7 +12,7 @@
 
 import { lchownSync, lutimesSync } from "node:fs";
 import { type TarEntry, TarReader } from "./tar.ts";
-import { EOPNOTSUPP, lsetxattr, makedev, mknod, SyscallError } from "./ffi.ts";
+import { EOPNOTSUPP, lsetxattr, makedev, mknod, SyscallError } from "../container/libc.ts";
 
 /** Prefix of a whiteout entry in a layer tar (the AUFS convention of the image spec). */
 export const WHITEOUT_PREFIX = ".wh.";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { cleanPath, OPAQUE_XATTR, unpackLayer } from "./unpack.ts";
-import { lgetxattr } from "./ffi.ts";
+import { lgetxattr } from "../container/libc.ts";
 import { makeTar, type TarSpec } from "../tests/helpers/image_tar.ts";
 
 function stream(bytes: Uint8Array): ReadableStream<Uint8Array> {

@@ -6,7 +6,7 @@
  */
 
 import { UserError } from "../container/errors.ts";
-import { lgetxattr } from "./ffi.ts";
+import { lgetxattr } from "../container/libc.ts";
 import { OPAQUE_XATTR } from "./unpack.ts";
 
 /** Who the container's process runs as. */
