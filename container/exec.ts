@@ -8,7 +8,7 @@
 import type { ContainerSpec, NamespaceType, Process } from "./spec.ts";
 import { EXEC_ARG, type ExecConfig, INIT_ENV } from "./protocol.ts";
 import * as libc from "./libc.ts";
-import { attachTty, execProcess, runStage, step } from "./init.ts";
+import { execProcess, openTerminal, runStage, step } from "./init.ts";
 import { type ContainerState, isAlive, stateDir } from "./state.ts";
 import {
   forwardSignals,
@@ -31,11 +31,8 @@ const NS_FILES: Partial<Record<NamespaceType, [file: string, flag: number]>> = {
 
 /** Entry point of the exec stage; never returns. */
 export function execStage(): never {
-  return runStage<ExecConfig>((config) => {
+  return runStage<ExecConfig>((config, sync) => {
     libc.prctl(libc.PR_SET_PDEATHSIG, 9 /* SIGKILL */);
-    if (config.ttySlave !== undefined) {
-      step("Cannot attach the terminal", () => attachTty(config.ttySlave!));
-    }
     for (const procs of config.cgroupProcs) {
       step(`Cannot join cgroup ${procs}`, () => Deno.writeTextFileSync(procs, "0"));
     }
@@ -58,6 +55,7 @@ export function execStage(): never {
       `Cannot use working directory "${config.process.cwd}"`,
       () => libc.chdir(config.process.cwd),
     );
+    if (config.tty) step("Cannot create the terminal", () => openTerminal(sync));
     execProcess(config.process);
   });
 }
@@ -102,7 +100,7 @@ export async function execInContainer(
       user: options.user ?? spec.process.user,
     },
     syncSocket: sync.path,
-    ttySlave: relay?.slave,
+    tty: options.tty,
   };
   const { exe, args } = selfCommand(EXEC_ARG);
   const child = spawnInPidNamespace({
@@ -113,7 +111,12 @@ export async function execInContainer(
     stdout: relay !== undefined ? "null" : "inherit",
     stderr: relay !== undefined ? "null" : "inherit",
   }, config.pid);
-  const failure = await handshake(sync.listener, child);
+  const failure = await handshake(
+    sync.listener,
+    child,
+    undefined,
+    (master) => relay?.attach(master),
+  );
   if (failure !== undefined) {
     await child.status;
     throw new UserError(failure.message, failure.exitCode);

@@ -96,10 +96,6 @@ function recipe(config: InitConfig, sync: number): never | Promise<never> {
   const { spec, cgroupProcs } = config;
   // Die with mini-docker: a foreground container must not outlive the command that runs it.
   if (config.dieWithParent) libc.prctl(libc.PR_SET_PDEATHSIG, 9 /* SIGKILL */);
-  // -t: the pseudo-terminal becomes the session's controlling terminal and the stdio.
-  if (config.ttySlave !== undefined) {
-    step("Cannot attach the terminal", () => attachTty(config.ttySlave!));
-  }
   // Join the cgroup first, so that every page and every instruction from here on is accounted.
   for (const procs of cgroupProcs) {
     step(`Cannot join cgroup ${procs}`, () => Deno.writeTextFileSync(procs, "0"));
@@ -131,6 +127,8 @@ function recipe(config: InitConfig, sync: number): never | Promise<never> {
     step(`Cannot make "${path}" read-only`, () => remountReadonly(path, true));
   }
   if (spec.root.readonly) step("Cannot make / read-only", () => remountReadonly("/", false));
+  // -t: a terminal of the container's own devpts, so that its name resolves inside.
+  if (config.tty) step("Cannot create the terminal", () => openTerminal(sync));
   libc.umask(0o022);
   // Working directory: created if missing, as Docker does.
   step(`Cannot use working directory "${spec.process.cwd}"`, () => {
@@ -148,6 +146,8 @@ function recipe(config: InitConfig, sync: number): never | Promise<never> {
 
 /** Switches to the process's user and finds its command; returns the command's path. */
 function becomeUser(process: Process): string {
+  // Nothing of ours or of whoever started us may cross into the container.
+  libc.closeExtraFdsOnExec();
   const { uid, gid, additionalGids = [] } = process.user;
   step(`Cannot switch to user ${uid}:${gid}`, () => {
     libc.setgroups(additionalGids);
@@ -176,13 +176,22 @@ export function execProcess(process: Process): never {
   }
 }
 
-/** Opens the terminal slave as a new session's controlling terminal on fds 0, 1 and 2. */
-export function attachTty(path: string): void {
+/**
+ * Opens a pseudo-terminal in the current /dev (the container's), makes its slave the
+ * controlling terminal of a new session and fds 0, 1 and 2, and hands the master to the parent
+ * over the sync socket (the parent copies it with pidfd_getfd, then answers).
+ */
+export function openTerminal(sync: number): void {
+  const { master, slave } = libc.openPty();
   libc.setsid();
-  const fd = libc.open(path, libc.O_RDWR);
+  const fd = libc.open(slave, libc.O_RDWR);
   libc.setControllingTerminal(fd);
   for (const target of [0, 1, 2]) libc.dup2(fd, target);
   if (fd > 2) libc.close(fd);
+  const message: InitMessage = { type: "pty", fd: master };
+  libc.writeAll(sync, new TextEncoder().encode(JSON.stringify(message) + "\n"));
+  if (libc.readLine(sync).trim() !== "ok") throw new Error("mini-docker did not take the terminal");
+  libc.close(master);
 }
 
 /** Mounts the container's root at `spec.root.path`: overlayfs of layers, or a bind of one dir. */

@@ -14,11 +14,13 @@ const SYMBOLS = {
   umount2: { parameters: ["buffer", "i32"], result: "i32" },
   // glibc has no pivot_root wrapper; syscall(2) with integer/pointer arguments is ABI-safe.
   syscall: { parameters: ["i64", "buffer", "buffer"], result: "i64" },
+  syscall_int: { name: "syscall", parameters: ["i64", "i64", "i64", "i64"], result: "i64" },
   sethostname: { parameters: ["buffer", "usize"], result: "i32" },
   chdir: { parameters: ["buffer"], result: "i32" },
   execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
@@ -105,6 +107,8 @@ export const PR_SET_PDEATHSIG = 1;
 export const PR_SET_NO_NEW_PRIVS = 38;
 
 const SYS_PIVOT_ROOT = 155n; // x86_64
+const SYS_PIDFD_OPEN = 434n;
+const SYS_PIDFD_GETFD = 438n;
 const TIOCSCTTY = 0x540en;
 const TIOCGWINSZ = 0x5413n;
 const TIOCSWINSZ = 0x5414n;
@@ -450,4 +454,34 @@ export function readLine(fd: number): string {
     off += c.length;
   }
   return new TextDecoder().decode(all);
+}
+
+/**
+ * A copy, in this process, of file descriptor `fd` of process `pid` (pidfd_getfd(2), Linux
+ * 5.6): how the pseudo-terminal that a stage opened inside the container reaches mini-docker.
+ */
+export function takeFd(pid: number, fd: number): number {
+  const pidfd = Number(libc().syscall_int(SYS_PIDFD_OPEN, BigInt(pid), 0n, 0n));
+  check(pidfd, "pidfd_open");
+  try {
+    const copy = Number(libc().syscall_int(SYS_PIDFD_GETFD, BigInt(pidfd), BigInt(fd), 0n));
+    check(copy, "pidfd_getfd");
+    return copy;
+  } finally {
+    libc().close(pidfd);
+  }
+}
+
+/**
+ * Marks every file descriptor above 2 close-on-exec, so that nothing mini-docker inherited or
+ * opened (a host directory, a pipe of whoever started it) reaches the container: a leaked fd is
+ * a way out of it (runc's CVE-2024-21626).
+ */
+export function closeExtraFdsOnExec(): void {
+  const F_SETFD = 2;
+  const FD_CLOEXEC = 1;
+  for (const entry of Deno.readDirSync("/proc/self/fd")) {
+    const fd = Number(entry.name);
+    if (fd > 2) libc().fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
 }

@@ -51,8 +51,10 @@ export interface StartOptions {
   stdin: "inherit" | "null" | "piped";
   /** The container's stdout and stderr: this process's, or pipes (to a log). */
   output: "inherit" | "piped";
-  /** A pseudo-terminal slave to use as stdin/stdout/stderr (`-t`); overrides the above. */
-  ttySlave?: string;
+  /** `-t`: a pseudo-terminal (opened in the container) as stdin/stdout/stderr. */
+  tty?: boolean;
+  /** Receives the terminal's master (`-t`) before the container's command starts. */
+  onPty?: (master: number) => void;
   /** Kill the container when this process dies (foreground runs). */
   dieWithParent: boolean;
   /** Remove the container's directory when it exits. */
@@ -158,14 +160,16 @@ export function spawnInPidNamespace(
 }
 
 /**
- * Waits for a stage to connect, sends it its configuration when it was started before the
- * configuration existed (`config`), then waits for the end of its stream (exec) or its error.
+ * Waits for a stage to connect, sends it its configuration when it waits for one (`config`),
+ * hands over the terminal it opens (`onPty`, for -t), then waits for the end of its stream
+ * (exec) or its error.
  */
 export async function handshake(
   listener: Deno.UnixListener,
   child: Deno.ChildProcess,
   config?: unknown,
-): Promise<InitMessage | undefined> {
+  onPty?: (master: number) => void,
+): Promise<Extract<InitMessage, { type: "error" }> | undefined> {
   const accepted = listener.accept();
   const first = await Promise.race([accepted, child.status]);
   if (!("readable" in first)) {
@@ -174,12 +178,21 @@ export async function handshake(
       `The init stage exited with status ${exitCodeOf(first)} before it could set up the container`,
     );
   }
-  if (config !== undefined) {
-    await first.write(new TextEncoder().encode(JSON.stringify(config) + "\n"));
+  const encoder = new TextEncoder();
+  if (config !== undefined) await first.write(encoder.encode(JSON.stringify(config) + "\n"));
+  let text = "";
+  for await (const chunk of first.readable.pipeThrough(new TextDecoderStream())) {
+    text += chunk;
+    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n")) {
+      const message = JSON.parse(text.slice(0, nl)) as InitMessage;
+      text = text.slice(nl + 1);
+      if (message.type === "error") return message;
+      // -t: copy the stage's terminal master before it goes on (and closes its own).
+      onPty?.(libc.takeFd(child.pid, message.fd));
+      await first.write(encoder.encode("ok\n"));
+    }
   }
-  const text = await new Response(first.readable).text();
-  const line = text.split("\n").find((l) => l.trim() !== "");
-  return line === undefined ? undefined : JSON.parse(line) as InitMessage;
+  return undefined;
 }
 
 /**
@@ -319,11 +332,11 @@ export async function startContainer(
     syncSocket: sync.path,
     cgroupProcs: [], // the parent moves the init stage into the cgroup (joinCgroup)
     dieWithParent: options.dieWithParent,
-    ttySlave: options.ttySlave,
+    tty: options.tty,
     // `--init` is part of the container's configuration: a reaper as PID 1 (see reaper.ts).
     reaper: spec.annotations[INIT_ANNOTATION] === "true",
   };
-  const tty = options.ttySlave !== undefined;
+  const tty = options.tty === true;
   const child = early?.child ?? spawnInit(sync.path, {
     stdin: tty ? "null" : options.stdin,
     stdout: tty ? "null" : options.output,
@@ -341,7 +354,7 @@ export async function startContainer(
   // The init stage waits for its configuration until the cgroup holds it: no instruction of
   // the container runs unlimited.
   await joinCgroup(cgroup, child.pid);
-  const failure = await handshake(sync.listener, child, config);
+  const failure = await handshake(sync.listener, child, config, options.onPty);
   if (failure !== undefined) {
     await child.status;
     throw new UserError(failure.message, failure.exitCode);

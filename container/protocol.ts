@@ -9,6 +9,7 @@
  * | 1    | boot Deno, connect, wait for a line     | move init's PID into the cgroup; accept     |
  * | 2    | read the InitConfig line                | send the InitConfig (spec, tty, --init)     |
  * | 3    | namespaces, root, mounts, pivot, user   | wait for a message or the end of the stream |
+ * | 3t   | -t: open a pty, send {pty, fd}, wait    | copy the fd (pidfd_getfd), size it, "ok"    |
  * | 4a   | execve succeeds: the socket closes      | end of stream = the command is running      |
  * | 4b   | a step fails: send InitMessage, exit    | print the message, exit with its code       |
  *
@@ -40,8 +41,8 @@ export interface InitConfig {
   cgroupProcs: string[];
   /** Die with the process that started us (foreground runs); detached containers outlive it. */
   dieWithParent: boolean;
-  /** A pseudo-terminal slave to make the controlling terminal and stdin/stdout/stderr (`-t`). */
-  ttySlave?: string;
+  /** `-t`: open a pseudo-terminal in the container's devpts for stdin/stdout/stderr. */
+  tty?: boolean;
   /** `--init`: stay as PID 1, run the command as a child, forward signals, reap orphans. */
   reaper?: boolean;
 }
@@ -61,7 +62,8 @@ export interface ExecConfig {
   cgroupProcs: string[];
   process: Process;
   syncSocket: string;
-  ttySlave?: string;
+  /** `-t`: open a pseudo-terminal in the container's devpts. */
+  tty?: boolean;
 }
 
 /** What the init stage tells the parent: one JSON object per line. */
@@ -70,4 +72,11 @@ export type InitMessage = {
   /** Docker exit code: 125 setup failed, 126 cannot invoke, 127 not found. */
   exitCode: number;
   message: string;
+} | {
+  /**
+   * `-t`: the stage opened a pseudo-terminal in the container's devpts; its master is this fd
+   * of the stage, which the parent copies (pidfd_getfd) before answering one line "ok".
+   */
+  type: "pty";
+  fd: number;
 };

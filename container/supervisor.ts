@@ -163,19 +163,23 @@ async function serve(conn: Deno.UnixConn): Promise<void> {
   reader.releaseLock();
   const request = JSON.parse(text) as StartRequest;
   let started: Started;
-  let pty: { master: number; slave: string } | undefined;
+  let pty: number | undefined;
   try {
-    if (request.tty) pty = libc.openPty();
     started = await startContainer(request.spec, request.meta, {
       stdin: request.interactive ? "piped" : "null",
       output: "piped",
-      ttySlave: pty?.slave,
+      tty: request.tty,
+      onPty: (master) => {
+        // Nobody's terminal to follow: the size of a classic one.
+        libc.setWindowSize(master, { rows: 24, cols: 80 });
+        pty = master;
+      },
       dieWithParent: false,
       autoRemove: request.autoRemove,
       detached: true,
     });
   } catch (err) {
-    if (pty !== undefined) libc.close(pty.master);
+    if (pty !== undefined) libc.close(pty);
     const reply: StartReply = {
       ok: false,
       message: err instanceof Error ? err.message : String(err),
@@ -194,7 +198,7 @@ async function serve(conn: Deno.UnixConn): Promise<void> {
   const logs = new LogWriter(logPath(id));
   const pumps: Promise<void>[] = [];
   if (pty !== undefined) {
-    pumps.push(logs.pumpFd(pty.master, "stdout"));
+    pumps.push(logs.pumpFd(pty, "stdout"));
   } else {
     pumps.push(
       logs.pump(started.child.stdout, "stdout"),
@@ -204,7 +208,7 @@ async function serve(conn: Deno.UnixConn): Promise<void> {
   // -i without an attached client: the pipe stays open (and empty) for the container's life.
   const final = await started.finish({ reportOom: false });
   await Promise.allSettled(pumps);
-  if (pty !== undefined) libc.close(pty.master);
+  if (pty !== undefined) libc.close(pty);
   logs.close();
   if (final.oomKilled) log(`container ${id}: killed by the OOM killer`);
   if (request.interactive) {

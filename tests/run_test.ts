@@ -425,3 +425,26 @@ Deno.test("container names are unique while running", opts, async () => {
   await child.stderr.cancel();
   await waitFor(() => t.containerIds().length === 0, 5000, "state removal");
 });
+
+Deno.test(
+  "no file descriptor of the host reaches the container (CVE-2024-21626)",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    // The shell leaves fd 7 open across exec: mini-docker, its init stage and the command would
+    // all inherit it.
+    const main = new URL("../main.ts", import.meta.url).pathname;
+    const out = await new Deno.Command("sh", {
+      args: [
+        "-c",
+        `exec 7</etc/hostname; exec "$0" run -A --quiet ${main} run /bin/ls /proc/self/fd`,
+        Deno.execPath(),
+      ],
+      cwd: t.cwd,
+      env: t.env,
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    // 0, 1, 2, and the directory ls is reading.
+    assert.deepEqual(new TextDecoder().decode(out.stdout).trim().split("\n"), ["0", "1", "2", "3"]);
+  },
+);

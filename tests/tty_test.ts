@@ -42,7 +42,7 @@ Deno.test(
   async () => {
     await using t = await TestEnv.create();
     const inner =
-      `stty rows 33 cols 111; ${Deno.execPath()} run -A --quiet ${REPO}/main.ts run -it /bin/sh -c 'stty size; read x; echo got $x; exit 3'; echo "exit=$?"; stty -a | grep -o -- '-*icanon'`;
+      `stty rows 33 cols 111; ${Deno.execPath()} run -A --quiet ${REPO}/main.ts run -it /bin/sh -c 'stty size; tty; read x; echo got $x; exit 3'; echo "exit=$?"; stty -a | grep -o -- '-*icanon'`;
     const child = new Deno.Command("script", {
       args: ["-qec", inner, "/dev/null"],
       cwd: t.cwd,
@@ -55,6 +55,8 @@ Deno.test(
     await w.close();
     const out = new TextDecoder().decode((await child.output()).stdout).replaceAll("\r", "");
     assert.match(out, /^33 111$/m);
+    // The terminal comes from the container's own devpts, so its name resolves there.
+    assert.match(out, /^\/dev\/pts\/0$/m);
     assert.match(out, /^got hello$/m);
     assert.match(out, /^exit=3$/m);
     assert.match(out, /^icanon$/m, "canonical mode is back after the container");
