@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { buildBusyboxRootfs } from "../rootfs/prepare.ts";
+import { type Cgroup, cgroupDriver } from "../cgroups/manager.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -201,4 +202,83 @@ export async function waitFor(
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * A running container, its output collected as it comes. Disposing of it ends it if the test
+ * did not (two Ctrl-C: mini-docker kills the container and cleans up), so that a failed
+ * assertion is reported rather than hidden behind "something was left behind".
+ */
+export interface Running extends AsyncDisposable {
+  id: string;
+  cgroup: Cgroup;
+  /** Waits until stdout matches. */
+  waitOutput(re: RegExp, timeoutMs?: number): Promise<void>;
+  /** Sends a signal to `mini-docker run`, which forwards it to the container's PID 1. */
+  signal(sig: Deno.Signal): void;
+  /** Waits for the end of `mini-docker run` and returns its result. */
+  done(): Promise<Result>;
+}
+
+/** Container start-up takes seconds in the cgroup2 VM (software emulation). */
+export const START_TIMEOUT_MS = 60_000;
+
+/** Starts `mini-docker run ARGS...` and waits until its container runs. */
+export async function startRunning(t: TestEnv, args: string[]): Promise<Running> {
+  const child = t.spawn(["run", ...args]);
+  let out = "";
+  const stdout = child.stdout.pipeThrough(new TextDecoderStream()).pipeTo(
+    new WritableStream({ write: (chunk) => void (out += chunk) }),
+  );
+  const stderr = new Response(child.stderr).text();
+  let result: Promise<Result> | undefined;
+  const done = () =>
+    result ??= (async () => {
+      const status = await child.status;
+      await stdout;
+      return { code: status.code, stdout: out, stderr: await stderr };
+    })();
+  let id: string;
+  try {
+    id = (await t.waitRunning(START_TIMEOUT_MS)).id;
+  } catch (err) {
+    child.kill("SIGKILL");
+    await done();
+    throw err;
+  }
+  const cgroup = cgroupDriver({ parent: t.cgroupParent }).open(id);
+  assert.ok(cgroup, "the container's cgroup exists");
+  return {
+    id,
+    cgroup,
+    async waitOutput(re, timeoutMs = START_TIMEOUT_MS) {
+      const end = Date.now() + timeoutMs;
+      while (!re.test(out)) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${re} in: ${out}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    signal: (sig) => child.kill(sig),
+    done,
+    async [Symbol.asyncDispose]() {
+      if (result === undefined) {
+        try {
+          child.kill("SIGINT");
+          await new Promise((r) => setTimeout(r, 100));
+          child.kill("SIGINT");
+        } catch { /* it has ended */ }
+      }
+      await done();
+    },
+  };
+}
+
+/** Stops a container whose PID 1 says "ready" and exits 0 on SIGTERM (forwarded by mini-docker). */
+export async function stopRunning(c: Running): Promise<Result> {
+  // A signal before the trap is set would be ignored (PID 1).
+  await c.waitOutput(/ready/);
+  c.signal("SIGTERM");
+  const r = await c.done();
+  assert.equal(r.code, 0, r.stderr);
+  return r;
 }

@@ -4,7 +4,7 @@
  * cgroup2 VM, `deno task test:cgroup2`): every check reads the file names of both.
  */
 import assert from "node:assert/strict";
-import { type Result, TestEnv } from "./helpers.ts";
+import { startRunning, stopRunning, TestEnv } from "./helpers.ts";
 import { type Cgroup, cgroupDriver } from "../cgroups/manager.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -30,75 +30,6 @@ function keyed(text: string): Map<string, number> {
 }
 
 /**
- * A running container, its output collected as it comes. Disposing of it ends it if the test
- * did not (two Ctrl-C: mini-docker kills the container and cleans up), so that a failed
- * assertion is reported rather than hidden behind "something was left behind".
- */
-interface Running extends AsyncDisposable {
-  id: string;
-  cgroup: Cgroup;
-  /** Waits until stdout matches. */
-  waitOutput(re: RegExp, timeoutMs?: number): Promise<void>;
-  /** Sends a signal to `mini-docker run`, which forwards it to the container's PID 1. */
-  signal(sig: Deno.Signal): void;
-  /** Waits for the end of `mini-docker run` and returns its result. */
-  done(): Promise<Result>;
-}
-
-/** Container start-up takes seconds in the cgroup2 VM (software emulation). */
-const START_TIMEOUT_MS = 60_000;
-
-/** Starts `mini-docker run ARGS...` and waits until its container runs. */
-async function start(t: TestEnv, args: string[]): Promise<Running> {
-  const child = t.spawn(["run", ...args]);
-  let out = "";
-  const stdout = child.stdout.pipeThrough(new TextDecoderStream()).pipeTo(
-    new WritableStream({ write: (chunk) => void (out += chunk) }),
-  );
-  const stderr = new Response(child.stderr).text();
-  let result: Promise<Result> | undefined;
-  const done = () =>
-    result ??= (async () => {
-      const status = await child.status;
-      await stdout;
-      return { code: status.code, stdout: out, stderr: await stderr };
-    })();
-  let id: string;
-  try {
-    id = (await t.waitRunning(START_TIMEOUT_MS)).id;
-  } catch (err) {
-    child.kill("SIGKILL");
-    await done();
-    throw err;
-  }
-  const cgroup = cgroupDriver({ parent: t.cgroupParent }).open(id);
-  assert.ok(cgroup, "the container's cgroup exists");
-  return {
-    id,
-    cgroup,
-    async waitOutput(re, timeoutMs = START_TIMEOUT_MS) {
-      const end = Date.now() + timeoutMs;
-      while (!re.test(out)) {
-        if (Date.now() > end) throw new Error(`timed out waiting for ${re} in: ${out}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    },
-    signal: (sig) => child.kill(sig),
-    done,
-    async [Symbol.asyncDispose]() {
-      if (result === undefined) {
-        try {
-          child.kill("SIGINT");
-          await new Promise((r) => setTimeout(r, 100));
-          child.kill("SIGINT");
-        } catch { /* it has ended */ }
-      }
-      await done();
-    },
-  };
-}
-
-/**
  * A shell as PID 1 that exits 0 on SIGTERM (it would ignore it otherwise) and says "ready" once
  * its trap is set and `script` has run.
  */
@@ -107,16 +38,6 @@ const untilTerm = (script: string) => [
   "-c",
   `trap 'exit 0' TERM\n${script}\necho ready\nwhile :; do sleep 0.1; done`,
 ];
-
-/** Stops a container whose PID 1 says "ready" and exits 0 on SIGTERM (forwarded by mini-docker). */
-async function stop(c: Running): Promise<Result> {
-  // A signal before the trap is set would be ignored (PID 1).
-  await c.waitOutput(/ready/);
-  c.signal("SIGTERM");
-  const r = await c.done();
-  assert.equal(r.code, 0, r.stderr);
-  return r;
-}
 
 Deno.test("memory limit, swap and reservation: the cgroup's files read back", opts, async () => {
   await using t = await TestEnv.create();
@@ -135,7 +56,7 @@ Deno.test("memory limit, swap and reservation: the cgroup's files read back", op
   ];
   for (const [flags, limit, memsw, swapMax, reservation] of cases) {
     if (!swapAccounted && flags.includes("--memory-swap")) continue;
-    await using c = await start(t, [...flags, ...untilTerm("true")]);
+    await using c = await startRunning(t, [...flags, ...untilTerm("true")]);
     const read = (...files: string[]) => readCgroup(c.cgroup, ...files).text;
     assert.equal(read("memory.max", "memory.limit_in_bytes"), String(limit * MiB), flags.join(" "));
     const low = read("memory.low", "memory.soft_limit_in_bytes");
@@ -150,7 +71,7 @@ Deno.test("memory limit, swap and reservation: the cgroup's files read back", op
         assert.equal(swap.text, String(Number(memsw) * MiB), flags.join(" "));
       }
     }
-    await stop(c);
+    await stopRunning(c);
   }
 });
 
@@ -158,7 +79,7 @@ Deno.test("--pids-limit 20 stops a fork storm while the host keeps forking", opt
   await using t = await TestEnv.create();
   // A subshell forks sleeps until a fork fails (busybox sh then gives up), while PID 1 stays
   // and becomes `sleep` itself with exec (no fork needed at the limit).
-  await using c = await start(t, [
+  await using c = await startRunning(t, [
     "--pids-limit",
     "20",
     "/bin/sh",
@@ -210,7 +131,7 @@ function cpuUsage(cgroup: Cgroup): { total: number; perCpu?: number[] } {
 Deno.test("--cpuset-cpus 0 keeps a two-thread busy loop on one CPU", opts, async () => {
   await using t = await TestEnv.create();
   // Two busy loops: a background shell, and PID 1 itself (which exits on SIGTERM).
-  await using c = await start(t, [
+  await using c = await startRunning(t, [
     "--cpuset-cpus",
     "0",
     "/bin/sh",
@@ -225,7 +146,7 @@ Deno.test("--cpuset-cpus 0 keeps a two-thread busy loop on one CPU", opts, async
   await new Promise((r) => setTimeout(r, 2000));
   const after = cpuUsage(c.cgroup);
   const elapsedUs = (performance.now() - t0) * 1000;
-  await stop(c);
+  await stopRunning(c);
   const cpus = (after.total - before.total) / elapsedUs;
   // One busy loop alone takes at most one CPU; both share CPU 0.
   assert.ok(cpus < 1.1, `the container used ${cpus.toFixed(2)} CPUs`);
@@ -240,9 +161,9 @@ Deno.test("--cpuset-cpus 0 keeps a two-thread busy loop on one CPU", opts, async
 
 Deno.test("--cpu-shares: cpu.shares on v1, cpu.weight by runc's formula on v2", opts, async () => {
   await using t = await TestEnv.create();
-  await using c = await start(t, ["--cpu-shares", "512", ...untilTerm("true")]);
+  await using c = await startRunning(t, ["--cpu-shares", "512", ...untilTerm("true")]);
   const shares = readCgroup(c.cgroup, "cpu.weight", "cpu.shares");
-  await stop(c);
+  await stopRunning(c);
   assert.equal(shares.text, shares.file === "cpu.weight" ? "20" : "512");
 });
 

@@ -3,75 +3,10 @@
  * another, with what they really use (memory they allocated, CPU they burned).
  */
 import assert from "node:assert/strict";
-import { type Result, TestEnv } from "./helpers.ts";
+import { START_TIMEOUT_MS, startRunning, stopRunning, TestEnv } from "./helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const MiB = 1024 ** 2;
-
-/** Container start-up takes seconds in the cgroup2 VM (software emulation). */
-const START_TIMEOUT_MS = 60_000;
-
-/**
- * A container started in the background, its output collected as it comes. Disposing of it
- * ends it if the test did not (two Ctrl-C), so a failed assertion is the error reported.
- */
-interface Running extends AsyncDisposable {
-  id: string;
-  waitOutput(re: RegExp, timeoutMs?: number): Promise<void>;
-  /** Waits for "ready" (PID 1's trap is set), sends SIGTERM to `mini-docker run` (which
-   * forwards it to PID 1), and returns the result. */
-  stop(): Promise<Result>;
-}
-
-async function start(t: TestEnv, args: string[]): Promise<Running> {
-  const child = t.spawn(["run", ...args]);
-  let out = "";
-  const stdout = child.stdout.pipeThrough(new TextDecoderStream()).pipeTo(
-    new WritableStream({ write: (chunk) => void (out += chunk) }),
-  );
-  const stderr = new Response(child.stderr).text();
-  let result: Promise<Result> | undefined;
-  const done = () =>
-    result ??= (async () => {
-      const status = await child.status;
-      await stdout;
-      return { code: status.code, stdout: out, stderr: await stderr };
-    })();
-  let id: string;
-  try {
-    id = (await t.waitRunning(START_TIMEOUT_MS)).id;
-  } catch (err) {
-    child.kill("SIGKILL");
-    await done();
-    throw err;
-  }
-  const waitOutput = async (re: RegExp, timeoutMs = START_TIMEOUT_MS) => {
-    const end = Date.now() + timeoutMs;
-    while (!re.test(out)) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${re} in: ${out}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  return {
-    id,
-    waitOutput,
-    async stop() {
-      await waitOutput(/ready/);
-      child.kill("SIGTERM");
-      return await done();
-    },
-    async [Symbol.asyncDispose]() {
-      if (result === undefined) {
-        try {
-          child.kill("SIGINT");
-          await new Promise((r) => setTimeout(r, 100));
-          child.kill("SIGINT");
-        } catch { /* it has ended */ }
-      }
-      await done();
-    },
-  };
-}
 
 /** PID 1 sets its trap (exit 0 on SIGTERM), runs `script`, says "ready" and idles. */
 const shell = (script: string) => [
@@ -92,7 +27,7 @@ Deno.test("stats shows the memory a container allocated, within 10%", opts, asyn
   await using t = await TestEnv.create();
   // 64 MiB in a tmpfs file: shared memory, charged to the container's cgroup and not cache
   // that docker stats would leave out.
-  await using c = await start(t, [
+  await using c = await startRunning(t, [
     "--name",
     "hog",
     "-m",
@@ -120,12 +55,12 @@ Deno.test("stats shows the memory a container allocated, within 10%", opts, asyn
   }
   // Without names: every running container.
   assert.deepEqual((await statsJson(t)).map((r) => r.Name), ["hog"]);
-  assert.equal((await c.stop()).code, 0);
+  assert.equal((await stopRunning(c)).code, 0);
 });
 
 Deno.test("stats: CPU % of a CPU-limited busy loop; NET I/O of its own network", opts, async () => {
   await using t = await TestEnv.create();
-  await using c = await start(t, [
+  await using c = await startRunning(t, [
     "--cpus",
     "0.5",
     "--network",
@@ -154,7 +89,7 @@ Deno.test("stats: CPU % of a CPU-limited busy loop; NET I/O of its own network",
   assert.match(line!, / 0B \/ 0B {3,}\d+$/);
   assert.deepEqual(rest, [""]);
   assert.ok(!table.stdout.includes("\x1b"), "no terminal escapes into a pipe");
-  assert.equal((await c.stop()).code, 0);
+  assert.equal((await stopRunning(c)).code, 0);
 });
 
 Deno.test(
@@ -162,7 +97,7 @@ Deno.test(
   opts,
   async () => {
     await using t = await TestEnv.create();
-    await using c = await start(t, shell("true"));
+    await using c = await startRunning(t, shell("true"));
     const stats = t.spawn(["stats"]);
     try {
       const reader = stats.stdout.pipeThrough(new TextDecoderStream()).getReader();
@@ -185,7 +120,7 @@ Deno.test(
       await stats.status;
       await stats.stderr.cancel();
     }
-    assert.equal((await c.stop()).code, 0);
+    assert.equal((await stopRunning(c)).code, 0);
   },
 );
 
