@@ -95,6 +95,9 @@ export function runCommand(prespawned?: PrespawnedInit) {
           '--stats-report needs a foreground run: drop -d, or watch it with "mini-docker stats"',
         );
       }
+      if (!opts.detach && opts.tty && opts.interactive && !Deno.stdin.isTerminal()) {
+        throw new UserError("The input device is not a TTY: drop -t, or run from a terminal");
+      }
       const { spec, meta } = await buildRun(command, opts);
       if (opts.detach) {
         prespawned?.[Symbol.dispose]();
@@ -107,9 +110,6 @@ export function runCommand(prespawned?: PrespawnedInit) {
         });
         console.log(id);
         return;
-      }
-      if (opts.tty && opts.interactive && !Deno.stdin.isTerminal()) {
-        throw new UserError("The input device is not a TTY: drop -t, or run from a terminal");
       }
       const code = await runContainer(spec, meta, {
         prespawned,
