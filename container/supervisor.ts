@@ -8,7 +8,11 @@
  * (no parent-death signal), stay listed, and can be stopped; their exit is then recorded by the
  * next mini-docker command that looks (see `reconcile` in state.ts).
  *
- * Protocol: a client connects to `<run root>/supervisor.sock` and sends one JSON line
+ * One supervisor per build of mini-docker: after an upgrade, the old one keeps its containers
+ * until they end and the new one serves new containers, side by side (their files are named by
+ * `buildId()` under `<run root>/supervisor/`).
+ *
+ * Protocol: a client connects to `<run root>/supervisor/<build>.sock` and sends one JSON line
  * (`StartRequest`); the supervisor answers one JSON line (`StartReply`) once the container's
  * command runs or has failed to start.
  */
@@ -40,8 +44,33 @@ export type StartReply = { ok: true; id: string } | {
   exitCode: number;
 };
 
+/**
+ * Identifies this build of mini-docker: the compiled binary, or the runtime's source files
+ * (size and modification time), so that code that changed never serves through an old process.
+ */
+export function buildId(): string {
+  const exe = Deno.execPath();
+  const files = /(^|\/)deno$/.test(exe)
+    ? ["supervisor.ts", "parent.ts", "init.ts", "state.ts", "protocol.ts", "libc.ts"]
+      .map((f) => new URL(`./${f}`, import.meta.url).pathname)
+    : [exe];
+  let hash = 0x811c9dc5; // FNV-1a, 32 bits
+  for (const file of files) {
+    const st = Deno.statSync(file);
+    for (const ch of `${file}:${st.size}:${st.mtime?.getTime()};`) {
+      hash = Math.imul(hash ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+    }
+  }
+  return hash.toString(16).padStart(8, "0");
+}
+
+/** The directory of this build's supervisor files (socket, lock, pid, log). */
+export function supervisorDir(): string {
+  return `${runRoot()}/supervisor`;
+}
+
 function socketPath(): string {
-  return `${runRoot()}/supervisor.sock`;
+  return `${supervisorDir()}/${buildId()}.sock`;
 }
 
 /** Asks the supervisor (started if needed) to start a detached container. */
@@ -70,9 +99,9 @@ async function connectSupervisor(): Promise<Deno.UnixConn> {
   } catch {
     // Nobody listens: start one (a second one started concurrently leaves at once).
   }
-  Deno.mkdirSync(runRoot(), { recursive: true, mode: 0o700 });
+  Deno.mkdirSync(supervisorDir(), { recursive: true, mode: 0o700 });
   const { exe, args } = selfCommand(SUPERVISOR_ARG);
-  const log = `${runRoot()}/supervisor.log`;
+  const log = `${supervisorDir()}/${buildId()}.log`;
   const child = new Deno.Command(exe, {
     args,
     env: { MINI_DOCKER_SUPERVISOR_LOG: log },
@@ -103,14 +132,15 @@ export async function supervise(): Promise<never> {
   try {
     libc.setsid();
   } catch { /* already a session leader */ }
-  Deno.mkdirSync(runRoot(), { recursive: true, mode: 0o700 });
+  Deno.mkdirSync(supervisorDir(), { recursive: true, mode: 0o700 });
   const lockFd = libc.open(
-    `${runRoot()}/supervisor.lock`,
+    `${supervisorDir()}/${buildId()}.lock`,
     0o100 /* O_CREAT */ | libc.O_RDWR | libc.O_CLOEXEC,
     0o600,
   );
   if (!libc.tryLock(lockFd)) Deno.exit(0); // Another supervisor serves this run root.
-  Deno.writeTextFileSync(`${runRoot()}/supervisor.pid`, `${Deno.pid}\n`);
+  const pidFile = `${supervisorDir()}/${buildId()}.pid`;
+  Deno.writeTextFileSync(pidFile, `${Deno.pid}\n`);
   const path = socketPath();
   try {
     Deno.removeSync(path);
@@ -127,7 +157,7 @@ export async function supervise(): Promise<never> {
       } catch { /* gone */ }
       clearInterval(timer);
       try {
-        Deno.removeSync(`${runRoot()}/supervisor.pid`);
+        Deno.removeSync(pidFile);
       } catch { /* gone */ }
       Deno.exit(0);
     }

@@ -134,9 +134,7 @@ export class TestEnv implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     // The supervisor of detached containers would linger a few seconds: end it now.
-    try {
-      Deno.kill(Number(Deno.readTextFileSync(`${this.dir}/run/supervisor.pid`)), "SIGKILL");
-    } catch { /* none ran */ }
+    killSupervisors(`${this.dir}/run`);
     try {
       this.assertNothingLeft();
     } finally {
@@ -281,4 +279,16 @@ export async function stopRunning(c: Running): Promise<Result> {
   const r = await c.done();
   assert.equal(r.code, 0, r.stderr);
   return r;
+}
+
+/** Kills the supervisors of a run root (one per build of mini-docker that served it). */
+export function killSupervisors(runRoot: string): void {
+  try {
+    for (const e of Deno.readDirSync(`${runRoot}/supervisor`)) {
+      if (!e.name.endsWith(".pid")) continue;
+      try {
+        Deno.kill(Number(Deno.readTextFileSync(`${runRoot}/supervisor/${e.name}`)), "SIGKILL");
+      } catch { /* already gone */ }
+    }
+  } catch { /* none ran */ }
 }
