@@ -93,13 +93,9 @@ function fail(sync: number, err: unknown): never {
 
 /** The recipe, in kernel order. Each line is one step; its comment says why. */
 function recipe(config: InitConfig, sync: number): never | Promise<never> {
-  const { spec, cgroupProcs } = config;
+  const { spec } = config;
   // Die with mini-docker: a foreground container must not outlive the command that runs it.
   if (config.dieWithParent) libc.prctl(libc.PR_SET_PDEATHSIG, 9 /* SIGKILL */);
-  // Join the cgroup first, so that every page and every instruction from here on is accounted.
-  for (const procs of cgroupProcs) {
-    step(`Cannot join cgroup ${procs}`, () => Deno.writeTextFileSync(procs, "0"));
-  }
   // The PID namespace was entered at spawn; the others are created now, for this thread only.
   let flags = 0;
   for (const ns of spec.linux.namespaces) flags |= NAMESPACE_FLAGS[ns.type] ?? 0;

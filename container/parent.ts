@@ -330,7 +330,6 @@ export async function startContainer(
   const config: InitConfig = {
     spec,
     syncSocket: sync.path,
-    cgroupProcs: [], // the parent moves the init stage into the cgroup (joinCgroup)
     dieWithParent: options.dieWithParent,
     tty: options.tty,
     // `--init` is part of the container's configuration: a reaper as PID 1 (see reaper.ts).

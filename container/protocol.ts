@@ -34,11 +34,6 @@ export interface InitConfig {
   spec: ContainerSpec;
   /** Unix socket to connect to (step 1). */
   syncSocket: string;
-  /**
-   * `cgroup.procs` files to write "0" to, joining the container's cgroup before anything else;
-   * empty when the parent has already moved the init stage there (as `run` does).
-   */
-  cgroupProcs: string[];
   /** Die with the process that started us (foreground runs); detached containers outlive it. */
   dieWithParent: boolean;
   /** `-t`: open a pseudo-terminal in the container's devpts for stdin/stdout/stderr. */
@@ -59,6 +54,7 @@ export interface ExecConfig {
   pid: number;
   /** Namespaces to join besides the PID namespace (entered at spawn). */
   namespaces: NamespaceType[];
+  /** `cgroup.procs` files to write "0" to, joining the container's cgroup before anything else. */
   cgroupProcs: string[];
   process: Process;
   syncSocket: string;
