@@ -9,7 +9,7 @@
  */
 import { Command } from "@commander-js/extra-typings";
 import { UserError } from "../container/errors.ts";
-import { type ContainerState, listStates } from "../container/state.ts";
+import { type ContainerState, listStates, matchContainer } from "../container/state.ts";
 import { bytesSize, humanSize } from "../container/units.ts";
 import { type CgroupDriver, cgroupDriver, type CgroupStats } from "../cgroups/manager.ts";
 
@@ -40,21 +40,9 @@ export interface StatsRow {
   pids?: number;
 }
 
-/**
- * Finds containers as Docker does: exact id or name first, else a unique id prefix. Unknown
- * and ambiguous references are UserErrors (125).
- */
+/** Finds each referenced container (see matchContainer). */
 export function matchContainers(refs: readonly string[], states: readonly ContainerState[]) {
-  return refs.map((ref) => {
-    const exact = states.find((s) => s.id === ref || s.name === ref);
-    if (exact !== undefined) return exact;
-    const matches = ref === "" ? [] : states.filter((s) => s.id.startsWith(ref));
-    if (matches.length > 1) {
-      throw new UserError(`Multiple containers match "${ref}": use more of the id or the name`);
-    }
-    if (matches.length === 0) throw new UserError(`No such container: ${ref}`);
-    return matches[0]!;
-  });
+  return refs.map((ref) => matchContainer(ref, states));
 }
 
 /** Total memory of the host: the "limit" of a container without one, as in Docker. */

@@ -291,11 +291,10 @@ export function removeState(id: string): void {
 }
 
 /**
- * Finds a container by full id, name, or unique id prefix, as Docker does. Unknown or
- * ambiguous references are UserErrors (125).
+ * Finds a container among `states` by full id, name, or unique id prefix, as Docker does: an
+ * exact id or name first. Unknown or ambiguous references are UserErrors (125).
  */
-export function findContainer(ref: string): ContainerState {
-  const states = listStates();
+export function matchContainer(ref: string, states: readonly ContainerState[]): ContainerState {
   const exact = states.find((s) => s.id === ref || s.name === ref);
   if (exact !== undefined) return exact;
   const matches = /^[0-9a-f]+$/.test(ref) ? states.filter((s) => s.id.startsWith(ref)) : [];
@@ -304,4 +303,9 @@ export function findContainer(ref: string): ContainerState {
     throw new UserError(`Multiple containers match "${ref}": use more of the id or the name`);
   }
   throw new UserError(`No such container: ${ref}`);
+}
+
+/** Finds a container on disk by full id, name, or unique id prefix (see matchContainer). */
+export function findContainer(ref: string): ContainerState {
+  return matchContainer(ref, listStates());
 }
