@@ -3,10 +3,9 @@
  * (unknown option, missing argument) become one line and exit code 125, as Docker's.
  */
 import { Command, CommanderError } from "@commander-js/extra-typings";
-import { resolve } from "node:path";
-import { EXIT_ENGINE, ExitCode, UserError } from "../container/errors.ts";
+import { EXIT_ENGINE, reportError } from "../container/errors.ts";
 import { runCommand } from "./run.ts";
-import type { PrespawnedInit } from "../container/parent.ts";
+import { absolutePath } from "../container/paths.ts";
 import { rootfsCommand } from "./rootfs.ts";
 import { psCommand } from "./ps.ts";
 import { logsCommand } from "./logs.ts";
@@ -20,12 +19,6 @@ import { pullCommand } from "./pull.ts";
 import { importCommand } from "./import.ts";
 import { imagesCommand } from "./images.ts";
 import { rmiCommand } from "./rmi.ts";
-
-/** What main.ts hands the commands. */
-export interface RunContext {
-  /** An init stage started early for a foreground `run`. */
-  prespawned?: PrespawnedInit;
-}
 
 const EXAMPLES = `
 Examples:
@@ -59,9 +52,7 @@ function helpPath(cmd: Command<unknown[], Record<string, unknown>>): string {
 }
 
 /** Builds the program. */
-export function program(
-  context: RunContext = {},
-): Command<unknown[], Record<string, unknown>> {
+export function program(): Command<unknown[], Record<string, unknown>> {
   const prog = new Command("mini-docker")
     .description("A daemonless container tool: Linux namespaces, cgroups and pivot_root")
     .version("0.1.0", "-v, --version")
@@ -75,11 +66,11 @@ export function program(
       // Everything below reads the paths from the environment (container/paths.ts), and so do
       // the stages and the supervisor that mini-docker starts.
       const { root, runroot } = cmd.opts() as { root?: string; runroot?: string };
-      if (root !== undefined) Deno.env.set("MINI_DOCKER_ROOT", resolve(root));
-      if (runroot !== undefined) Deno.env.set("MINI_DOCKER_RUNROOT", resolve(runroot));
+      if (root !== undefined) Deno.env.set("MINI_DOCKER_ROOT", absolutePath(root));
+      if (runroot !== undefined) Deno.env.set("MINI_DOCKER_RUNROOT", absolutePath(runroot));
     })
     .addHelpText("after", EXAMPLES)
-    .addCommand(runCommand(context.prespawned))
+    .addCommand(runCommand())
     .addCommand(psCommand())
     .addCommand(logsCommand())
     .addCommand(execCommand())
@@ -99,8 +90,8 @@ export function program(
 }
 
 /** Runs the command line; returns the process exit code. */
-export async function main(args: string[], context: RunContext = {}): Promise<number> {
-  const prog = program(context);
+export async function main(args: string[]): Promise<number> {
+  const prog = program();
   try {
     if (args.length === 0) {
       prog.outputHelp();
@@ -109,15 +100,9 @@ export async function main(args: string[], context: RunContext = {}): Promise<nu
     await prog.parseAsync(args, { from: "user" });
     return 0;
   } catch (err) {
-    if (err instanceof ExitCode) return err.code;
     if (err instanceof CommanderError) {
       return err.exitCode === 0 ? 0 : EXIT_ENGINE;
     }
-    if (err instanceof UserError) {
-      console.error(`mini-docker: ${err.message}`);
-      return err.exitCode;
-    }
-    console.error(`mini-docker: ${err instanceof Error ? err.message : String(err)}`);
-    return EXIT_ENGINE;
+    return reportError(err);
   }
 }

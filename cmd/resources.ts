@@ -3,7 +3,6 @@
  * into OCI `LinuxResources` before any work (`resourcesFromFlags`); and `--stats-report`, the
  * end-of-run summary read from the container's cgroup just before it is removed.
  */
-import type { Command, OptionValues } from "@commander-js/extra-typings";
 import type { LinuxResources } from "../container/spec.ts";
 import { UserError } from "../container/errors.ts";
 import {
@@ -16,28 +15,6 @@ import {
   parsePidsLimit,
 } from "../container/units.ts";
 import { type Cgroup, cgroupDriver, type CgroupStats } from "../cgroups/manager.ts";
-
-/**
- * Adds the resource flags to a command (`run`). `--memory` and `--cpus` stay with the command
- * itself; `resourcesFromFlags` reads them too.
- */
-export function addResourceOptions<
-  Args extends unknown[],
-  Opts extends OptionValues,
-  Global extends OptionValues,
->(cmd: Command<Args, Opts, Global>) {
-  return cmd
-    .option(
-      "--memory-swap <size>",
-      "memory plus swap limit (-1: unlimited swap; default: twice --memory where swap is accounted)",
-    )
-    .option("--memory-reservation <size>", "memory soft limit, at most --memory")
-    .option("--cpu-shares <number>", "relative CPU weight (default 1024)")
-    .option("--cpuset-cpus <list>", "CPUs the container may run on, e.g. 0-3,5")
-    .option("--cpuset-mems <list>", "memory nodes the container may use, e.g. 0-1")
-    .option("--pids-limit <number>", "maximum number of processes (-1: unlimited)")
-    .option("--stats-report", "print the resources used (peak memory, CPU time, ...) at the end");
-}
 
 /** The flags `resourcesFromFlags` reads, as commander gives them (strings, unparsed). */
 export interface ResourceFlags {

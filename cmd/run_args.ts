@@ -1,45 +1,228 @@
 /**
- * What `main.ts` needs to know about a `run` command line before the command-line parser is
- * even loaded: whether it will run a container in the foreground, so that the init stage can
- * be started at once (its start-up then overlaps the parser's). A wrong guess costs only an
- * init stage that is told to leave; `run_args_test.ts` keeps the option list true.
+ * `run`'s options, as one table that both parsers read: commander builds the `run` command
+ * from it (cmd/run.ts), and `parseRunArgs` below reads the common command lines without
+ * loading commander at all. Commander is an npm package: importing it starts Deno's Node
+ * compatibility layer, about 30 ms, which a `run /bin/true` would otherwise spend before its
+ * container exists. `run_args_test.ts` checks that both parsers give the same result, and the
+ * fast one gives up (returns undefined) on anything it does not know, so commander still
+ * decides every help text, error and unusual spelling.
  */
 
-/** `run` options that take a value (the next argument, unless written --opt=value). */
-export const RUN_VALUE_OPTIONS = new Set([
-  "--hostname",
-  "--name",
-  "-m",
-  "--memory",
-  "--cpus",
-  "-e",
-  "--env",
-  "--env-file",
-  "-w",
-  "--workdir",
-  "-u",
-  "--user",
-  "--rootfs",
-  "--image",
-  "--entrypoint",
-  "--network",
-  "--memory-swap",
-  "--memory-reservation",
-  "--cpu-shares",
-  "--cpuset-cpus",
-  "--cpuset-mems",
-  "--pids-limit",
-]);
+/** One option of `run`. */
+export interface RunOption {
+  /** As commander writes them: "-m, --memory <size>", "--rm". */
+  flags: string;
+  description: string;
+  /** flag: a boolean; value: takes the next argument; list: a value, repeatable, collected. */
+  kind: "flag" | "value" | "list";
+  /** The value when the option is absent (lists start empty). */
+  default?: string;
+}
 
-/** Whether `args` ("run", options..., command...) asks for a foreground container. */
-export function isForegroundRun(args: readonly string[]): boolean {
-  if (args[0] !== "run") return false;
-  for (let i = 1; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === "--" || !a.startsWith("-")) return i > 1 || args.length > 1; // options end
-    if (a === "--detach" || a === "--help" || a === "-h") return false;
-    if (/^-[dit]+$/.test(a) && a.includes("d")) return false;
-    if (RUN_VALUE_OPTIONS.has(a)) i++;
+/** The options of `run`, in the order `run --help` lists them. */
+export const RUN_OPTIONS: readonly RunOption[] = [
+  {
+    flags: "--hostname <name>",
+    description: "container host name (default: the first 12 hex digits of its id)",
+    kind: "value",
+  },
+  { flags: "--name <name>", description: "assign a name to the container", kind: "value" },
+  {
+    flags: "-m, --memory <size>",
+    description: "memory limit, e.g. 100M, 1.5g (units b, k, m, g)",
+    kind: "value",
+  },
+  { flags: "--cpus <number>", description: "number of CPUs, e.g. 0.5", kind: "value" },
+  {
+    flags: "--memory-swap <size>",
+    description:
+      "memory plus swap limit (-1: unlimited swap; default: twice --memory where swap is accounted)",
+    kind: "value",
+  },
+  {
+    flags: "--memory-reservation <size>",
+    description: "memory soft limit, at most --memory",
+    kind: "value",
+  },
+  {
+    flags: "--cpu-shares <number>",
+    description: "relative CPU weight (default 1024)",
+    kind: "value",
+  },
+  {
+    flags: "--cpuset-cpus <list>",
+    description: "CPUs the container may run on, e.g. 0-3,5",
+    kind: "value",
+  },
+  {
+    flags: "--cpuset-mems <list>",
+    description: "memory nodes the container may use, e.g. 0-1",
+    kind: "value",
+  },
+  {
+    flags: "--pids-limit <number>",
+    description: "maximum number of processes (-1: unlimited)",
+    kind: "value",
+  },
+  {
+    flags: "--stats-report",
+    description: "print the resources used (peak memory, CPU time, ...) at the end",
+    kind: "flag",
+  },
+  {
+    flags: "-e, --env <KEY=VALUE>",
+    description: "set an environment variable (repeatable; KEY alone copies it)",
+    kind: "list",
+  },
+  {
+    flags: "--env-file <file>",
+    description: "read environment variables from a file (repeatable)",
+    kind: "list",
+  },
+  {
+    flags: "-w, --workdir <dir>",
+    description: "working directory inside the container (default: the image's, or /)",
+    kind: "value",
+  },
+  {
+    flags: "-u, --user <user>",
+    description: "user name or uid, with an optional :group or :gid",
+    kind: "value",
+  },
+  {
+    flags: "--rootfs <dir>",
+    description: "root filesystem directory (default: ./rootfs/alpine)",
+    kind: "value",
+  },
+  {
+    flags: "--image <name>",
+    description: "run an image (pulled if missing) instead of a rootfs directory",
+    kind: "value",
+  },
+  {
+    flags: "--entrypoint <command>",
+    description: "override the image's entrypoint",
+    kind: "value",
+  },
+  {
+    flags: "--network <mode>",
+    description: "network: host (share the host's, default) or none (only loopback)",
+    kind: "value",
+    default: "host",
+  },
+  {
+    flags: "-d, --detach",
+    description: "run in the background and print the container id",
+    kind: "flag",
+  },
+  {
+    flags: "--rm",
+    description: "remove the container when it exits (foreground containers always are)",
+    kind: "flag",
+  },
+  {
+    flags: "-i, --interactive",
+    description: "keep stdin open (the default in the foreground)",
+    kind: "flag",
+  },
+  { flags: "-t, --tty", description: "allocate a pseudo-terminal", kind: "flag" },
+  {
+    flags: "--init",
+    description: "run a small init as PID 1 that forwards signals and reaps zombies",
+    kind: "flag",
+  },
+];
+
+/** `run`'s options as its action receives them (commander's `opts()`: camelCase keys). */
+export interface RunFlags {
+  hostname?: string;
+  name?: string;
+  memory?: string;
+  cpus?: string;
+  memorySwap?: string;
+  memoryReservation?: string;
+  cpuShares?: string;
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  pidsLimit?: string;
+  statsReport?: true;
+  env: string[];
+  envFile: string[];
+  workdir?: string;
+  user?: string;
+  rootfs?: string;
+  image?: string;
+  entrypoint?: string;
+  network: string;
+  detach?: true;
+  rm?: true;
+  interactive?: true;
+  tty?: true;
+  init?: true;
+}
+
+/** A parsed `run` command line. */
+export interface RunArgs {
+  /** The container's command and its arguments (everything after the options). */
+  command: string[];
+  opts: RunFlags;
+}
+
+/** The short and long names of an option, and its key in `RunFlags`. */
+export function optionNames(option: RunOption): { short?: string; long: string; key: string } {
+  const names = option.flags.split(/[ ,]+/).filter((n) => n.startsWith("-"));
+  const long = names.find((n) => n.startsWith("--"))!;
+  const short = names.find((n) => !n.startsWith("--"));
+  const key = long.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  return { short, long, key };
+}
+
+const BY_NAME = new Map<string, { option: RunOption; key: string }>();
+for (const option of RUN_OPTIONS) {
+  const { short, long, key } = optionNames(option);
+  BY_NAME.set(long, { option, key });
+  if (short !== undefined) BY_NAME.set(short, { option, key });
+}
+
+/**
+ * Reads `args` ("run", options..., command...) as commander would, or returns undefined when
+ * it holds anything but the plain spellings (`--opt value`, `--opt=value`, `-o value`, `-it`):
+ * help, an unknown option, a missing value, `--`, `-m100m`. Options end at the first argument
+ * that is not one, as commander's passThroughOptions: `run /bin/ls -la` keeps `-la`.
+ */
+export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
+  if (args[0] !== "run") return undefined;
+  const opts: Record<string, unknown> = { env: [], envFile: [] };
+  for (const option of RUN_OPTIONS) {
+    if (option.default !== undefined) opts[optionNames(option).key] = option.default;
   }
-  return true;
+  let i = 1;
+  for (; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg.length < 2 || !arg.startsWith("-")) break; // the command
+    if (arg === "--") return undefined;
+    if (/^-[a-zA-Z]{2,}$/.test(arg)) {
+      // Single-letter booleans written together: -it, -dit.
+      for (const letter of arg.slice(1)) {
+        const found = BY_NAME.get(`-${letter}`);
+        if (found === undefined || found.option.kind !== "flag") return undefined;
+        opts[found.key] = true;
+      }
+      continue;
+    }
+    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
+    const name = eq < 0 ? arg : arg.slice(0, eq);
+    const found = BY_NAME.get(name);
+    if (found === undefined) return undefined;
+    if (found.option.kind === "flag") {
+      if (eq >= 0) return undefined;
+      opts[found.key] = true;
+      continue;
+    }
+    const value = eq >= 0 ? arg.slice(eq + 1) : args[++i];
+    if (value === undefined) return undefined;
+    if (found.option.kind === "list") (opts[found.key] as string[]).push(value);
+    else opts[found.key] = value;
+  }
+  return { command: args.slice(i), opts: opts as unknown as RunFlags };
 }

@@ -40,3 +40,14 @@ export class ExitCode extends Error {
     this.code = code;
   }
 }
+
+/** Prints an error as every command does (one line on stderr) and returns its exit code. */
+export function reportError(err: unknown): number {
+  if (err instanceof ExitCode) return err.code;
+  if (err instanceof UserError) {
+    console.error(`mini-docker: ${err.message}`);
+    return err.exitCode;
+  }
+  console.error(`mini-docker: ${err instanceof Error ? err.message : String(err)}`);
+  return EXIT_ENGINE;
+}

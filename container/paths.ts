@@ -19,3 +19,18 @@ export function dataRoot(): string {
 export function cgroupParent(): string {
   return Deno.env.get("MINI_DOCKER_CGROUP_PARENT") || "mini-docker";
 }
+
+/**
+ * `path` made absolute against the working directory and normalized (".", ".." and repeated
+ * slashes resolved lexically, symlinks left alone), as node:path's `resolve` does; without
+ * node:path, whose Node compatibility layer costs every `run` milliseconds to load.
+ */
+export function absolutePath(path: string): string {
+  const parts: string[] = [];
+  for (const part of (path.startsWith("/") ? path : `${Deno.cwd()}/${path}`).split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join("/")}`;
+}

@@ -13,13 +13,7 @@
 import { lchownSync, lutimesSync } from "node:fs";
 import { type TarEntry, TarReader } from "./tar.ts";
 import { EOPNOTSUPP, lsetxattr, makedev, mknod, SyscallError } from "../container/libc.ts";
-
-/** Prefix of a whiteout entry in a layer tar (the AUFS convention of the image spec). */
-export const WHITEOUT_PREFIX = ".wh.";
-/** Name of the entry that makes its directory opaque. */
-export const OPAQUE_MARKER = ".wh..wh..opq";
-/** The xattr by which overlayfs knows an opaque directory. */
-export const OPAQUE_XATTR = "trusted.overlay.opaque";
+import { OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX } from "./whiteout.ts";
 
 const S_IFIFO = 0o010000;
 const S_IFCHR = 0o020000;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { cleanPath, OPAQUE_XATTR, unpackLayer } from "./unpack.ts";
+import { cleanPath, unpackLayer } from "./unpack.ts";
+import { OPAQUE_XATTR } from "./whiteout.ts";
 import { lgetxattr } from "../container/libc.ts";
 import { makeTar, type TarSpec } from "../tests/helpers/image_tar.ts";
 

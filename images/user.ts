@@ -7,7 +7,7 @@
 
 import { UserError } from "../container/errors.ts";
 import { lgetxattr } from "../container/libc.ts";
-import { OPAQUE_XATTR } from "./unpack.ts";
+import { OPAQUE_XATTR } from "./whiteout.ts";
 
 /** Who the container's process runs as. */
 export interface ExecUser {

@@ -1,0 +1,31 @@
+import assert from "node:assert/strict";
+
+const repo = new URL("../", import.meta.url);
+
+/** Every .ts file of the program (not tests, benchmarks or the toolchain). */
+function* sources(dir = repo): Generator<URL> {
+  for (const entry of Deno.readDirSync(dir)) {
+    const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);
+    if (entry.isDirectory) {
+      if (["toolchain", "tests", "bench", "node_modules", "dist"].includes(entry.name)) continue;
+      if (entry.name.startsWith(".")) continue;
+      yield* sources(url);
+    } else if (entry.name.endsWith(".ts") && !entry.name.endsWith("_test.ts")) {
+      yield url;
+    }
+  }
+}
+
+Deno.test("every module loaded lazily is in deno compile's --include list", () => {
+  const loaded = new Set<string>();
+  for (const file of sources()) {
+    const text = Deno.readTextFileSync(file);
+    for (const m of text.matchAll(/\b(?:lazy|load)<[^>]*>\(\s*"([^"]+)"/g)) {
+      loaded.add(new URL(m[1]!, file).pathname.slice(repo.pathname.length));
+    }
+  }
+  assert.ok(loaded.has("cmd/program.ts"), `found only ${[...loaded].join(", ")}`);
+  const task: string = JSON.parse(Deno.readTextFileSync(new URL("deno.json", repo))).tasks.compile;
+  const included = new Set([...task.matchAll(/--include (\S+)/g)].map((m) => m[1]!));
+  assert.deepEqual([...loaded].sort(), [...included].sort());
+});
