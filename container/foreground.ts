@@ -42,9 +42,10 @@ export async function runContainer(
     detached: false,
   });
   const relayed = pty?.relay();
+  // While the container runs: clean what killed runs left (their cgroups and state).
+  const stale = cleanupStale().catch(() => {});
   const final = await started.finish(options);
   await relayed;
-  // Off the start-up path: clean what killed runs left (their cgroups and state).
-  await cleanupStale().catch(() => {});
+  await stale;
   return final.exitCode ?? 255;
 }

@@ -7,59 +7,35 @@
  * directly (ps, images, --help) do not pay for it.
  */
 
+/**
+ * The symbols, few on purpose: Deno compiles a trampoline for each symbol of a dlopen (about
+ * 0.1 ms, 0.35 ms with buffer parameters), and every container pays it twice (mini-docker and
+ * its init stage). So system calls go through syscall(2), one symbol, with the numbers below;
+ * only what is more than one system call is its own symbol: glibc's set*id and setgroups (they
+ * change every thread of the process, not only the calling one), posix_spawn, errno, strerror.
+ */
 const SYMBOLS = {
-  unshare: { parameters: ["i32"], result: "i32" },
-  setns: { parameters: ["i32", "i32"], result: "i32" },
-  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
-  umount2: { parameters: ["buffer", "i32"], result: "i32" },
-  // glibc has no pivot_root wrapper; syscall(2) with integer/pointer arguments is ABI-safe.
-  syscall: { parameters: ["i64", "buffer", "buffer"], result: "i64" },
-  syscall_int: { name: "syscall", parameters: ["i64", "i64", "i64", "i64"], result: "i64" },
-  sethostname: { parameters: ["buffer", "usize"], result: "i32" },
-  chdir: { parameters: ["buffer"], result: "i32" },
-  execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
-  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
-  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
-  setgroups: { parameters: ["usize", "buffer"], result: "i32" },
+  syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
+  setgroups: { parameters: ["usize", "pointer"], result: "i32" },
   setresgid: { parameters: ["u32", "u32", "u32"], result: "i32" },
   setresuid: { parameters: ["u32", "u32", "u32"], result: "i32" },
-  lsetxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
-  lgetxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
-  geteuid: { parameters: [], result: "u32" },
   posix_spawn: {
-    parameters: ["buffer", "buffer", "pointer", "pointer", "buffer", "buffer"],
+    parameters: ["pointer", "pointer", "pointer", "pointer", "pointer", "pointer"],
     result: "i32",
   },
+  // Blocking calls that run on a worker thread, so that the event loop keeps going.
   waitpid_async: {
     name: "waitpid",
-    parameters: ["i32", "buffer", "i32"],
+    parameters: ["i32", "pointer", "i32"],
     result: "i32",
     nonblocking: true,
   },
-  setsid: { parameters: [], result: "i32" },
-  dup2: { parameters: ["i32", "i32"], result: "i32" },
-  flock: { parameters: ["i32", "i32"], result: "i32" },
-  posix_openpt: { parameters: ["i32"], result: "i32" },
-  grantpt: { parameters: ["i32"], result: "i32" },
-  unlockpt: { parameters: ["i32"], result: "i32" },
-  ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  ioctl_int: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
-  // Blocking reads run on a worker thread so that the event loop keeps going (pty relays).
   read_async: {
     name: "read",
-    parameters: ["i32", "buffer", "usize"],
+    parameters: ["i32", "pointer", "usize"],
     result: "isize",
     nonblocking: true,
   },
-  umask: { parameters: ["u32"], result: "u32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -70,6 +46,84 @@ function libc(): Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] {
   lib ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
   return lib;
 }
+
+/** System call numbers (<asm/unistd.h>): x86_64's, and the generic table that arm64 uses. */
+const SYS = Deno.build.arch === "aarch64"
+  ? {
+    read: 63,
+    write: 64,
+    close: 57,
+    openat: 56,
+    mknodat: 33,
+    dup3: 24,
+    fcntl: 25,
+    flock: 32,
+    ioctl: 29,
+    chdir: 49,
+    execve: 221,
+    mount: 40,
+    umount2: 39,
+    pivot_root: 41,
+    unshare: 97,
+    setns: 268,
+    sethostname: 161,
+    prctl: 167,
+    setsid: 157,
+    umask: 166,
+    geteuid: 175,
+    socket: 198,
+    connect: 203,
+    lsetxattr: 6,
+    lgetxattr: 9,
+    pidfd_open: 434,
+    pidfd_getfd: 438,
+  }
+  : {
+    read: 0,
+    write: 1,
+    close: 3,
+    openat: 257,
+    mknodat: 259,
+    dup3: 292,
+    fcntl: 72,
+    flock: 73,
+    ioctl: 16,
+    chdir: 80,
+    execve: 59,
+    mount: 165,
+    umount2: 166,
+    pivot_root: 155,
+    unshare: 272,
+    setns: 308,
+    sethostname: 170,
+    prctl: 157,
+    setsid: 112,
+    umask: 95,
+    geteuid: 107,
+    socket: 41,
+    connect: 42,
+    lsetxattr: 189,
+    lgetxattr: 192,
+    pidfd_open: 434,
+    pidfd_getfd: 438,
+  };
+
+/** An argument of a system call: an integer, or memory (passed as its address). */
+type Arg = number | bigint | ArrayBufferView | null;
+
+const address = (a: Arg): number | bigint =>
+  a === null ? 0 : typeof a === "object" ? Deno.UnsafePointer.value(Deno.UnsafePointer.of(a)) : a;
+
+/**
+ * syscall(2): system call `nr` with up to six arguments; its result, or -1 with errno set. The
+ * arguments array keeps the memory it points to referenced until the call has returned.
+ */
+function sys(nr: number, ...args: Arg[]): number {
+  const a = [0, 1, 2, 3, 4, 5].map((i) => BigInt(address(args[i] ?? 0)));
+  return Number(libc().syscall(BigInt(nr), a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!));
+}
+
+const AT_FDCWD = -100;
 
 // Flags, from <sched.h>, <sys/mount.h>, <fcntl.h>, <sys/prctl.h>.
 export const CLONE_NEWNS = 0x00020000;
@@ -106,12 +160,11 @@ export const S_IFIFO = 0o010000;
 export const PR_SET_PDEATHSIG = 1;
 export const PR_SET_NO_NEW_PRIVS = 38;
 
-const SYS_PIVOT_ROOT = 155n; // x86_64
-const SYS_PIDFD_OPEN = 434n;
-const SYS_PIDFD_GETFD = 438n;
-const TIOCSCTTY = 0x540en;
-const TIOCGWINSZ = 0x5413n;
-const TIOCSWINSZ = 0x5414n;
+const TIOCSCTTY = 0x540e;
+const TIOCGWINSZ = 0x5413;
+const TIOCSWINSZ = 0x5414;
+const TIOCGPTN = 0x80045430;
+const TIOCSPTLCK = 0x40045431;
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 const EWOULDBLOCK = 11;
@@ -178,11 +231,11 @@ function check(result: number | bigint, call: string, path?: string): void {
 }
 
 export function unshare(flags: number): void {
-  check(libc().unshare(flags), "unshare");
+  check(sys(SYS.unshare, flags), "unshare");
 }
 
 export function setns(fd: number, nstype: number): void {
-  check(libc().setns(fd, nstype), "setns");
+  check(sys(SYS.setns, fd, nstype), "setns");
 }
 
 /** mount(2). `data` is the comma-separated option string of the filesystem. */
@@ -194,34 +247,34 @@ export function mount(
   data = "",
 ): void {
   check(
-    libc().mount(cstr(source), cstr(target), cstr(fstype), BigInt(flags), cstr(data)),
+    sys(SYS.mount, cstr(source), cstr(target), cstr(fstype), flags, cstr(data)),
     fstype === "" ? "mount" : `mount ${fstype}`,
     target,
   );
 }
 
 export function umount2(target: string, flags: number): void {
-  check(libc().umount2(cstr(target), flags), "umount", target);
+  check(sys(SYS.umount2, cstr(target), flags), "umount", target);
 }
 
 export function pivotRoot(newRoot: string, putOld: string): void {
-  check(libc().syscall(SYS_PIVOT_ROOT, cstr(newRoot), cstr(putOld)), "pivot_root", newRoot);
+  check(sys(SYS.pivot_root, cstr(newRoot), cstr(putOld)), "pivot_root", newRoot);
 }
 
 export function sethostname(name: string): void {
   const bytes = encoder.encode(name);
-  check(libc().sethostname(bytes, BigInt(bytes.length)), "sethostname", name);
+  check(sys(SYS.sethostname, bytes, bytes.length), "sethostname", name);
 }
 
 export function chdir(path: string): void {
-  check(libc().chdir(cstr(path)), "chdir", path);
+  check(sys(SYS.chdir, cstr(path)), "chdir", path);
 }
 
 /** execve(2): returns only on failure, by throwing. */
 export function execve(path: string, argv: readonly string[], env: readonly string[]): never {
   const a = cstrArray(argv);
   const e = cstrArray(env);
-  libc().execve(cstr(path), a.array, e.array);
+  sys(SYS.execve, cstr(path), a.array, e.array);
   const code = errno();
   // Keep the strings alive until after the call.
   void a.keep;
@@ -230,27 +283,27 @@ export function execve(path: string, argv: readonly string[], env: readonly stri
 }
 
 export function open(path: string, flags: number, mode = 0): number {
-  const fd = libc().open(cstr(path), flags, mode);
+  const fd = sys(SYS.openat, AT_FDCWD, cstr(path), flags, mode);
   check(fd, "open", path);
   return fd;
 }
 
 export function close(fd: number): void {
-  libc().close(fd);
+  sys(SYS.close, fd);
 }
 
 /** Writes all of `data` to `fd`. */
 export function writeAll(fd: number, data: Uint8Array<ArrayBuffer>): void {
   let off = 0;
   while (off < data.length) {
-    const n = Number(libc().write(fd, data.subarray(off), BigInt(data.length - off)));
+    const n = sys(SYS.write, fd, data.subarray(off), data.length - off);
     check(n, "write");
     off += n;
   }
 }
 
 export function mknod(path: string, mode: number, dev: number): void {
-  check(libc().mknod(cstr(path), mode, BigInt(dev)), "mknod", path);
+  check(sys(SYS.mknodat, AT_FDCWD, cstr(path), mode, dev), "mknod", path);
 }
 
 /** Linux dev_t from major and minor numbers (glibc's makedev, full range). */
@@ -273,7 +326,7 @@ export function lsetxattr(path: string, name: string, value: Uint8Array): void {
   const buf = new Uint8Array(value.byteLength + 1);
   buf.set(value);
   check(
-    libc().lsetxattr(cstr(path), cstr(name), buf, BigInt(value.byteLength), 0),
+    sys(SYS.lsetxattr, cstr(path), cstr(name), buf, value.byteLength, 0),
     "lsetxattr",
     path,
   );
@@ -282,7 +335,7 @@ export function lsetxattr(path: string, name: string, value: Uint8Array): void {
 /** lgetxattr(2) of a small attribute; null when it is not set or not supported. */
 export function lgetxattr(path: string, name: string): Uint8Array | null {
   const buf = new Uint8Array(256);
-  const n = Number(libc().lgetxattr(cstr(path), cstr(name), buf, BigInt(buf.byteLength)));
+  const n = sys(SYS.lgetxattr, cstr(path), cstr(name), buf, buf.byteLength);
   if (n < 0) {
     const e = errno();
     if (e === ENODATA || e === EOPNOTSUPP) return null;
@@ -292,11 +345,12 @@ export function lgetxattr(path: string, name: string): Uint8Array | null {
 }
 
 export function prctl(option: number, arg2: number): void {
-  check(libc().prctl(option, BigInt(arg2), 0n, 0n, 0n), "prctl");
+  check(sys(SYS.prctl, option, arg2, 0, 0, 0), "prctl");
 }
 
 export function setgroups(gids: readonly number[]): void {
-  check(libc().setgroups(BigInt(gids.length), new Uint32Array(gids)), "setgroups");
+  const list = new Uint32Array(gids);
+  check(libc().setgroups(BigInt(gids.length), Deno.UnsafePointer.of(list)), "setgroups");
 }
 
 export function setresgid(gid: number): void {
@@ -308,11 +362,11 @@ export function setresuid(uid: number): void {
 }
 
 export function geteuid(): number {
-  return libc().geteuid();
+  return sys(SYS.geteuid);
 }
 
 export function umask(mask: number): number {
-  return libc().umask(mask);
+  return sys(SYS.umask, mask);
 }
 
 const AF_UNIX = 1;
@@ -323,7 +377,7 @@ const SOCK_CLOEXEC = 0o2000000;
 
 /** Connects a new close-on-exec stream socket to the unix socket at `path`; returns its fd. */
 export function connectUnix(path: string): number {
-  const fd = libc().socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const fd = sys(SYS.socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   check(fd, "socket");
   // struct sockaddr_un { sa_family_t sun_family; char sun_path[108]; }
   const addr = new Uint8Array(110);
@@ -331,7 +385,7 @@ export function connectUnix(path: string): number {
   const p = encoder.encode(path);
   if (p.length > 107) throw new SyscallError("connect", 36, /* ENAMETOOLONG */ path);
   addr.set(p, 2);
-  check(libc().connect(fd, addr, 2 + p.length + 1), "connect", path);
+  check(sys(SYS.connect, fd, addr, 2 + p.length + 1), "connect", path);
   return fd;
 }
 
@@ -341,58 +395,63 @@ const IFF_UP = 0x1;
 
 /** Brings a network interface up (`ip link set lo up`) in the current network namespace. */
 export function interfaceUp(name: string): void {
-  const fd = libc().socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const fd = sys(SYS.socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   check(fd, "socket");
   try {
     // struct ifreq { char ifr_name[16]; union { short ifr_flags; ... } } (40 bytes)
     const ifr = new Uint8Array(40);
     ifr.set(encoder.encode(name).subarray(0, 15), 0);
-    check(libc().ioctl(fd, SIOCGIFFLAGS, ifr), "SIOCGIFFLAGS", name);
+    check(sys(SYS.ioctl, fd, SIOCGIFFLAGS, ifr), "SIOCGIFFLAGS", name);
     const view = new DataView(ifr.buffer);
     view.setInt16(16, view.getInt16(16, true) | IFF_UP, true);
-    check(libc().ioctl(fd, SIOCSIFFLAGS, ifr), "SIOCSIFFLAGS", name);
+    check(sys(SYS.ioctl, fd, SIOCSIFFLAGS, ifr), "SIOCSIFFLAGS", name);
   } finally {
-    libc().close(fd);
+    close(fd);
   }
 }
 
 export function setsid(): void {
-  check(libc().setsid(), "setsid");
+  check(sys(SYS.setsid), "setsid");
 }
 
 export function dup2(fd: number, target: number): void {
-  check(libc().dup2(fd, target), "dup2");
+  if (fd !== target) check(sys(SYS.dup3, fd, target, 0), "dup2");
 }
 
 /** Takes an exclusive flock on `fd` without waiting; false when another process holds it. */
 export function tryLock(fd: number): boolean {
-  if (libc().flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+  if (sys(SYS.flock, fd, LOCK_EX | LOCK_NB) === 0) return true;
   const code = errno();
   if (code === EWOULDBLOCK) return false;
   throw new SyscallError("flock", code);
 }
 
-/** Opens a new pseudo-terminal; returns the master fd and the path of its slave. */
+/**
+ * Opens a new pseudo-terminal (posix_openpt, unlockpt and ptsname, as the ioctls they are);
+ * returns the master fd and the path of its slave.
+ */
 export function openPty(): { master: number; slave: string } {
-  const master = libc().posix_openpt(O_RDWR | 0o400 /* O_NOCTTY */ | O_CLOEXEC);
-  check(master, "posix_openpt");
-  check(libc().grantpt(master), "grantpt");
-  check(libc().unlockpt(master), "unlockpt");
-  const buf = new Uint8Array(128);
-  const rc = libc().ptsname_r(master, buf, BigInt(buf.length));
-  if (rc !== 0) throw new SyscallError("ptsname", rc);
-  return { master, slave: new TextDecoder().decode(buf.subarray(0, buf.indexOf(0))) };
+  const master = open("/dev/ptmx", O_RDWR | 0o400 /* O_NOCTTY */ | O_CLOEXEC);
+  try {
+    check(sys(SYS.ioctl, master, TIOCSPTLCK, new Int32Array([0])), "unlockpt");
+    const index = new Uint32Array(1);
+    check(sys(SYS.ioctl, master, TIOCGPTN, index), "ptsname");
+    return { master, slave: `/dev/pts/${index[0]}` };
+  } catch (err) {
+    close(master);
+    throw err;
+  }
 }
 
 /** Makes `fd` (a terminal) the controlling terminal of this new session. */
 export function setControllingTerminal(fd: number): void {
-  check(libc().ioctl_int(fd, TIOCSCTTY, 0n), "TIOCSCTTY");
+  check(sys(SYS.ioctl, fd, TIOCSCTTY, 0), "TIOCSCTTY");
 }
 
 /** The size of the terminal on `fd`, or undefined when it is not a terminal. */
 export function getWindowSize(fd: number): { rows: number; cols: number } | undefined {
   const ws = new Uint8Array(8);
-  if (libc().ioctl(fd, TIOCGWINSZ, ws) < 0) return undefined;
+  if (sys(SYS.ioctl, fd, TIOCGWINSZ, ws) < 0) return undefined;
   const v = new DataView(ws.buffer);
   return { rows: v.getUint16(0, true), cols: v.getUint16(2, true) };
 }
@@ -402,12 +461,12 @@ export function setWindowSize(fd: number, size: { rows: number; cols: number }):
   const v = new DataView(ws.buffer);
   v.setUint16(0, size.rows, true);
   v.setUint16(2, size.cols, true);
-  check(libc().ioctl(fd, TIOCSWINSZ, ws), "TIOCSWINSZ");
+  check(sys(SYS.ioctl, fd, TIOCSWINSZ, ws), "TIOCSWINSZ");
 }
 
 /** Reads from `fd` on a worker thread; 0 at end of stream, -1 on error (EIO: pty closed). */
 export async function readAsync(fd: number, buf: Uint8Array<ArrayBuffer>): Promise<number> {
-  return Number(await libc().read_async(fd, buf, BigInt(buf.length)));
+  return Number(await libc().read_async(fd, Deno.UnsafePointer.of(buf), BigInt(buf.length)));
 }
 
 /**
@@ -422,7 +481,9 @@ export function spawnProcess(
   const pid = new Int32Array(1);
   const a = cstrArray(argv);
   const e = cstrArray(env);
-  const rc = libc().posix_spawn(pid, cstr(path), null, null, a.array, e.array);
+  const file = cstr(path);
+  const ptr = Deno.UnsafePointer.of;
+  const rc = libc().posix_spawn(ptr(pid), ptr(file), null, null, ptr(a.array), ptr(e.array));
   void a.keep;
   void e.keep;
   if (rc !== 0) throw new SyscallError("exec", rc, path);
@@ -432,7 +493,7 @@ export function spawnProcess(
 /** Waits (on a worker thread) for any child; returns its PID and raw wait status, or -1. */
 export async function waitAnyChild(): Promise<{ pid: number; status: number }> {
   const status = new Int32Array(1);
-  const pid = await libc().waitpid_async(-1, status, 0);
+  const pid = await libc().waitpid_async(-1, Deno.UnsafePointer.of(status), 0);
   return { pid, status: status[0]! };
 }
 
@@ -441,7 +502,7 @@ export function readLine(fd: number): string {
   const chunks: Uint8Array[] = [];
   const buf = new Uint8Array(65536);
   for (;;) {
-    const n = Number(libc().read(fd, buf, BigInt(buf.length)));
+    const n = sys(SYS.read, fd, buf, buf.length);
     check(n, "read");
     if (n === 0) break;
     chunks.push(buf.slice(0, n));
@@ -461,14 +522,14 @@ export function readLine(fd: number): string {
  * 5.6): how the pseudo-terminal that a stage opened inside the container reaches mini-docker.
  */
 export function takeFd(pid: number, fd: number): number {
-  const pidfd = Number(libc().syscall_int(SYS_PIDFD_OPEN, BigInt(pid), 0n, 0n));
+  const pidfd = sys(SYS.pidfd_open, pid, 0);
   check(pidfd, "pidfd_open");
   try {
-    const copy = Number(libc().syscall_int(SYS_PIDFD_GETFD, BigInt(pidfd), BigInt(fd), 0n));
+    const copy = sys(SYS.pidfd_getfd, pidfd, fd, 0);
     check(copy, "pidfd_getfd");
     return copy;
   } finally {
-    libc().close(pidfd);
+    close(pidfd);
   }
 }
 
@@ -482,6 +543,6 @@ export function closeExtraFdsOnExec(): void {
   const FD_CLOEXEC = 1;
   for (const entry of Deno.readDirSync("/proc/self/fd")) {
     const fd = Number(entry.name);
-    if (fd > 2) libc().fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (fd > 2) sys(SYS.fcntl, fd, F_SETFD, FD_CLOEXEC);
   }
 }

@@ -109,13 +109,17 @@ export async function cleanupStale(): Promise<string[]> {
       removed.push(s.id);
     }
   }
-  // cgroups whose container is gone entirely (a half-created one, or removed by hand).
+  // cgroups whose container is gone entirely (a half-created one, or removed by hand). Not a
+  // fresh one: another run may have made it a moment ago and be about to fill it.
   const known = new Set(listStates().map((s) => s.cgroupsPath.split("/").pop()));
   const driver = cgroupDriver();
   for (const name of driver.list()) {
     if (known.has(name)) continue;
     const cgroup = driver.open(name);
-    if (cgroup !== undefined && cgroup.pids().length === 0) await cgroup.destroy();
+    if (cgroup === undefined || cgroup.pids().length > 0 || ageMs(cgroup.paths[0]!) < 60_000) {
+      continue;
+    }
+    await cgroup.destroy();
   }
   // Directories without a state.json older than a minute: an interrupted create.
   try {
@@ -124,8 +128,7 @@ export async function cleanupStale(): Promise<string[]> {
       try {
         Deno.statSync(`${dir}/state.json`);
       } catch {
-        const age = Date.now() - (Deno.statSync(dir).mtime?.getTime() ?? 0);
-        if (age > 60_000) Deno.removeSync(dir, { recursive: true });
+        if (ageMs(dir) > 60_000) Deno.removeSync(dir, { recursive: true });
       }
     }
   } catch { /* no containers dir */ }
@@ -133,12 +136,20 @@ export async function cleanupStale(): Promise<string[]> {
   return removed;
 }
 
+/** Milliseconds since `path` was last modified (0 when it is gone). */
+function ageMs(path: string): number {
+  try {
+    return Date.now() - (Deno.statSync(path).mtime?.getTime() ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 function removeStaleSockets(): void {
   try {
     for (const e of Deno.readDirSync(`${runRoot()}/sync`)) {
       const path = `${runRoot()}/sync/${e.name}`;
-      const age = Date.now() - (Deno.statSync(path).mtime?.getTime() ?? 0);
-      if (age > 60_000) Deno.removeSync(path);
+      if (ageMs(path) > 60_000) Deno.removeSync(path);
     }
   } catch { /* none */ }
 }

@@ -425,6 +425,7 @@ async function finish(
  * KILL_GRACE_MS after a forwarded signal, or a second Ctrl-C, is killed: a process that is PID
  * 1 of its namespace ignores the signals it has no handler for, and Ctrl-C must still stop it.
  * The handlers are installed at once; signals that come before `attach(pid)` are delivered then.
+ * For processes that exit once the container has: the listeners stay until then.
  */
 export function forwardSignals(
   graceMs = KILL_GRACE_MS,
@@ -454,19 +455,25 @@ export function forwardSignals(
       // The container has already exited.
     }
   };
-  const handlers = FORWARDED.map((sig) => {
-    const handler = () => (target === undefined ? pending.push(sig) : deliver(sig));
-    Deno.addSignalListener(sig, handler);
-    return [sig, handler] as const;
-  });
+  let disarmed = false;
+  for (const sig of FORWARDED) {
+    Deno.addSignalListener(sig, () => {
+      if (disarmed) return;
+      if (target === undefined) pending.push(sig);
+      else deliver(sig);
+    });
+  }
   return {
     attach(pid: number) {
       target = pid;
       for (const sig of pending.splice(0)) deliver(sig);
     },
     [Symbol.dispose]() {
+      // Disarmed, not removed: unbinding a signal that Deno's event loop has been polling takes
+      // it ~6 ms, on every run's way out, and the process exits right after. A signal that
+      // comes now finds no container and is ignored while the cleanup finishes.
       clearTimeout(timer);
-      for (const [sig, handler] of handlers) Deno.removeSignalListener(sig, handler);
+      disarmed = true;
     },
   };
 }
