@@ -142,8 +142,11 @@ function recipe(config: InitConfig, sync: number): never | Promise<never> {
 
 /** Switches to the process's user and finds its command; returns the command's path. */
 function becomeUser(process: Process): string {
-  // Nothing of ours or of whoever started us may cross into the container.
+  // Nothing of ours or of whoever started us may cross into the container: no file
+  // descriptor, and no ignored signal (ignored stays ignored across execve, and Deno ignores
+  // SIGPIPE: `yes | head -1` would print "Broken pipe" instead of ending quietly).
   libc.closeExtraFdsOnExec();
+  libc.resetIgnoredSignals();
   const { uid, gid, additionalGids = [] } = process.user;
   step(`Cannot switch to user ${uid}:${gid}`, () => {
     libc.setgroups(additionalGids);

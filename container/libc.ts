@@ -77,6 +77,7 @@ const SYS = Deno.build.arch === "aarch64"
     lgetxattr: 9,
     pidfd_open: 434,
     pidfd_getfd: 438,
+    rt_sigaction: 134,
   }
   : {
     read: 0,
@@ -106,6 +107,7 @@ const SYS = Deno.build.arch === "aarch64"
     lgetxattr: 192,
     pidfd_open: 434,
     pidfd_getfd: 438,
+    rt_sigaction: 13,
   };
 
 /** An argument of a system call: an integer, or memory (passed as its address). */
@@ -497,6 +499,16 @@ export async function waitAnyChild(): Promise<{ pid: number; status: number }> {
   return { pid, status: status[0]! };
 }
 
+/**
+ * Waits (on a worker thread) for child `pid` to end; its raw wait status. A wait that fails
+ * (the child was already reaped elsewhere) counts as an exit with status 255.
+ */
+export async function waitChild(pid: number): Promise<number> {
+  const status = new Int32Array(1);
+  const got = await libc().waitpid_async(pid, Deno.UnsafePointer.of(status), 0);
+  return got === pid ? status[0]! : 255 << 8;
+}
+
 /** Reads from `fd` (blocking) up to and including the first newline; "" at end of stream. */
 export function readLine(fd: number): string {
   const chunks: Uint8Array[] = [];
@@ -544,5 +556,23 @@ export function closeExtraFdsOnExec(): void {
   for (const entry of Deno.readDirSync("/proc/self/fd")) {
     const fd = Number(entry.name);
     if (fd > 2) sys(SYS.fcntl, fd, F_SETFD, FD_CLOEXEC);
+  }
+}
+
+/**
+ * Gives every signal this process ignores its default action back, for the program it starts
+ * next: an ignored signal stays ignored across execve (handled ones are reset by the kernel).
+ */
+export function resetIgnoredSignals(): void {
+  const status = Deno.readTextFileSync("/proc/thread-self/status");
+  const hex = /^SigIgn:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  if (hex === undefined) return;
+  const ignored = BigInt(`0x${hex}`);
+  // struct sigaction as the kernel takes it: handler SIG_DFL (0), no flags, an empty mask.
+  const action = new Uint8Array(32);
+  for (let sig = 1; sig <= 64; sig++) {
+    if ((ignored >> BigInt(sig - 1)) & 1n) {
+      check(sys(SYS.rt_sigaction, sig, action, 0, 8), `sigaction ${sig}`);
+    }
   }
 }

@@ -54,3 +54,13 @@ export function exitCodeOf(status: Deno.CommandStatus): number {
   if (status.signal !== null) return 128 + (signalNumber(status.signal) ?? 0);
   return status.code;
 }
+
+/** A raw wait(2) status as Deno reports a child's end (code 128+N when killed by signal N). */
+export function commandStatus(raw: number): Deno.CommandStatus {
+  const signal = raw & 0x7f;
+  if (signal === 0) {
+    const code = (raw >> 8) & 0xff;
+    return { success: code === 0, code, signal: null };
+  }
+  return { success: false, code: 128 + signal, signal: signalName(signal) ?? null };
+}

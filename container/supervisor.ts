@@ -230,10 +230,9 @@ async function serve(conn: Deno.UnixConn): Promise<void> {
   if (pty !== undefined) {
     pumps.push(logs.pumpFd(pty, "stdout"));
   } else {
-    pumps.push(
-      logs.pump(started.child.stdout, "stdout"),
-      logs.pump(started.child.stderr, "stderr"),
-    );
+    // Started with output "piped": the init stage was spawned here, with its pipes.
+    const pipes = started.pipes!;
+    pumps.push(logs.pump(pipes.stdout, "stdout"), logs.pump(pipes.stderr, "stderr"));
   }
   // -i without an attached client: the pipe stays open (and empty) for the container's life.
   const final = await started.finish({ reportOom: false });
@@ -243,7 +242,7 @@ async function serve(conn: Deno.UnixConn): Promise<void> {
   if (final.oomKilled) log(`container ${id}: killed by the OOM killer`);
   if (request.interactive) {
     try {
-      await started.child.stdin.close();
+      await started.pipes!.stdin.close();
     } catch { /* closed */ }
   }
 }

@@ -448,3 +448,20 @@ Deno.test(
     assert.deepEqual(new TextDecoder().decode(out.stdout).trim().split("\n"), ["0", "1", "2", "3"]);
   },
 );
+
+Deno.test("the command starts with no signal ignored: yes | head ends quietly", opts, async () => {
+  await using t = await TestEnv.create();
+  // Deno ignores SIGPIPE, and an ignored signal stays ignored across execve: without the reset,
+  // `yes` would get EPIPE and print "Broken pipe" instead of being ended by the signal.
+  const script = "grep SigIgn /proc/self/status; yes | head -1";
+  const r = await t.run(["run", "/bin/sh", "-c", script]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, "SigIgn:\t0000000000000000\ny\n");
+  assert.equal(r.stderr, "");
+  // With --init the command is posix_spawn's child: glibc leaves only its own two internal
+  // signals (32 and 33) ignored there; SIGPIPE is back to its default.
+  const init = await t.run(["run", "--init", "/bin/sh", "-c", script]);
+  assert.equal(init.code, 0, init.stderr);
+  assert.equal(init.stdout, "SigIgn:\t0000000180000000\ny\n");
+  assert.equal(init.stderr, "");
+});
