@@ -13,7 +13,7 @@ import { reportError } from "./container/errors.ts";
 type Init = typeof import("./container/init.ts");
 type Exec = typeof import("./container/exec.ts");
 type Supervisor = typeof import("./container/supervisor.ts");
-type Parent = typeof import("./container/parent.ts");
+type Spawn = typeof import("./container/spawn.ts");
 type RunAction = typeof import("./cmd/run_action.ts");
 type Program = typeof import("./cmd/program.ts");
 const load = <T>(path: string) => lazy<T>(path, import.meta.url);
@@ -29,10 +29,10 @@ if (stage === INIT_ARG) {
   // `run` with the usual spellings skips commander (see cmd/run_args.ts); a foreground one
   // starts its init stage first, so that the init's Deno start-up overlaps the CLI's work.
   const run = parseRunArgs(Deno.args);
-  let prespawned: import("./container/parent.ts").PrespawnedInit | undefined;
+  let prespawned: import("./container/spawn.ts").PrespawnedInit | undefined;
   if (run !== undefined && !run.opts.detach && Deno.uid() === 0) {
     try {
-      prespawned = (await load<Parent>("./container/parent.ts")).prespawnInit();
+      prespawned = (await load<Spawn>("./container/spawn.ts")).prespawnInit();
     } catch {
       // No early start (e.g. the run root cannot be made): the run itself reports why.
     }

@@ -10,13 +10,8 @@ import { EXEC_ARG, type ExecConfig, INIT_ENV } from "./protocol.ts";
 import * as libc from "./libc.ts";
 import { execProcess, openTerminal, runStage, step } from "./init.ts";
 import { type ContainerState, isAlive, stateDir } from "./state.ts";
-import {
-  forwardSignals,
-  handshake,
-  listenSync,
-  selfCommand,
-  spawnInPidNamespace,
-} from "./parent.ts";
+import { forwardSignals, handshake } from "./parent.ts";
+import { listenSync, selfCommand, spawnInPidNamespace } from "./spawn.ts";
 import { cgroupDriver } from "../cgroups/manager.ts";
 import { UserError } from "./errors.ts";
 import { exitCodeOf } from "./signals.ts";

@@ -131,6 +131,8 @@ function recipe(config: InitConfig, sync: number): never | Promise<never> {
     Deno.mkdirSync(spec.process.cwd, { recursive: true, mode: 0o755 });
     libc.chdir(spec.process.cwd);
   });
+  // Set up: the command starts once the parent has moved us into the cgroup (protocol.ts).
+  waitForGo(sync);
   if (config.reaper) {
     const path = becomeUser(spec.process);
     return reap(path, spec.process, sync).catch((err) => {
@@ -191,6 +193,17 @@ export function openTerminal(sync: number): void {
   libc.writeAll(sync, new TextEncoder().encode(JSON.stringify(message) + "\n"));
   if (libc.readLine(sync).trim() !== "ok") throw new Error("mini-docker did not take the terminal");
   libc.close(master);
+}
+
+/**
+ * Tells the parent that the container is set up, and waits for its "go": it comes once the
+ * cgroup holds us, so that no instruction of the container's command runs unlimited. The end
+ * of the stream instead (the run was cancelled) ends us quietly.
+ */
+function waitForGo(sync: number): void {
+  const message: InitMessage = { type: "ready" };
+  libc.writeAll(sync, new TextEncoder().encode(JSON.stringify(message) + "\n"));
+  if (libc.readLine(sync).trim() !== "go") Deno.exit(0);
 }
 
 /** Mounts the container's root at `spec.root.path`: overlayfs of layers, or a bind of one dir. */
@@ -318,9 +331,13 @@ function createDevices(spec: ContainerSpec): void {
     const path = secureJoin(root, d.path);
     const kind = d.type === "b" ? libc.S_IFBLK : d.type === "p" ? libc.S_IFIFO : libc.S_IFCHR;
     try {
+      libc.mknod(path, kind | d.fileMode, libc.makedev(d.major, d.minor));
+    } catch (err) {
+      // The rootfs has its own node there (/dev is not a fresh tmpfs): ours replaces it.
+      if (!(err instanceof libc.SyscallError && err.errno === libc.EEXIST)) throw err;
       Deno.removeSync(path);
-    } catch { /* absent */ }
-    libc.mknod(path, kind | d.fileMode, libc.makedev(d.major, d.minor));
+      libc.mknod(path, kind | d.fileMode, libc.makedev(d.major, d.minor));
+    }
     Deno.chownSync(path, d.uid, d.gid);
   }
   const links: [string, string][] = [

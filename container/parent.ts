@@ -24,8 +24,16 @@ import {
   stateDir,
   writeState,
 } from "./state.ts";
-import { commandStatus, exitCodeOf } from "./signals.ts";
-import { runRoot } from "./paths.ts";
+import { exitCodeOf } from "./signals.ts";
+import {
+  listenSync,
+  type PrespawnedInit,
+  selfCommand,
+  spawnInPidNamespace,
+  type StageProcess,
+} from "./spawn.ts";
+
+export type { PrespawnedInit, StageProcess } from "./spawn.ts";
 import { type Cgroup, cgroupDriver } from "../cgroups/manager.ts";
 import { formatBytes } from "./units.ts";
 
@@ -121,89 +129,17 @@ function hostResolvConf(): string {
   return conf;
 }
 
-/** The command line that starts one of mini-docker's own hidden stages ("__init", ...). */
-export function selfCommand(stage: string): { exe: string; args: string[] } {
-  const exe = Deno.execPath();
-  // A compiled mini-docker is its own init; from source, Deno runs main.ts again.
-  if (!/(^|\/)deno$/.test(exe)) return { exe, args: [stage] };
-  const main = new URL("../main.ts", import.meta.url).pathname;
-  return { exe, args: ["run", "-A", "--quiet", "--no-prompt", "--cached-only", main, stage] };
-}
-
-/** What the runtime needs of a stage's process; a Deno.ChildProcess is one. */
-export type StageProcess = Pick<Deno.ChildProcess, "pid" | "status" | "kill">;
-
-/**
- * Runs `spawn` so that the process it starts is PID 1 of a new PID namespace (or, with
- * `joinPid`, joins that process's PID namespace): unshare/setns of CLONE_NEWPID change only the
- * namespace of this thread's future children, so the spawn must come from this (the main)
- * thread, and our own `pid_for_children` is restored right after.
- */
-function inPidNamespace<T>(spawn: () => T, joinPid?: number): T {
-  const self = libc.open("/proc/thread-self/ns/pid", libc.O_RDONLY | libc.O_CLOEXEC);
-  try {
-    if (joinPid === undefined) {
-      libc.unshare(libc.CLONE_NEWPID);
-    } else {
-      const target = libc.open(`/proc/${joinPid}/ns/pid`, libc.O_RDONLY | libc.O_CLOEXEC);
-      try {
-        libc.setns(target, libc.CLONE_NEWPID);
-      } finally {
-        libc.close(target);
-      }
-    }
-    try {
-      return spawn();
-    } finally {
-      libc.setns(self, libc.CLONE_NEWPID);
-    }
-  } finally {
-    libc.close(self);
-  }
-}
-
-/** Spawns `command` (Deno.Command, with its stdio options) in a new or an existing PID namespace. */
-export function spawnInPidNamespace(
-  command: Deno.CommandOptions & { exe: string },
-  joinPid?: number,
-): Deno.ChildProcess {
-  return inPidNamespace(() => new Deno.Command(command.exe, command).spawn(), joinPid);
-}
-
-/**
- * Starts a stage with posix_spawn, with this process's stdin, stdout and stderr: 0.3 ms, where
- * the first Deno.Command of a process costs about 4 ms (it sets up Deno's child processes).
- */
-function spawnStage(
-  command: { exe: string; args: string[] },
-  env: Record<string, string>,
-): StageProcess {
-  const envp = Object.entries({ ...Deno.env.toObject(), ...env }).map(([k, v]) => `${k}=${v}`);
-  const pid = libc.spawnProcess(command.exe, [command.exe, ...command.args], envp);
-  let exited = false;
-  const status = libc.waitChild(pid).then((raw) => {
-    exited = true;
-    return commandStatus(raw);
-  });
-  return {
-    pid,
-    status,
-    kill(signal: Deno.Signal = "SIGTERM") {
-      if (!exited) Deno.kill(pid, signal);
-    },
-  };
-}
-
 /**
  * Waits for a stage to connect, sends it its configuration when it waits for one (`config`),
- * hands over the terminal it opens (`onPty`, for -t), then waits for the end of its stream
- * (exec) or its error.
+ * hands over the terminal it opens (`onPty`, for -t), says "go" once `ready` resolves when the
+ * stage is set up, then waits for the end of its stream (exec) or its error.
  */
 export async function handshake(
   listener: Deno.UnixListener,
   child: StageProcess,
   config?: unknown,
   onPty?: (master: number) => void,
+  ready?: Promise<void>,
 ): Promise<Extract<InitMessage, { type: "error" }> | undefined> {
   const accepted = listener.accept();
   const first = await Promise.race([accepted, child.status]);
@@ -213,21 +149,40 @@ export async function handshake(
       `The init stage exited with status ${exitCodeOf(first)} before it could set up the container`,
     );
   }
+  // Plain reads and writes: Deno's stream classes cost milliseconds to load on first use.
   const encoder = new TextEncoder();
-  if (config !== undefined) await first.write(encoder.encode(JSON.stringify(config) + "\n"));
-  let text = "";
-  for await (const chunk of first.readable.pipeThrough(new TextDecoderStream())) {
-    text += chunk;
-    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n")) {
-      const message = JSON.parse(text.slice(0, nl)) as InitMessage;
-      text = text.slice(nl + 1);
-      if (message.type === "error") return message;
-      // -t: copy the stage's terminal master before it goes on (and closes its own).
-      onPty?.(libc.takeFd(child.pid, message.fd));
-      await first.write(encoder.encode("ok\n"));
+  const decoder = new TextDecoder();
+  const send = async (text: string) => {
+    const data = encoder.encode(text);
+    for (let off = 0; off < data.length;) off += await first.write(data.subarray(off));
+  };
+  try {
+    if (config !== undefined) await send(JSON.stringify(config) + "\n");
+    const buf = new Uint8Array(4096);
+    let text = "";
+    for (let n = await first.read(buf); n !== null; n = await first.read(buf)) {
+      text += decoder.decode(buf.subarray(0, n), { stream: true });
+      for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n")) {
+        const message = JSON.parse(text.slice(0, nl)) as InitMessage;
+        text = text.slice(nl + 1);
+        if (message.type === "error") return message;
+        if (Deno.env.get("MDT")) {
+          console.error("T", "ready-recv", (performance.timeOrigin + performance.now()).toFixed(2));
+        }
+        if (message.type === "ready") {
+          await ready;
+          await send("go\n");
+          continue;
+        }
+        // -t: copy the stage's terminal master before it goes on (and closes its own).
+        onPty?.(libc.takeFd(child.pid, message.fd));
+        await send("ok\n");
+      }
     }
+    return undefined;
+  } finally {
+    first.close();
   }
-  return undefined;
 }
 
 /**
@@ -251,78 +206,16 @@ function spawnInit(
  * v1 each write waits for an RCU grace period, and in parallel they wait for about one.
  */
 async function joinCgroup(cgroup: Cgroup, pid: number): Promise<void> {
+  const data = new TextEncoder().encode(String(pid));
   try {
-    await Promise.all(cgroup.procsFiles.map((f) => Deno.writeTextFile(f, String(pid))));
+    // Deno.open and write: Deno.writeTextFile's first call costs ~4 ms more.
+    await Promise.all(cgroup.procsFiles.map(async (path) => {
+      using file = await Deno.open(path, { write: true });
+      await file.write(data);
+    }));
   } catch (err) {
     throw new UserError(`Cannot move the init stage into its cgroup: ${(err as Error).message}`);
   }
-}
-
-/**
- * An init stage started before its container was configured (see `prespawnInit`): it has
- * connected, or will, to `sync` and waits there for its InitConfig.
- */
-export interface PrespawnedInit extends Disposable {
-  child: StageProcess;
-  sync: ReturnType<typeof listenSync>;
-  /** Takes it over: disposing it does nothing any more. */
-  claim(): void;
-}
-
-/**
- * Starts the init stage at once, in a new PID namespace, with inherited stdio: it boots its
- * runtime while the command line is still being parsed, and then waits for its configuration.
- * Disposing it (when the run turns out not to need it) ends it.
- */
-export function prespawnInit(): PrespawnedInit {
-  const sync = listenSync(crypto.randomUUID().replaceAll("-", ""));
-  const child = inPidNamespace(() =>
-    spawnStage(selfCommand(INIT_ARG), {
-      [INIT_ENV]: JSON.stringify({ syncSocket: sync.path, deferred: true }),
-    })
-  );
-  let used = false;
-  return {
-    child,
-    sync,
-    claim() {
-      used = true;
-    },
-    [Symbol.dispose]() {
-      if (used) return;
-      used = true;
-      sync[Symbol.dispose](); // init reads the end of the stream and leaves quietly
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-    },
-  };
-}
-
-/**
- * A sync socket. Unix socket paths are limited to 107 bytes, so it lives in a short directory
- * of the run root rather than in the container's directory.
- */
-export function listenSync(id: string): { path: string; listener: Deno.UnixListener } & Disposable {
-  const dir = `${runRoot()}/sync`;
-  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const path = `${dir}/${id.slice(0, 16)}-${crypto.randomUUID().slice(0, 8)}`;
-  if (new TextEncoder().encode(path).length > 107) {
-    throw new UserError(
-      `Run root "${runRoot()}" is too long for a unix socket path: choose a shorter --runroot`,
-    );
-  }
-  const listener = Deno.listen({ transport: "unix", path });
-  return {
-    path,
-    listener,
-    [Symbol.dispose]() {
-      listener.close();
-      try {
-        Deno.removeSync(path);
-      } catch { /* already gone */ }
-    },
-  };
 }
 
 /**
@@ -336,6 +229,27 @@ export async function startContainer(
 ): Promise<Started> {
   await using cleanup = new AsyncDisposableStack();
   const driver = cgroupDriver();
+
+  // The cgroup exists with its limits before any process of the container does. A prespawned
+  // init stage starts moving into it at once: on cgroup v1 the move waits for an RCU grace
+  // period, which passes while the state is written and the init stage sets the container up.
+  const name = spec.linux.cgroupsPath.split("/").pop()!;
+  const cgroup = driver.create(name, spec.linux.resources);
+  cleanup.defer(() => cgroup.destroy());
+  const early = options.prespawned;
+  early?.claim();
+  let child = early?.child;
+  // Until the handshake succeeds, a failure kills the init stage before the cgroup goes.
+  cleanup.defer(async () => {
+    if (child === undefined) return;
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already exited */ }
+    await child.status;
+  });
+  let joined = child === undefined ? undefined : joinCgroup(cgroup, child.pid);
+  joined?.catch(() => {}); // awaited by the handshake, or moot after a failure
+
   const state0 = createState({
     id: meta.id,
     name: meta.name,
@@ -358,13 +272,6 @@ export async function startContainer(
   spec = { ...spec, mounts: [...spec.mounts, ...etcFiles(spec, dir)] };
   Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify(spec, null, 2) + "\n");
 
-  // The cgroup exists with its limits before any process of the container does.
-  const name = spec.linux.cgroupsPath.split("/").pop()!;
-  const cgroup = driver.create(name, spec.linux.resources);
-  cleanup.defer(() => cgroup.destroy());
-
-  const early = options.prespawned;
-  early?.claim();
   using sync = early?.sync ?? listenSync(meta.id);
   const config: InitConfig = {
     spec,
@@ -382,20 +289,14 @@ export async function startContainer(
       stderr: tty ? "null" : options.output,
     })
     : undefined;
-  const child: StageProcess = early?.child ?? spawned!;
+  child ??= spawned!;
   options.onSpawn?.(child.pid);
-  // Until the handshake succeeds, a failure kills the init stage before the cgroup goes.
-  cleanup.defer(async () => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already exited */ }
-    await child.status;
-  });
+  joined ??= joinCgroup(cgroup, child.pid);
+  joined.catch(() => {});
 
-  // The init stage waits for its configuration until the cgroup holds it: no instruction of
-  // the container runs unlimited.
-  await joinCgroup(cgroup, child.pid);
-  const failure = await handshake(sync.listener, child, config, options.onPty);
+  // The init stage sets the container up meanwhile, and starts the command on our "go", which
+  // waits until the cgroup holds it: no instruction of the container runs unlimited.
+  const failure = await handshake(sync.listener, child, config, options.onPty, joined);
   if (failure !== undefined) {
     await child.status;
     throw new UserError(failure.message, failure.exitCode);
@@ -515,7 +416,8 @@ export function forwardSignals(
       // Disarmed, not removed: unbinding a signal that Deno's event loop has been polling takes
       // it ~6 ms, on every run's way out, and the process exits right after. A signal that
       // comes now finds no container and is ignored while the cleanup finishes.
-      clearTimeout(timer);
+      // (Only when armed: Deno loads its timers on first use, ~4 ms.)
+      if (timer !== undefined) clearTimeout(timer);
       disarmed = true;
     },
   };

@@ -6,17 +6,19 @@
  * | step | init (PID 1 of the new PID namespace)   | parent                                      |
  * |------|-----------------------------------------|---------------------------------------------|
  * | 0    | (spawned with only the socket's path)   | spawn init; for `run` as early as main.ts   |
- * | 1    | boot Deno, connect, wait for a line     | move init's PID into the cgroup; accept     |
+ * | 1    | boot Deno, connect, wait for a line     | create the cgroup, start moving init into it|
  * | 2    | read the InitConfig line                | send the InitConfig (spec, tty, --init)     |
- * | 3    | namespaces, root, mounts, pivot, user   | wait for a message or the end of the stream |
+ * | 3    | namespaces, root, mounts, pivot         | wait for a message or the end of the stream |
  * | 3t   | -t: open a pty, send {pty, fd}, wait    | copy the fd (pidfd_getfd), size it, "ok"    |
- * | 4a   | execve succeeds: the socket closes      | end of stream = the command is running      |
- * | 4b   | a step fails: send InitMessage, exit    | print the message, exit with its code       |
+ * | 4    | send {ready}, wait for a line           | once init is in the cgroup: "go"            |
+ * | 5a   | user, execve succeeds: the socket closes| end of stream = the command is running      |
+ * | 5b   | a step fails: send InitMessage, exit    | print the message, exit with its code       |
  *
- * Because init waits in step 1 until the parent has moved it into the cgroup, no instruction of
- * the container runs unlimited, while init's start-up overlaps the parent's work. An init that
- * reads the end of the stream in step 2 (the run was cancelled) leaves quietly. The exec stage
- * gets its whole ExecConfig in its environment and joins its cgroup itself.
+ * Because init waits in step 4 until the parent has moved it into the cgroup, no instruction of
+ * the container runs unlimited, while init's start-up and set-up overlap the parent's work (on
+ * cgroup v1 the move waits for an RCU grace period, 5-15 ms). An init that reads the end of the
+ * stream in step 2 or 4 (the run was cancelled) leaves quietly. The exec stage gets its whole
+ * ExecConfig in its environment and joins its cgroup itself.
  */
 import type { ContainerSpec, NamespaceType, Process } from "./spec.ts";
 
@@ -75,4 +77,7 @@ export type InitMessage = {
    */
   type: "pty";
   fd: number;
+} | {
+  /** The container is set up; the stage waits for one line "go" to start the command. */
+  type: "ready";
 };

@@ -17,7 +17,8 @@
  * command runs or has failed to start.
  */
 import type { ContainerSpec } from "./spec.ts";
-import { type ContainerMeta, selfCommand, startContainer, type Started } from "./parent.ts";
+import { type ContainerMeta, startContainer, type Started } from "./parent.ts";
+import { selfCommand } from "./spawn.ts";
 import { logPath } from "./state.ts";
 import { SUPERVISOR_ARG } from "./protocol.ts";
 import { runRoot } from "./paths.ts";
@@ -51,7 +52,7 @@ export type StartReply = { ok: true; id: string } | {
 export function buildId(): string {
   const exe = Deno.execPath();
   const files = /(^|\/)deno$/.test(exe)
-    ? ["supervisor.ts", "parent.ts", "init.ts", "state.ts", "protocol.ts", "libc.ts"]
+    ? ["supervisor.ts", "parent.ts", "spawn.ts", "init.ts", "state.ts", "protocol.ts", "libc.ts"]
       .map((f) => new URL(`./${f}`, import.meta.url).pathname)
     : [exe];
   let hash = 0x811c9dc5; // FNV-1a, 32 bits
