@@ -166,9 +166,6 @@ export async function handshake(
         const message = JSON.parse(text.slice(0, nl)) as InitMessage;
         text = text.slice(nl + 1);
         if (message.type === "error") return message;
-        if (Deno.env.get("MDT")) {
-          console.error("T", "ready-recv", (performance.timeOrigin + performance.now()).toFixed(2));
-        }
         if (message.type === "ready") {
           await ready;
           await send("go\n");
