@@ -133,7 +133,7 @@ export async function profile(
     },
     {
       id: "cli-version",
-      label: "mini-docker --version (the CLI's modules)",
+      label: "mini-docker --version (commander, every command's modules)",
       argv: [deno, "run", "-A", "--quiet", main, "--version"],
       ok: 0,
     },
@@ -186,7 +186,8 @@ export async function profile(
   }));
 
   const graphs = [
-    await graph(`${REPO}/cmd/program.ts`, "CLI (main.ts -> cmd/program.ts)"),
+    await graph(`${REPO}/cmd/run_action.ts`, "run (main.ts -> cmd/run_action.ts)"),
+    await graph(`${REPO}/cmd/program.ts`, "other commands (main.ts -> cmd/program.ts)"),
     await graph(`${REPO}/container/init.ts`, "init stage (main.ts -> container/init.ts)"),
   ];
 
@@ -259,13 +260,13 @@ export async function profile(
 
 /** Coarse phases from `perf trace`; each ends where the next begins. */
 const PERF_PHASES: [string, string][] = [
-  ["cli", "CLI: Deno start, modules, argv, state, cgroup (until unshare(CLONE_NEWPID))"],
+  ["cli", "CLI: Deno start, modules, argv, sync socket (until unshare(CLONE_NEWPID))"],
   ["spawn", "CLI: spawn the init stage (until the child's execve)"],
   ["init-start", "init: Deno start, modules, config (until connect to the sync socket)"],
-  ["init-cgroup", "init: join the cgroup (until unshare of mount/uts/ipc)"],
+  ["init-config", "init: wait for the configuration (until unshare of mount/uts/ipc)"],
   ["init-mounts", "init: mounts (until pivot_root)"],
   ["init-pivot", "init: pivot_root + umount2(old root, MNT_DETACH)"],
-  ["init-finish", "init: masked/read-only paths, cwd, user (until the payload's execve)"],
+  ["init-finish", "init: masked/read-only paths, cwd, the parent's go, user (until execve)"],
   ["payload", "payload: execve + /bin/true (until its exit_group)"],
   ["reap", "payload exit: namespaces torn down, the CLI reaps it (until wait4 returns)"],
   ["cli-after", "CLI: state, cgroup removal, rm -r of the layer (until its exit_group)"],
@@ -326,7 +327,7 @@ export function parsePerf(text: string): Timeline {
   // entry, then "... [continued]: name()) = result" (time "?") at exit.
   const head = String.raw`^\s*([\d.]+|\?) \(\s*([\d.]*)(?: ms)?\s*\): \S+?\/(\d+) +`;
   const whole = new RegExp(`${head}(\\w+)\\((.*)\\)\\s+= (.*)$`);
-  const entry = new RegExp(`${head}(\\w+)\\((.*)\\) \\.\\.\\.\\s*$`);
+  const entry = new RegExp(`${head}(\\w+)\\((.*)\\)\\s+\\.\\.\\.\\s*$`);
   const exit = new RegExp(`${head}\\.\\.\\. \\[continued\\]: (\\w+)\\(\\)\\)\\s+= (.*)$`);
   for (const line of text.split("\n")) {
     const w = whole.exec(line) ?? entry.exec(line);
@@ -417,10 +418,37 @@ async function graph(entry: string, label: string): Promise<GraphInfo> {
     return { entry: label, modules: 0, localBytes: 0, nodeBuiltins: [], npmPackages: [] };
   }
   const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
-    modules: { specifier: string; size?: number; kind?: string }[];
-    npmPackages?: Record<string, { name: string; version: string }>;
+    roots: string[];
+    modules: {
+      specifier: string;
+      size?: number;
+      kind?: string;
+      npmPackage?: string;
+      dependencies?: { code?: { specifier: string } }[];
+    }[];
+    npmPackages?: Record<string, { name: string; version: string; dependencies?: string[] }>;
   };
-  const local = info.modules.filter((m) => m.specifier.startsWith("file:"));
+  // What runs, not what deno info lists: type-only imports are erased, and modules loaded
+  // with a computed specifier (container/lazy.ts) are not in the graph at all.
+  const byName = new Map(info.modules.map((m) => [m.specifier, m]));
+  const reached = new Set<string>();
+  for (const stack = [...info.roots]; stack.length > 0;) {
+    const name = stack.pop()!;
+    if (reached.has(name)) continue;
+    reached.add(name);
+    for (const d of byName.get(name)?.dependencies ?? []) {
+      if (d.code !== undefined) stack.push(d.code.specifier);
+    }
+  }
+  const modules = [...reached].map((name) => byName.get(name) ?? { specifier: name });
+  const local = modules.filter((m) => m.specifier.startsWith("file:"));
+  const npm = new Set<string>();
+  for (const stack = modules.flatMap((m) => m.npmPackage ?? []); stack.length > 0;) {
+    const id = stack.pop()!;
+    if (npm.has(id)) continue;
+    npm.add(id);
+    stack.push(...(info.npmPackages?.[id]?.dependencies ?? []));
+  }
   // main.ts is loaded too (it picks the stage), once, by both.
   const mainSize = (() => {
     try {
@@ -433,24 +461,24 @@ async function graph(entry: string, label: string): Promise<GraphInfo> {
     entry: label,
     modules: local.length + 1,
     localBytes: local.reduce((sum, m) => sum + (m.size ?? 0), 0) + mainSize,
-    nodeBuiltins: info.modules.filter((m) => m.kind === "node").map((m) => m.specifier),
-    npmPackages: Object.values(info.npmPackages ?? {}).map((p) => `${p.name}@${p.version}`),
+    nodeBuiltins: modules.filter((m) => m.specifier.startsWith("node:")).map((m) => m.specifier),
+    npmPackages: [...npm].map((id) => info.npmPackages?.[id])
+      .filter((p) => p !== undefined).map((p) => `${p.name}@${p.version}`),
   };
 }
 
 /** Phases of one traced run, in order; each ends where the next begins. */
 const PHASES: [string, string][] = [
   ["cli-deno", "CLI: Deno starts, until it reads the first source file"],
-  ["cli-modules", "CLI: loads and runs its modules (commander, cmd/*, container/*), parses argv"],
-  ["cli-state", "CLI: state dir, layer dirs, lock (until the first cgroup mkdir)"],
-  ["cli-cgroup", "CLI: cgroup create + limits, sync socket (until unshare(CLONE_NEWPID))"],
+  ["cli-modules", "CLI: loads main.ts and the fast argv parser, parses (until the sync socket)"],
+  ["cli-prespawn", "CLI: sync socket, libc, unshare(CLONE_NEWPID)"],
   ["spawn", "CLI: spawn the init stage (unshare -> the child's execve)"],
   ["init-deno", "init: Deno starts, until it reads the first source file"],
   ["init-modules", "init: loads its modules, parses the config (until connect to the sync socket)"],
-  ["init-cgroup", "init: joins the cgroup (until unshare of mount/uts/ipc)"],
+  ["init-config", "init: waits for its configuration (until unshare of mount/uts/ipc)"],
   ["init-mounts", "init: overlay, /proc, /dev, /sys, /etc files (until pivot_root)"],
   ["init-pivot", "init: pivot_root, then umount2(old root, MNT_DETACH) (until it returns)"],
-  ["init-finish", "init: masked/read-only paths, cwd, user (until execve of the payload)"],
+  ["init-finish", "init: masked/read-only paths, cwd, the go (cgroup move done), user"],
   ["payload", "payload: /bin/true runs"],
   ["cli-after", "CLI: notices the exit, state, cgroup and layer removal (until exit_group)"],
   ["exit", "CLI: process exit (exit_group until the process is gone)"],
@@ -570,7 +598,6 @@ function parseTimeline(text: string, ws: Workspace): Timeline {
         (c.name === "mkdir" || c.name === "openat") &&
         (path.startsWith(runRoot) || path.startsWith(dataRoot))
       ) mark("cli-code", c.t);
-      if (c.name === "mkdir" && path.startsWith("/sys/fs/cgroup")) mark("cli-cgroup", c.t);
       if (c.name === "unshare" && c.args.includes("CLONE_NEWPID")) mark("cli-unshare", c.t);
       if (c.name === "exit_group") mark("cli-exit", c.t);
     } else if (who === "init") {
@@ -593,7 +620,6 @@ function parseTimeline(text: string, ws: Workspace): Timeline {
     "start",
     "cli-main",
     "cli-code",
-    "cli-cgroup",
     "cli-unshare",
     "init-exec",
     "init-main",

@@ -54,6 +54,8 @@ export interface Cgroup {
   pids(): number[];
   /** Reads usage counters. */
   stats(): CgroupStats;
+  /** The number of OOM kills alone (one file: what every container's end reads). */
+  oomKills(): number | undefined;
   /** Kills every process in the cgroup, waits until it is empty, and removes its directories. */
   destroy(): Promise<void>;
 }

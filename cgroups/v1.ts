@@ -290,8 +290,15 @@ class CgroupV1 implements Cgroup {
       cpuThrottledUsec: nsToUsec(cfs.get("throttled_time")),
       pidsCurrent: num(pids, "pids.current"),
       pidsPeak: num(pids, "pids.peak"),
-      oomKills: keyed(memory, "memory.oom_control").get("oom_kill"),
+      oomKills: this.oomKills(),
     });
+  }
+
+  oomKills(): number | undefined {
+    const memory = this.#dirs.get("memory");
+    return memory === undefined
+      ? undefined
+      : readKeyed(`${memory}/memory.oom_control`).get("oom_kill");
   }
 
   async destroy(): Promise<void> {

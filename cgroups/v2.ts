@@ -232,8 +232,12 @@ class CgroupV2 implements Cgroup {
       cpuThrottledUsec: cpu.get("throttled_usec"),
       pidsCurrent: readNumber(`${dir}/pids.current`),
       pidsPeak: readNumber(`${dir}/pids.peak`),
-      oomKills: readKeyed(`${dir}/memory.events`).get("oom_kill"),
+      oomKills: this.oomKills(),
     });
+  }
+
+  oomKills(): number | undefined {
+    return readKeyed(`${this.#dir}/memory.events`).get("oom_kill");
   }
 
   async destroy(): Promise<void> {

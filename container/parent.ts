@@ -131,15 +131,16 @@ function hostResolvConf(): string {
 
 /**
  * Waits for a stage to connect, sends it its configuration when it waits for one (`config`),
- * hands over the terminal it opens (`onPty`, for -t), says "go" once `ready` resolves when the
- * stage is set up, then waits for the end of its stream (exec) or its error.
+ * hands over the terminal it opens (`onPty`, for -t), and when the stage is set up says "go"
+ * once `enterCgroup` (called as soon as the stage has connected) has moved it into its cgroup;
+ * then waits for the end of its stream (exec) or its error.
  */
 export async function handshake(
   listener: Deno.UnixListener,
   child: StageProcess,
   config?: unknown,
   onPty?: (master: number) => void,
-  ready?: Promise<void>,
+  enterCgroup?: () => Promise<void>,
 ): Promise<Extract<InitMessage, { type: "error" }> | undefined> {
   const accepted = listener.accept();
   const first = await Promise.race([accepted, child.status]);
@@ -149,6 +150,11 @@ export async function handshake(
       `The init stage exited with status ${exitCodeOf(first)} before it could set up the container`,
     );
   }
+  // Connected: the stage's runtime has booted, and what it allocated for that stays charged
+  // outside the container's memory limit; from here on its memory counts. On cgroup v1 the move
+  // waits for an RCU grace period (5-15 ms), which passes while the stage sets up the container.
+  const entered = enterCgroup?.();
+  entered?.catch(() => {}); // awaited before "go"; moot if the stage fails first
   // Plain reads and writes: Deno's stream classes cost milliseconds to load on first use.
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
@@ -167,7 +173,7 @@ export async function handshake(
         text = text.slice(nl + 1);
         if (message.type === "error") return message;
         if (message.type === "ready") {
-          await ready;
+          await entered;
           await send("go\n");
           continue;
         }
@@ -227,9 +233,8 @@ export async function startContainer(
   await using cleanup = new AsyncDisposableStack();
   const driver = cgroupDriver();
 
-  // The cgroup exists with its limits before any process of the container does. A prespawned
-  // init stage starts moving into it at once: on cgroup v1 the move waits for an RCU grace
-  // period, which passes while the state is written and the init stage sets the container up.
+  // The cgroup exists with its limits before any process of the container does; the init
+  // stage moves into it once it has connected (see handshake).
   const name = spec.linux.cgroupsPath.split("/").pop()!;
   const cgroup = driver.create(name, spec.linux.resources);
   cleanup.defer(() => cgroup.destroy());
@@ -244,8 +249,6 @@ export async function startContainer(
     } catch { /* already exited */ }
     await child.status;
   });
-  let joined = child === undefined ? undefined : joinCgroup(cgroup, child.pid);
-  joined?.catch(() => {}); // awaited by the handshake, or moot after a failure
 
   const state0 = createState({
     id: meta.id,
@@ -288,12 +291,17 @@ export async function startContainer(
     : undefined;
   child ??= spawned!;
   options.onSpawn?.(child.pid);
-  joined ??= joinCgroup(cgroup, child.pid);
-  joined.catch(() => {});
 
   // The init stage sets the container up meanwhile, and starts the command on our "go", which
   // waits until the cgroup holds it: no instruction of the container runs unlimited.
-  const failure = await handshake(sync.listener, child, config, options.onPty, joined);
+  const pid = child.pid;
+  const failure = await handshake(
+    sync.listener,
+    child,
+    config,
+    options.onPty,
+    () => joinCgroup(cgroup, pid),
+  );
   if (failure !== undefined) {
     await child.status;
     throw new UserError(failure.message, failure.exitCode);
@@ -331,7 +339,7 @@ async function finish(
   const status = await child.status;
   let oomKills = 0;
   try {
-    oomKills = cgroup.stats().oomKills ?? 0;
+    oomKills = cgroup.oomKills() ?? 0;
   } catch { /* the counters are gone: report none */ }
   const current = readState(started.id) ?? started;
   const state: ContainerState = {

@@ -6,8 +6,9 @@
  * | step | init (PID 1 of the new PID namespace)   | parent                                      |
  * |------|-----------------------------------------|---------------------------------------------|
  * | 0    | (spawned with only the socket's path)   | spawn init; for `run` as early as main.ts   |
- * | 1    | boot Deno, connect, wait for a line     | create the cgroup, start moving init into it|
- * | 2    | read the InitConfig line                | send the InitConfig (spec, tty, --init)     |
+ * | 1    | boot Deno, connect, wait for a line     | state, cgroup; accept                       |
+ * | 2    | read the InitConfig line                | send the InitConfig; start moving init into |
+ * |      |                                         | the cgroup (its boot stays outside)         |
  * | 3    | namespaces, root, mounts, pivot         | wait for a message or the end of the stream |
  * | 3t   | -t: open a pty, send {pty, fd}, wait    | copy the fd (pidfd_getfd), size it, "ok"    |
  * | 4    | send {ready}, wait for a line           | once init is in the cgroup: "go"            |
@@ -15,8 +16,11 @@
  * | 5b   | a step fails: send InitMessage, exit    | print the message, exit with its code       |
  *
  * Because init waits in step 4 until the parent has moved it into the cgroup, no instruction of
- * the container runs unlimited, while init's start-up and set-up overlap the parent's work (on
- * cgroup v1 the move waits for an RCU grace period, 5-15 ms). An init that reads the end of the
+ * the container runs unlimited, while init's start-up overlaps the parent's work and its set-up
+ * overlaps the move (on cgroup v1 the move waits for an RCU grace period, 5-15 ms). The move
+ * starts only once init has connected: the memory its Deno runtime allocated to boot is then
+ * charged outside the container, so that even Docker's smallest limit (6 MB) leaves the
+ * command its memory. An init that reads the end of the
  * stream in step 2 or 4 (the run was cancelled) leaves quietly. The exec stage gets its whole
  * ExecConfig in its environment and joins its cgroup itself.
  */

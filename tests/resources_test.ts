@@ -289,3 +289,18 @@ Deno.test("bad resource values: 125, one line, nothing left behind", opts, async
     t.assertNothingLeft();
   }
 });
+
+Deno.test(
+  "the smallest limits leave the command its share: 6 MB of memory, 1 process",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    // mini-docker's own init stage (a Deno runtime: ~30 MB and a dozen threads) moves into the
+    // cgroup only once it has booted, so none of that counts against the container's limits.
+    for (let i = 0; i < 3; i++) {
+      const r = await t.run(["run", "--memory", "6m", "--pids-limit", "1", "/bin/echo", "ok"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, "ok\n");
+    }
+  },
+);
