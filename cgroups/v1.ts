@@ -250,6 +250,7 @@ function ticksToUsec(ticks: number | undefined): number | undefined {
 class CgroupV1 implements Cgroup {
   readonly paths: readonly string[];
   readonly procsFiles: readonly string[];
+  readonly threadFiles: readonly string[];
   readonly #dirs: ReadonlyMap<string, string>;
   readonly #fs: CgroupFs;
 
@@ -258,6 +259,7 @@ class CgroupV1 implements Cgroup {
     this.#fs = fs;
     this.paths = [...new Set(dirs.values())];
     this.procsFiles = this.paths.map((dir) => `${dir}/cgroup.procs`);
+    this.threadFiles = this.paths.map((dir) => `${dir}/tasks`);
   }
 
   pids(): number[] {

@@ -28,8 +28,8 @@ const NS_FILES: Partial<Record<NamespaceType, [file: string, flag: number]>> = {
 export function execStage(): never {
   return runStage<ExecConfig>((config, sync) => {
     libc.prctl(libc.PR_SET_PDEATHSIG, 9 /* SIGKILL */);
-    for (const procs of config.cgroupProcs) {
-      step(`Cannot join cgroup ${procs}`, () => Deno.writeTextFileSync(procs, "0"));
+    for (const file of config.cgroupFiles) {
+      step(`Cannot join cgroup ${file}`, () => Deno.writeTextFileSync(file, "0"));
     }
     // Open every namespace first: once in the container's mount namespace, /proc is its own.
     const fds = config.namespaces.flatMap((type) => {
@@ -86,7 +86,7 @@ export async function execInContainer(
   const config: ExecConfig = {
     pid: state.process!.pid,
     namespaces: spec.linux.namespaces.map((n) => n.type).filter((t) => t !== "pid"),
-    cgroupProcs: [...cgroup.procsFiles],
+    cgroupFiles: [...(cgroup.threadFiles ?? cgroup.procsFiles)],
     process: {
       terminal: options.tty,
       args: options.args,

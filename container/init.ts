@@ -96,6 +96,11 @@ function recipe(config: InitConfig, sync: number): never | Promise<never> {
   const { spec } = config;
   // Die with mini-docker: a foreground container must not outlive the command that runs it.
   if (config.dieWithParent) libc.prctl(libc.PR_SET_PDEATHSIG, 9 /* SIGKILL */);
+  // cgroup v1: this thread, which execs the command, joins the container's cgroup (the files
+  // are the host's: before any namespace or mount).
+  for (const file of config.cgroupTasks ?? []) {
+    step("Cannot join the container's cgroup", () => Deno.writeTextFileSync(file, "0"));
+  }
   // The PID namespace was entered at spawn; the others are created now, for this thread only.
   let flags = 0;
   for (const ns of spec.linux.namespaces) flags |= NAMESPACE_FLAGS[ns.type] ?? 0;
@@ -132,7 +137,7 @@ function recipe(config: InitConfig, sync: number): never | Promise<never> {
     libc.chdir(spec.process.cwd);
   });
   // Set up: the command starts once the parent has moved us into the cgroup (protocol.ts).
-  waitForGo(sync);
+  if (config.cgroupTasks === undefined) waitForGo(sync);
   if (config.reaper) {
     const path = becomeUser(spec.process);
     return reap(path, spec.process, sync).catch((err) => {

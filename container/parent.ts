@@ -280,6 +280,7 @@ export async function startContainer(
     tty: options.tty,
     // `--init` is part of the container's configuration: a reaper as PID 1 (see reaper.ts).
     reaper: spec.annotations[INIT_ANNOTATION] === "true",
+    cgroupTasks: cgroup.threadFiles?.slice(),
   };
   const tty = options.tty === true;
   const spawned = early === undefined
@@ -300,7 +301,7 @@ export async function startContainer(
     child,
     config,
     options.onPty,
-    () => joinCgroup(cgroup, pid),
+    cgroup.threadFiles === undefined ? () => joinCgroup(cgroup, pid) : undefined,
   );
   if (failure !== undefined) {
     await child.status;

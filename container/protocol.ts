@@ -7,22 +7,22 @@
  * |------|-----------------------------------------|---------------------------------------------|
  * | 0    | (spawned with only the socket's path)   | spawn init; for `run` as early as main.ts   |
  * | 1    | boot Deno, connect, wait for a line     | state, cgroup; accept                       |
- * | 2    | read the InitConfig line                | send the InitConfig; start moving init into |
- * |      |                                         | the cgroup (its boot stays outside)         |
+ * | 2    | read the InitConfig; v1: join the cgroup| send the InitConfig; v2: start moving init  |
+ * |      | (main thread only, `tasks`)             | into the cgroup (its boot stays outside)    |
  * | 3    | namespaces, root, mounts, pivot         | wait for a message or the end of the stream |
  * | 3t   | -t: open a pty, send {pty, fd}, wait    | copy the fd (pidfd_getfd), size it, "ok"    |
- * | 4    | send {ready}, wait for a line           | once init is in the cgroup: "go"            |
+ * | 4    | v2: send {ready}, wait for a line       | once init is in the cgroup: "go"            |
  * | 5a   | user, execve succeeds: the socket closes| end of stream = the command is running      |
  * | 5b   | a step fails: send InitMessage, exit    | print the message, exit with its code       |
  *
- * Because init waits in step 4 until the parent has moved it into the cgroup, no instruction of
- * the container runs unlimited, while init's start-up overlaps the parent's work and its set-up
- * overlaps the move (on cgroup v1 the move waits for an RCU grace period, 5-15 ms). The move
- * starts only once init has connected: the memory its Deno runtime allocated to boot is then
- * charged outside the container, so that even Docker's smallest limit (6 MB) leaves the
- * command its memory. An init that reads the end of the
- * stream in step 2 or 4 (the run was cancelled) leaves quietly. The exec stage gets its whole
- * ExecConfig in its environment and joins its cgroup itself.
+ * The command starts only once init is in the cgroup: no instruction of the container runs
+ * unlimited. Init joins only after its Deno runtime has booted (it has connected), so that the
+ * memory and threads of that boot stay charged outside the container, and even Docker's
+ * smallest limits (6 MB, one process) leave the command its share. On cgroup v1 init's main
+ * thread joins by itself in step 2, which takes no lock; moving a whole process (v2, where
+ * the parent does it while init sets up) waits for an RCU grace period, 5-15 ms. An init that
+ * reads the end of the stream in step 2 or 4 (the run was cancelled) leaves quietly. The exec
+ * stage gets its whole ExecConfig in its environment and joins its cgroup itself.
  */
 import type { ContainerSpec, NamespaceType, Process } from "./spec.ts";
 
@@ -46,6 +46,11 @@ export interface InitConfig {
   tty?: boolean;
   /** `--init`: stay as PID 1, run the command as a child, forward signals, reap orphans. */
   reaper?: boolean;
+  /**
+   * cgroup v1: the `tasks` files that init's main thread writes "0" to, joining the cgroup
+   * itself and at once (Cgroup.threadFiles). Without them the parent moves init (step 2).
+   */
+  cgroupTasks?: string[];
 }
 
 /** The hidden first argument that turns mini-docker into the supervisor of detached containers. */
@@ -60,8 +65,12 @@ export interface ExecConfig {
   pid: number;
   /** Namespaces to join besides the PID namespace (entered at spawn). */
   namespaces: NamespaceType[];
-  /** `cgroup.procs` files to write "0" to, joining the container's cgroup before anything else. */
-  cgroupProcs: string[];
+  /**
+   * Files to write "0" to, joining the container's cgroup before anything else: on v1 each
+   * hierarchy's `tasks` (only the stage's main thread, which execs, and without waiting for an
+   * RCU grace period), on v2 `cgroup.procs`.
+   */
+  cgroupFiles: string[];
   process: Process;
   syncSocket: string;
   /** `-t`: open a pseudo-terminal in the container's devpts. */
