@@ -151,7 +151,7 @@ export async function handshake(
     );
   }
   // Connected: the stage's runtime has booted, and what it allocated for that stays charged
-  // outside the container's memory limit; from here on its memory counts. On cgroup v1 the move
+  // outside the container's memory limit; from here on its memory counts. Moving a whole process
   // waits for an RCU grace period (5-15 ms), which passes while the stage sets up the container.
   const entered = enterCgroup?.();
   entered?.catch(() => {}); // awaited before "go"; moot if the stage fails first
@@ -293,8 +293,8 @@ export async function startContainer(
   child ??= spawned!;
   options.onSpawn?.(child.pid);
 
-  // The init stage sets the container up meanwhile, and starts the command on our "go", which
-  // waits until the cgroup holds it: no instruction of the container runs unlimited.
+  // The init stage joins the cgroup (on v1 by itself, on v2 we move it) and sets the container
+  // up; the command starts only once the cgroup holds it: no instruction of it runs unlimited.
   const pid = child.pid;
   const failure = await handshake(
     sync.listener,
