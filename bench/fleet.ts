@@ -82,7 +82,7 @@ export async function waitRunning(
       const tails = fleet.logs.map((l) => Deno.readTextFileSync(l).trim()).filter((t) => t !== "");
       throw new Error(
         `only ${seen.size} of ${count} payloads ran within ${opts.timeoutMs} ms${
-          tails.length > 0 ? `: ${tails[0]!.split("\n").slice(-2).join(" | ")}` : ""
+          tails.length > 0 ? `: ${tails[0]!.split("\n").slice(0, 6).join(" | ")}` : ""
         }`,
       );
     }
