@@ -65,11 +65,12 @@ export async function cpuLimit(
       const running = await waitRunning(fleet, PAYLOAD, 1, { timeoutMs: 60_000 });
       if (running.missed > 0) throw new Error("the busy loop ended early");
       payloads = running.pids;
-      // mini-docker's cgroup is <parent>/<container id>: the only one under its parent here.
+      // mini-docker's cgroup is <parent>/<container id>: the one its busy loop is in (other
+      // sections may have left some under the parent, which its next runs clean up).
       const driver = tool.id === "mini-docker"
         ? cgroupDriver({ parent: ws.mdEnv.MINI_DOCKER_CGROUP_PARENT })
         : cgroupDriver({ parent: ws.cgroupTag });
-      const name = tool.id === "mini-docker" ? driver.list()[0] : id;
+      const name = tool.id === "mini-docker" ? cgroupNameOf(payloads[0]!) : id;
       const cgroup = name === undefined ? undefined : driver.open(name);
       if (cgroup === undefined) throw new Error(`cannot find the cgroup of ${tool.label}`);
       // Let the loop reach its steady state, then read the counter twice.
@@ -135,4 +136,12 @@ export function memoryLimitOverhead(rows: StartupRow[]): MemoryLimitRow[] {
     });
   }
   return out;
+}
+
+/** The last component of the cgroup path of process `pid` (v2, or v1's cpuacct hierarchy). */
+function cgroupNameOf(pid: number): string | undefined {
+  const lines = Deno.readTextFileSync(`/proc/${pid}/cgroup`).trim().split("\n");
+  const line = lines.find((l) => /^\d+:[^:]*\bcpuacct\b[^:]*:/.test(l)) ??
+    lines.find((l) => l.startsWith("0::"));
+  return line?.split(":").slice(2).join(":").split("/").pop() || undefined;
 }
