@@ -117,12 +117,38 @@ const address = (a: Arg): number | bigint =>
   a === null ? 0 : typeof a === "object" ? Deno.UnsafePointer.value(Deno.UnsafePointer.of(a)) : a;
 
 /**
- * syscall(2): system call `nr` with up to six arguments; its result, or -1 with errno set. The
- * arguments array keeps the memory it points to referenced until the call has returned.
+ * The memory that calls in flight point to. An address does not keep its buffer alive, and
+ * V8 may drop a local it no longer reads: a garbage collection between taking the address and
+ * the call could free the buffer. What is stored here stays reachable until the call returns.
  */
+const pinned = new Set<unknown[]>();
+
+/** Runs `call` with `values` kept reachable (see `pinned`). */
+function pin<T>(values: unknown[], call: () => T): T {
+  pinned.add(values);
+  try {
+    return call();
+  } finally {
+    pinned.delete(values);
+  }
+}
+
+/** `pin` for a call that runs on a worker thread (a nonblocking symbol). */
+async function pinAsync<T>(values: unknown[], call: () => Promise<T>): Promise<T> {
+  pinned.add(values);
+  try {
+    return await call();
+  } finally {
+    pinned.delete(values);
+  }
+}
+
+/** syscall(2): system call `nr` with up to six arguments; its result, or -1 with errno set. */
 function sys(nr: number, ...args: Arg[]): number {
-  const a = [0, 1, 2, 3, 4, 5].map((i) => BigInt(address(args[i] ?? 0)));
-  return Number(libc().syscall(BigInt(nr), a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!));
+  return pin(args, () => {
+    const a = [0, 1, 2, 3, 4, 5].map((i) => BigInt(address(args[i] ?? 0)));
+    return Number(libc().syscall(BigInt(nr), a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!));
+  });
 }
 
 const AT_FDCWD = -100;
@@ -217,7 +243,7 @@ export function cstr(s: string): Uint8Array<ArrayBuffer> {
 
 /**
  * A NULL-terminated `char *[]` for execve. The strings are returned too: the caller must keep
- * them referenced until the call returns.
+ * them referenced until the call returns (`pin`).
  */
 function cstrArray(
   items: readonly string[],
@@ -276,12 +302,8 @@ export function chdir(path: string): void {
 export function execve(path: string, argv: readonly string[], env: readonly string[]): never {
   const a = cstrArray(argv);
   const e = cstrArray(env);
-  sys(SYS.execve, cstr(path), a.array, e.array);
-  const code = errno();
-  // Keep the strings alive until after the call.
-  void a.keep;
-  void e.keep;
-  throw new SyscallError("exec", code, path);
+  pin([a, e], () => sys(SYS.execve, cstr(path), a.array, e.array));
+  throw new SyscallError("exec", errno(), path);
 }
 
 export function open(path: string, flags: number, mode = 0): number {
@@ -352,7 +374,8 @@ export function prctl(option: number, arg2: number): void {
 
 export function setgroups(gids: readonly number[]): void {
   const list = new Uint32Array(gids);
-  check(libc().setgroups(BigInt(gids.length), Deno.UnsafePointer.of(list)), "setgroups");
+  const rc = pin([list], () => libc().setgroups(BigInt(gids.length), Deno.UnsafePointer.of(list)));
+  check(rc, "setgroups");
 }
 
 export function setresgid(gid: number): void {
@@ -468,7 +491,8 @@ export function setWindowSize(fd: number, size: { rows: number; cols: number }):
 
 /** Reads from `fd` on a worker thread; 0 at end of stream, -1 on error (EIO: pty closed). */
 export async function readAsync(fd: number, buf: Uint8Array<ArrayBuffer>): Promise<number> {
-  return Number(await libc().read_async(fd, Deno.UnsafePointer.of(buf), BigInt(buf.length)));
+  const ptr = Deno.UnsafePointer.of(buf);
+  return Number(await pinAsync([buf], () => libc().read_async(fd, ptr, BigInt(buf.length))));
 }
 
 /**
@@ -485,9 +509,10 @@ export function spawnProcess(
   const e = cstrArray(env);
   const file = cstr(path);
   const ptr = Deno.UnsafePointer.of;
-  const rc = libc().posix_spawn(ptr(pid), ptr(file), null, null, ptr(a.array), ptr(e.array));
-  void a.keep;
-  void e.keep;
+  const rc = pin(
+    [pid, file, a, e],
+    () => libc().posix_spawn(ptr(pid), ptr(file), null, null, ptr(a.array), ptr(e.array)),
+  );
   if (rc !== 0) throw new SyscallError("exec", rc, path);
   return pid[0]!;
 }
@@ -495,18 +520,29 @@ export function spawnProcess(
 /** Waits (on a worker thread) for any child; returns its PID and raw wait status, or -1. */
 export async function waitAnyChild(): Promise<{ pid: number; status: number }> {
   const status = new Int32Array(1);
-  const pid = await libc().waitpid_async(-1, Deno.UnsafePointer.of(status), 0);
+  const ptr = Deno.UnsafePointer.of(status);
+  const pid = await pinAsync([status], () => libc().waitpid_async(-1, ptr, 0));
   return { pid, status: status[0]! };
 }
 
 /**
- * Waits (on a worker thread) for child `pid` to end; its raw wait status. A wait that fails
- * (the child was already reaped elsewhere) counts as an exit with status 255.
+ * Waits (on a worker thread) for child `pid` to end; its raw wait status. A wait interrupted by
+ * a signal is retried while the child still exists; a child that someone else reaped counts as
+ * an exit with status 255.
  */
 export async function waitChild(pid: number): Promise<number> {
   const status = new Int32Array(1);
-  const got = await libc().waitpid_async(pid, Deno.UnsafePointer.of(status), 0);
-  return got === pid ? status[0]! : 255 << 8;
+  const ptr = Deno.UnsafePointer.of(status);
+  for (let tries = 0; tries < 10; tries++) {
+    const got = await pinAsync([status], () => libc().waitpid_async(pid, ptr, 0));
+    if (got === pid) return status[0]!;
+    try {
+      Deno.statSync(`/proc/${pid}`);
+    } catch {
+      break;
+    }
+  }
+  return 255 << 8;
 }
 
 /** Reads from `fd` (blocking) up to and including the first newline; "" at end of stream. */
