@@ -8,6 +8,8 @@
  * decides every help text, error and unusual spelling.
  */
 
+import type { ResourceFlags } from "./resources.ts";
+
 /** One option of `run`. */
 export interface RunOption {
   /** As commander writes them: "-m, --memory <size>", "--rm". */
@@ -134,17 +136,9 @@ export const RUN_OPTIONS: readonly RunOption[] = [
 ];
 
 /** `run`'s options as its action receives them (commander's `opts()`: camelCase keys). */
-export interface RunFlags {
+export interface RunFlags extends ResourceFlags {
   hostname?: string;
   name?: string;
-  memory?: string;
-  cpus?: string;
-  memorySwap?: string;
-  memoryReservation?: string;
-  cpuShares?: string;
-  cpusetCpus?: string;
-  cpusetMems?: string;
-  pidsLimit?: string;
   statsReport?: true;
   env: string[];
   envFile: string[];
