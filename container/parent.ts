@@ -273,14 +273,18 @@ export async function startContainer(
   Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify(spec, null, 2) + "\n");
 
   using sync = early?.sync ?? listenSync(meta.id);
+  // `--init` is part of the container's configuration: a reaper as PID 1 (see reaper.ts).
+  const reaper = spec.annotations[INIT_ANNOTATION] === "true";
+  // cgroup v1: init's main thread joins by itself, when that thread execs the command; a
+  // reaper stays a whole Deno process as PID 1, so all of it moves in (the parent moves it).
+  const cgroupTasks = reaper ? undefined : cgroup.threadFiles?.slice();
   const config: InitConfig = {
     spec,
     syncSocket: sync.path,
     dieWithParent: options.dieWithParent,
     tty: options.tty,
-    // `--init` is part of the container's configuration: a reaper as PID 1 (see reaper.ts).
-    reaper: spec.annotations[INIT_ANNOTATION] === "true",
-    cgroupTasks: cgroup.threadFiles?.slice(),
+    reaper,
+    cgroupTasks,
   };
   const tty = options.tty === true;
   const spawned = early === undefined
@@ -301,7 +305,7 @@ export async function startContainer(
     child,
     config,
     options.onPty,
-    cgroup.threadFiles === undefined ? () => joinCgroup(cgroup, pid) : undefined,
+    cgroupTasks === undefined ? () => joinCgroup(cgroup, pid) : undefined,
   );
   if (failure !== undefined) {
     await child.status;
