@@ -7,11 +7,11 @@
  * |------|-----------------------------------------|---------------------------------------------|
  * | 0    | (spawned with only the socket's path)   | spawn init; for `run` as early as main.ts   |
  * | 1    | boot Deno, connect, wait for a line     | state, cgroup; accept                       |
- * | 2    | read the InitConfig; v1: join the cgroup| send the InitConfig; v2: start moving init  |
+ * | 2    | read the InitConfig; v1: join the cgroup| send the InitConfig; else start moving init |
  * |      | (main thread only, `tasks`)             | into the cgroup (its boot stays outside)    |
  * | 3    | namespaces, root, mounts, pivot         | wait for a message or the end of the stream |
  * | 3t   | -t: open a pty, send {pty, fd}, wait    | copy the fd (pidfd_getfd), size it, "ok"    |
- * | 4    | v2: send {ready}, wait for a line       | once init is in the cgroup: "go"            |
+ * | 4    | else: send {ready}, wait for a line     | once init is in the cgroup: "go"            |
  * | 5a   | user, execve succeeds: the socket closes| end of stream = the command is running      |
  * | 5b   | a step fails: send InitMessage, exit    | print the message, exit with its code       |
  *
@@ -19,8 +19,9 @@
  * unlimited. Init joins only after its Deno runtime has booted (it has connected), so that the
  * memory and threads of that boot stay charged outside the container, and even Docker's
  * smallest limits (6 MB, one process) leave the command its share. On cgroup v1 init's main
- * thread joins by itself in step 2, which takes no lock; moving a whole process (v2, where
- * the parent does it while init sets up) waits for an RCU grace period, 5-15 ms. An init that
+ * thread joins by itself in step 2, which takes no lock; moving a whole process (v2, or a
+ * `--init` reaper, which stays; the parent does it while init sets up) waits for an RCU grace
+ * period, 5-15 ms. An init that
  * reads the end of the stream in step 2 or 4 (the run was cancelled) leaves quietly. The exec
  * stage gets its whole ExecConfig in its environment and joins its cgroup itself.
  */
