@@ -66,6 +66,13 @@ export async function runAction(
   throw new ExitCode(code);
 }
 
+/**
+ * The smallest --pids-limit that --init accepts: its reaper, PID 1 for the container's life, is
+ * a Deno runtime with about 8 threads, and threads count against pids.max (with fewer, Deno
+ * cannot start its worker threads). Docker's tini, one thread, has no such floor.
+ */
+const INIT_MIN_PIDS = 16;
+
 /** The image run when neither --image nor --rootfs is given and ./rootfs/alpine is missing. */
 export function defaultImage(): string {
   return Deno.env.get("MINI_DOCKER_DEFAULT_IMAGE") || "alpine:3.18";
@@ -127,6 +134,12 @@ export async function buildRun(positional: string[], opts: RunFlags) {
     );
   }
   const resources = resourcesFromFlags(opts);
+  const pidsLimit = resources.pids?.limit ?? 0;
+  if (opts.init && pidsLimit > 0 && pidsLimit < INIT_MIN_PIDS) {
+    throw new UserError(
+      `--init needs --pids-limit ${INIT_MIN_PIDS} or more: its reaper is a Deno runtime, whose threads count as processes (or drop --init)`,
+    );
+  }
   const root = await resolveRoot(opts);
   const config = root.image?.config ?? {};
 
