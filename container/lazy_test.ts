@@ -29,3 +29,40 @@ Deno.test("every module loaded lazily is in deno compile's --include list", () =
   const included = new Set([...task.matchAll(/--include (\S+)/g)].map((m) => m[1]!));
   assert.deepEqual([...loaded].sort(), [...included].sort());
 });
+
+/** The modules that run when `entry` is loaded: code imports only (type imports are erased). */
+async function loaded(entry: URL): Promise<string[]> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "--no-lock", entry.pathname],
+    cwd: repo.pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    roots: string[];
+    modules: { specifier: string; dependencies?: { code?: { specifier: string } }[] }[];
+  };
+  const byName = new Map(info.modules.map((m) => [m.specifier, m]));
+  const seen = new Set<string>();
+  for (const stack = [...info.roots]; stack.length > 0;) {
+    const name = stack.pop()!;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    for (const d of byName.get(name)?.dependencies ?? []) {
+      if (d.code !== undefined) stack.push(d.code.specifier);
+    }
+  }
+  return [...seen];
+}
+
+Deno.test("a run loads neither npm packages nor node: modules (Deno's Node layer costs ~30 ms)", async () => {
+  for (const entry of ["main.ts", "container/spawn.ts", "cmd/run_action.ts", "container/init.ts"]) {
+    const modules = await loaded(new URL(entry, repo));
+    assert.ok(modules.length > 1, entry);
+    assert.deepEqual(modules.filter((m) => !m.startsWith("file:")), [], entry);
+  }
+  // The other commands do load commander: the check above can fail.
+  const program = await loaded(new URL("cmd/program.ts", repo));
+  assert.ok(program.some((m) => m.startsWith("npm:")), "cmd/program.ts");
+});
