@@ -7,7 +7,6 @@
  */
 import { EXEC_ARG, INIT_ARG, SUPERVISOR_ARG } from "./container/protocol.ts";
 import { lazy } from "./container/lazy.ts";
-import { parseRunArgs } from "./cmd/run_args.ts";
 import { reportError } from "./container/errors.ts";
 
 type Init = typeof import("./container/init.ts");
@@ -16,6 +15,7 @@ type Supervisor = typeof import("./container/supervisor.ts");
 type Spawn = typeof import("./container/spawn.ts");
 type RunAction = typeof import("./cmd/run_action.ts");
 type Program = typeof import("./cmd/program.ts");
+type RunArgs = typeof import("./cmd/run_args.ts");
 const load = <T>(path: string) => lazy<T>(path, import.meta.url);
 
 const stage = Deno.args[0];
@@ -28,7 +28,7 @@ if (stage === INIT_ARG) {
 } else {
   // `run` with the usual spellings skips commander (see cmd/run_args.ts); a foreground one
   // starts its init stage first, so that the init's Deno start-up overlaps the CLI's work.
-  const run = parseRunArgs(Deno.args);
+  const run = (await load<RunArgs>("./cmd/run_args.ts")).parseRunArgs(Deno.args);
   let prespawned: import("./container/spawn.ts").PrespawnedInit | undefined;
   if (run !== undefined && !run.opts.detach && Deno.uid() === 0) {
     try {
