@@ -18,6 +18,7 @@
 import { trial } from "./proc.ts";
 import { median, summarize, type Summary } from "./stats.ts";
 import { denoPath, REPO } from "./tools.ts";
+import { type DenoInfo, denoInfo, runningModules } from "./graph.ts";
 import type { Workspace } from "./workspace.ts";
 
 /** One component measured by trials. */
@@ -408,39 +409,13 @@ export function parsePerf(text: string): Timeline {
 
 /** The module graph of `entry`, from `deno info --json`. */
 async function graph(entry: string, label: string): Promise<GraphInfo> {
-  const out = await new Deno.Command(denoPath(), {
-    args: ["info", "--json", "--no-lock", entry],
-    cwd: REPO,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
+  let info: DenoInfo;
+  try {
+    info = await denoInfo(denoPath(), entry, REPO);
+  } catch {
     return { entry: label, modules: 0, localBytes: 0, nodeBuiltins: [], npmPackages: [] };
   }
-  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
-    roots: string[];
-    modules: {
-      specifier: string;
-      size?: number;
-      kind?: string;
-      npmPackage?: string;
-      dependencies?: { code?: { specifier: string } }[];
-    }[];
-    npmPackages?: Record<string, { name: string; version: string; dependencies?: string[] }>;
-  };
-  // What runs, not what deno info lists: type-only imports are erased, and modules loaded
-  // with a computed specifier (container/lazy.ts) are not in the graph at all.
-  const byName = new Map(info.modules.map((m) => [m.specifier, m]));
-  const reached = new Set<string>();
-  for (const stack = [...info.roots]; stack.length > 0;) {
-    const name = stack.pop()!;
-    if (reached.has(name)) continue;
-    reached.add(name);
-    for (const d of byName.get(name)?.dependencies ?? []) {
-      if (d.code !== undefined) stack.push(d.code.specifier);
-    }
-  }
-  const modules = [...reached].map((name) => byName.get(name) ?? { specifier: name });
+  const modules = runningModules(info);
   const local = modules.filter((m) => m.specifier.startsWith("file:"));
   const npm = new Set<string>();
   for (const stack = modules.flatMap((m) => m.npmPackage ?? []); stack.length > 0;) {

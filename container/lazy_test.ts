@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { denoInfo, runningModules } from "../bench/graph.ts";
 
 const repo = new URL("../", import.meta.url);
 
@@ -30,30 +31,10 @@ Deno.test("every module loaded lazily is in deno compile's --include list", () =
   assert.deepEqual([...loaded].sort(), [...included].sort());
 });
 
-/** The modules that run when `entry` is loaded: code imports only (type imports are erased). */
+/** The modules that run when `entry` is loaded. */
 async function loaded(entry: URL): Promise<string[]> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", "--no-lock", entry.pathname],
-    cwd: repo.pathname,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
-    roots: string[];
-    modules: { specifier: string; dependencies?: { code?: { specifier: string } }[] }[];
-  };
-  const byName = new Map(info.modules.map((m) => [m.specifier, m]));
-  const seen = new Set<string>();
-  for (const stack = [...info.roots]; stack.length > 0;) {
-    const name = stack.pop()!;
-    if (seen.has(name)) continue;
-    seen.add(name);
-    for (const d of byName.get(name)?.dependencies ?? []) {
-      if (d.code !== undefined) stack.push(d.code.specifier);
-    }
-  }
-  return [...seen];
+  const info = await denoInfo(Deno.execPath(), entry.pathname, repo.pathname);
+  return runningModules(info).map((m) => m.specifier);
 }
 
 Deno.test("a run loads neither npm packages nor node: modules (Deno's Node layer costs ~30 ms)", async () => {
