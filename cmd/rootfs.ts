@@ -2,7 +2,8 @@
 
 import { Command } from "@commander-js/extra-typings";
 import { UserError } from "../container/errors.ts";
-import { defaultRootfs, prepareRootfs, type RootfsSource } from "../rootfs/prepare.ts";
+import { prepareRootfs, type RootfsSource } from "../rootfs/prepare.ts";
+import { defaultRootfs } from "../rootfs/check.ts";
 
 const SOURCES: readonly RootfsSource[] = ["auto", "alpine", "busybox", "host"];
 

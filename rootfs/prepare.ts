@@ -14,8 +14,6 @@ import { basename, dirname, join, relative, resolve } from "node:path";
 import { UserError } from "../container/errors.ts";
 import { rootfsStatus } from "./check.ts";
 
-export { assertRootfs, DEFAULT_ROOTFS, defaultRootfs, rootfsStatus } from "./check.ts";
-
 /** Where a rootfs comes from; "auto" tries alpine, then busybox, then host. */
 export type RootfsSource = "auto" | "alpine" | "busybox" | "host";
 

@@ -11,18 +11,15 @@ import { join } from "node:path";
 import { UserError } from "../container/errors.ts";
 import {
   ALPINE_SHA256,
-  assertRootfs,
   buildBusyboxRootfs,
-  DEFAULT_ROOTFS,
-  defaultRootfs,
   extractVerifiedTarball,
   isStaticElf,
   parseLdd,
   prepareRootfs,
-  rootfsStatus,
   sha256Hex,
   verifySha256,
 } from "./prepare.ts";
+import { assertRootfs, DEFAULT_ROOTFS, defaultRootfs, rootfsStatus } from "./check.ts";
 
 async function withTempDir(fn: (dir: string) => void | Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "mini-docker-rootfs-test-" });
