@@ -3,7 +3,7 @@
  * from the host. Every test checks that nothing is left behind.
  */
 import assert from "node:assert/strict";
-import { TestEnv, waitFor } from "./helpers.ts";
+import { REPO, TestEnv, waitFor } from "./helpers.ts";
 import { cgroupDriver } from "../cgroups/manager.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -384,10 +384,13 @@ Deno.test("bad input: one clear line, exit 125, nothing left behind", opts, asyn
 
 Deno.test("not root: a clear error before any work", opts, async () => {
   await using t = await TestEnv.create();
-  // Deno's module cache lives under /root, which nobody may read: give the test user a copy.
+  // Deno's module cache lives under /root, which nobody may read, and so may the checkout
+  // (a clone in /root, or in a mktemp -d directory): give the test user a copy of both.
   const cache = `${t.dir}/deno-cache`;
   const home = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`;
   await new Deno.Command("cp", { args: ["-a", home, cache] }).output();
+  const src = `${t.dir}/src`;
+  copySources(REPO, src);
   await new Deno.Command("chmod", { args: ["-R", "a+rwX", t.dir] }).output();
   const out = await new Deno.Command("setpriv", {
     args: [
@@ -398,7 +401,7 @@ Deno.test("not root: a clear error before any work", opts, async () => {
       "run",
       "-A",
       "--quiet",
-      `${new URL("../main.ts", import.meta.url).pathname}`,
+      `${src}/main.ts`,
       "run",
       "/bin/true",
     ],
@@ -465,3 +468,19 @@ Deno.test("the command starts with no signal ignored: yes | head ends quietly", 
   assert.equal(init.stdout, "SigIgn:\t0000000180000000\ny\n");
   assert.equal(init.stderr, "");
 });
+
+/**
+ * Copies the program's sources (.ts files, deno.json, deno.lock) from `from` to `to`, without
+ * the toolchain, root filesystems, tests and benchmarks.
+ */
+function copySources(from: string, to: string): void {
+  Deno.mkdirSync(to, { recursive: true });
+  for (const e of Deno.readDirSync(from)) {
+    const skip = ["toolchain", "node_modules", "dist", "tests", "bench", "alpine"];
+    if (e.isDirectory && !e.name.startsWith(".") && !skip.includes(e.name)) {
+      copySources(`${from}/${e.name}`, `${to}/${e.name}`);
+    } else if (e.isFile && /\.ts$|^deno\.(json|lock)$/.test(e.name)) {
+      Deno.copyFileSync(`${from}/${e.name}`, `${to}/${e.name}`);
+    }
+  }
+}
