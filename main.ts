@@ -6,8 +6,8 @@
  * nor the other commands. Start-up time is every container's.
  */
 import { EXEC_ARG, INIT_ARG, SUPERVISOR_ARG } from "./container/protocol.ts";
-import { lazy } from "./container/lazy.ts";
-import { reportError } from "./container/errors.ts";
+import { lazy } from "./base/lazy.ts";
+import { reportError } from "./base/errors.ts";
 
 type Init = typeof import("./container/init.ts");
 type Exec = typeof import("./container/exec.ts");

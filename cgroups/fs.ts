@@ -4,8 +4,8 @@
  * and removed through `CgroupFs`, because on cgroupfs `mkdir` is where the kernel creates a
  * cgroup's files: the v2 unit tests replace it with a fake that does the same in a temp dir.
  */
-import { UserError } from "../container/errors.ts";
-import type { LinuxResources } from "../container/spec.ts";
+import { UserError } from "../base/errors.ts";
+import type { LinuxResources } from "../base/spec.ts";
 
 /** The two directory operations whose effect on cgroupfs a plain directory cannot show. */
 export interface CgroupFs {

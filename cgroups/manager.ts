@@ -7,8 +7,8 @@
  * hands `procsFiles` to the init stage, which writes "0" to each to join before `execve`, and
  * calls `destroy` when the container has ended (kills what is left, then removes the dirs).
  */
-import { cgroupParent } from "../container/paths.ts";
-import type { LinuxResources } from "../container/spec.ts";
+import { cgroupParent } from "../base/paths.ts";
+import type { LinuxResources } from "../base/spec.ts";
 import { exists } from "./fs.ts";
 import { CgroupV1Driver } from "./v1.ts";
 import { CgroupV2Driver } from "./v2.ts";

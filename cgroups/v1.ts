@@ -5,8 +5,8 @@
  * and `cpuacct` as symlinks to it) is one directory shared by its controllers.
  * See https://docs.kernel.org/admin-guide/cgroup-v1/ for the file formats.
  */
-import { UserError } from "../container/errors.ts";
-import type { LinuxResources } from "../container/spec.ts";
+import { UserError } from "../base/errors.ts";
+import type { LinuxResources } from "../base/spec.ts";
 import {
   type CgroupFs,
   checkName,

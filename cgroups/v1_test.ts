@@ -3,7 +3,7 @@
  * under a test parent of its own so that no real container is touched. Needs root.
  */
 import assert from "node:assert/strict";
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 import type { CgroupFs } from "./fs.ts";
 import { CgroupV1Driver, findControllerMounts } from "./v1.ts";
 import { detectLayout } from "./manager.ts";

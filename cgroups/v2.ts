@@ -5,8 +5,8 @@
  * `cgroup.kill` ends the whole subtree in one write.
  * See https://docs.kernel.org/admin-guide/cgroup-v2.html for the file formats.
  */
-import { UserError } from "../container/errors.ts";
-import type { LinuxResources } from "../container/spec.ts";
+import { UserError } from "../base/errors.ts";
+import type { LinuxResources } from "../base/spec.ts";
 import {
   type CgroupFs,
   checkName,

@@ -7,7 +7,7 @@
  * controllers (create, join, cgroup.kill, rmdir) is tested for real at the end of this file.
  */
 import assert from "node:assert/strict";
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 import { type CgroupFs, killAndRemove } from "./fs.ts";
 import { CgroupV2Driver, cpuSharesToWeight } from "./v2.ts";
 import { detectLayout } from "./manager.ts";

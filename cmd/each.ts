@@ -1,5 +1,5 @@
 /** Runs an action on each container named, as Docker does: all are tried, errors reported. */
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 
 export async function eachContainer(
   refs: string[],

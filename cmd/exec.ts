@@ -2,8 +2,8 @@
 import { Command } from "@commander-js/extra-typings";
 import { findContainer } from "../container/state.ts";
 import { execInContainer } from "../container/exec.ts";
-import { ExitCode, UserError } from "../container/errors.ts";
-import { parseEnvEntry } from "../container/units.ts";
+import { ExitCode, UserError } from "../base/errors.ts";
+import { parseEnvEntry } from "./units.ts";
 import { lookupUser } from "../images/user.ts";
 
 const collect = (value: string, previous: string[]) => [...previous, value];

@@ -1,10 +1,10 @@
 /** `mini-docker inspect`: a container's state and configuration as JSON. */
 import { Command } from "@commander-js/extra-typings";
 import { type ContainerState, findContainer, logPath, stateDir } from "../container/state.ts";
-import type { ContainerSpec } from "../container/spec.ts";
+import type { ContainerSpec } from "../base/spec.ts";
 import { INIT_ANNOTATION } from "../container/protocol.ts";
 import { isRunning } from "../container/lifecycle.ts";
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 import { eachContainer } from "./each.ts";
 
 /** Docker's shape, for what mini-docker has. */

@@ -2,7 +2,7 @@
 import { Command } from "@commander-js/extra-typings";
 import { findContainer, logPath, readState } from "../container/state.ts";
 import { parseLog, toLines } from "../container/logs.ts";
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 
 const encoder = new TextEncoder();
 

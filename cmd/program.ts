@@ -3,9 +3,9 @@
  * (unknown option, missing argument) become one line and exit code 125, as Docker's.
  */
 import { Command, CommanderError } from "@commander-js/extra-typings";
-import { EXIT_ENGINE, reportError } from "../container/errors.ts";
+import { EXIT_ENGINE, reportError } from "../base/errors.ts";
 import { runCommand } from "./run.ts";
-import { absolutePath } from "../container/paths.ts";
+import { absolutePath } from "../base/paths.ts";
 import { rootfsCommand } from "./rootfs.ts";
 import { psCommand } from "./ps.ts";
 import { logsCommand } from "./logs.ts";

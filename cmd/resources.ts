@@ -3,8 +3,8 @@
  * into OCI `LinuxResources` before any work (`resourcesFromFlags`); and `--stats-report`, the
  * end-of-run summary read from the container's cgroup just before it is removed.
  */
-import type { LinuxResources } from "../container/spec.ts";
-import { UserError } from "../container/errors.ts";
+import type { LinuxResources } from "../base/spec.ts";
+import { UserError } from "../base/errors.ts";
 import {
   bytesSize,
   MIN_MEMORY,
@@ -13,7 +13,7 @@ import {
   parseCpuShares,
   parseMemory,
   parsePidsLimit,
-} from "../container/units.ts";
+} from "./units.ts";
 import { type Cgroup, cgroupDriver, type CgroupStats } from "../cgroups/manager.ts";
 
 /** The flags `resourcesFromFlags` reads, as commander gives them (strings, unparsed). */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { formatStatsReport, type HostResources, resourcesFromFlags } from "./resources.ts";
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 
 const MiB = 1024 ** 2;
 

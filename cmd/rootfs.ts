@@ -1,7 +1,7 @@
 /** `mini-docker rootfs [dir]`: prepares the root filesystem that `run` uses. */
 
 import { Command } from "@commander-js/extra-typings";
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 import { prepareRootfs, type RootfsSource } from "../rootfs/prepare.ts";
 import { defaultRootfs } from "../rootfs/check.ts";
 

@@ -3,18 +3,18 @@
  * parser in cmd/run_args.ts): flags -> ContainerSpec (validated before any work) -> runtime.
  * It loads neither commander nor node: modules, and the image store only when an image is used.
  */
-import { DEFAULT_PATH, newSpec, validateSpec } from "../container/spec.ts";
-import { ExitCode, UserError } from "../container/errors.ts";
-import { mergeEnv, parseEnvEntry, parseEnvFile } from "../container/units.ts";
+import { DEFAULT_PATH, newSpec, validateSpec } from "../base/spec.ts";
+import { ExitCode, UserError } from "../base/errors.ts";
+import { mergeEnv, parseEnvEntry, parseEnvFile } from "./units.ts";
 import { resourcesFromFlags, statsReporter } from "./resources.ts";
 import { newId, stateDir } from "../container/state.ts";
-import { absolutePath, cgroupParent } from "../container/paths.ts";
+import { absolutePath, cgroupParent } from "../base/paths.ts";
 import { runContainer } from "../container/foreground.ts";
 import type { PrespawnedInit } from "../container/parent.ts";
 import { INIT_ANNOTATION } from "../container/protocol.ts";
 import { assertRootfs, defaultRootfs, rootfsStatus } from "../rootfs/check.ts";
 import type { RunFlags } from "./run_args.ts";
-import { lazy } from "../container/lazy.ts";
+import { lazy } from "../base/lazy.ts";
 import type { resolveImage } from "../images/mod.ts";
 
 type ResolvedImage = Awaited<ReturnType<typeof resolveImage>>;

@@ -8,9 +8,9 @@
  * network namespace, without loopback ("--" when it shares the host's network).
  */
 import { Command } from "@commander-js/extra-typings";
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 import { type ContainerState, listStates, matchContainer } from "../container/state.ts";
-import { bytesSize, humanSize } from "../container/units.ts";
+import { bytesSize, humanSize } from "./units.ts";
 import { type CgroupDriver, cgroupDriver, type CgroupStats } from "../cgroups/manager.ts";
 
 const EXAMPLES = `

@@ -9,7 +9,7 @@ import {
   type StatsRow,
 } from "./stats.ts";
 import type { ContainerState } from "../container/state.ts";
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 
 const MiB = 1024 ** 2;
 

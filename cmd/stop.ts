@@ -2,8 +2,8 @@
 import { Command } from "@commander-js/extra-typings";
 import { findContainer } from "../container/state.ts";
 import { signalContainer, stopContainer } from "../container/lifecycle.ts";
-import { UserError } from "../container/errors.ts";
-import { signalNumber } from "../container/signals.ts";
+import { UserError } from "../base/errors.ts";
+import { signalNumber } from "../base/signals.ts";
 import { eachContainer } from "./each.ts";
 
 export function stopCommand() {

@@ -5,16 +5,16 @@
  * nothing else can give safely. The PID namespace is entered at spawn, from the main thread,
  * exactly as `run` creates one.
  */
-import type { ContainerSpec, NamespaceType, Process } from "./spec.ts";
+import type { ContainerSpec, NamespaceType, Process } from "../base/spec.ts";
 import { EXEC_ARG, type ExecConfig, INIT_ENV } from "./protocol.ts";
-import * as libc from "./libc.ts";
+import * as libc from "../base/libc.ts";
 import { execProcess, openTerminal, runStage, step } from "./init.ts";
 import { type ContainerState, isAlive, stateDir } from "./state.ts";
 import { forwardSignals, handshake } from "./parent.ts";
 import { listenSync, selfCommand, spawnInPidNamespace } from "./spawn.ts";
 import { cgroupDriver } from "../cgroups/manager.ts";
-import { UserError } from "./errors.ts";
-import { exitCodeOf } from "./signals.ts";
+import { UserError } from "../base/errors.ts";
+import { exitCodeOf } from "../base/signals.ts";
 import { openRelay } from "./tty.ts";
 
 const NS_FILES: Partial<Record<NamespaceType, [file: string, flag: number]>> = {

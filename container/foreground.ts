@@ -3,7 +3,7 @@
  * terminal with `-t`, and exits with the container's code. A foreground container is removed
  * when it ends (as `--rm`), so the original Mini-Docker's one-shot runs leave nothing behind.
  */
-import type { ContainerSpec } from "./spec.ts";
+import type { ContainerSpec } from "../base/spec.ts";
 import {
   type ContainerMeta,
   type FinishHooks,

@@ -7,10 +7,10 @@
  * host's namespaces, so nothing asynchronous may run once the recipe has started. Keep this
  * module's imports minimal: every import costs every container its start-up time.
  */
-import type { ContainerSpec, Mount, Process } from "./spec.ts";
+import type { ContainerSpec, Mount, Process } from "../base/spec.ts";
 import { INIT_ENV, type InitConfig, type InitMessage } from "./protocol.ts";
-import * as libc from "./libc.ts";
-import { EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND } from "./errors.ts";
+import * as libc from "../base/libc.ts";
+import { EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND } from "../base/errors.ts";
 import { reap } from "./reaper.ts";
 
 /** A failed step of the recipe, in the user's terms, with the exit code it deserves. */

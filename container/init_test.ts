@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parseMountOptions, secureJoin } from "./init.ts";
-import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC } from "./libc.ts";
+import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC } from "../base/libc.ts";
 
 Deno.test("mount options split into flags and filesystem data", () => {
   assert.deepEqual(parseMountOptions(["nosuid", "noexec", "mode=755", "size=65536k"]), {

@@ -14,10 +14,10 @@ import {
   updateState,
   withLock,
 } from "./state.ts";
-import { UserError } from "./errors.ts";
-import { signalName } from "./signals.ts";
+import { UserError } from "../base/errors.ts";
+import { signalName } from "../base/signals.ts";
 import { cgroupDriver } from "../cgroups/manager.ts";
-import { runRoot } from "./paths.ts";
+import { runRoot } from "../base/paths.ts";
 
 /** Whether the container's PID 1 is alive. */
 export function isRunning(state: ContainerState): boolean {

@@ -3,7 +3,7 @@
  * `<RFC 3339 time> <stdout|stderr> <F|P> <text>`, where P marks a partial line (output without
  * a newline yet) and F a full one. Each record is one append, so two streams interleave by line.
  */
-import { readAsync } from "./libc.ts";
+import { readAsync } from "../base/libc.ts";
 
 const encoder = new TextEncoder();
 const NL = 10;

@@ -5,7 +5,7 @@
  * record and the cleanup (`Started.finish`). A foreground `run` and the supervisor of detached
  * containers both go through these two steps.
  */
-import type { ContainerSpec } from "./spec.ts";
+import type { ContainerSpec } from "../base/spec.ts";
 import {
   INIT_ANNOTATION,
   INIT_ARG,
@@ -13,8 +13,8 @@ import {
   type InitConfig,
   type InitMessage,
 } from "./protocol.ts";
-import * as libc from "./libc.ts";
-import { UserError } from "./errors.ts";
+import * as libc from "../base/libc.ts";
+import { UserError } from "../base/errors.ts";
 import {
   type ContainerState,
   createState,
@@ -24,7 +24,7 @@ import {
   stateDir,
   writeState,
 } from "./state.ts";
-import { exitCodeOf } from "./signals.ts";
+import { exitCodeOf } from "../base/signals.ts";
 import {
   listenSync,
   type PrespawnedInit,
@@ -35,7 +35,7 @@ import {
 
 export type { PrespawnedInit, StageProcess } from "./spawn.ts";
 import { type Cgroup, cgroupDriver } from "../cgroups/manager.ts";
-import { formatBytes } from "./units.ts";
+import { formatBytes } from "../cmd/units.ts";
 
 /** How long a container may outlive a forwarded signal before it is killed (as Docker's stop). */
 export const KILL_GRACE_MS = 10_000;

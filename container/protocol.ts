@@ -25,7 +25,7 @@
  * reads the end of the stream in step 2 or 4 (the run was cancelled) leaves quietly. The exec
  * stage gets its whole ExecConfig in its environment and joins its cgroup itself.
  */
-import type { ContainerSpec, NamespaceType, Process } from "./spec.ts";
+import type { ContainerSpec, NamespaceType, Process } from "../base/spec.ts";
 
 /** The hidden first argument that turns mini-docker into the init stage. */
 export const INIT_ARG = "__init";

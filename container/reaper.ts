@@ -6,8 +6,8 @@
  * The price is this Deno process (~25 MiB) for the container's life; without --init the init
  * stage execs the command and costs nothing.
  */
-import type { Process } from "./spec.ts";
-import * as libc from "./libc.ts";
+import type { Process } from "../base/spec.ts";
+import * as libc from "../base/libc.ts";
 
 const FORWARDED: Deno.Signal[] = [
   "SIGTERM",

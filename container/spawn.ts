@@ -4,11 +4,11 @@
  * parent.ts, with few imports, because main.ts loads it before anything else of a `run`: every
  * millisecond before the init stage is spawned is a millisecond of every container's start.
  */
-import * as libc from "./libc.ts";
+import * as libc from "../base/libc.ts";
 import { INIT_ARG, INIT_ENV } from "./protocol.ts";
-import { runRoot } from "./paths.ts";
-import { UserError } from "./errors.ts";
-import { commandStatus } from "./signals.ts";
+import { runRoot } from "../base/paths.ts";
+import { UserError } from "../base/errors.ts";
+import { commandStatus } from "../base/signals.ts";
 
 /** The command line that starts one of mini-docker's own hidden stages ("__init", ...). */
 export function selfCommand(stage: string): { exe: string; args: string[] } {

@@ -8,8 +8,8 @@
  * Nobody has to be alive for the state to stay true: every reader reconciles a "running"
  * container whose process is gone (its supervisor was killed, or the host rebooted).
  */
-import { dataRoot, runRoot } from "./paths.ts";
-import { UserError } from "./errors.ts";
+import { dataRoot, runRoot } from "../base/paths.ts";
+import { UserError } from "../base/errors.ts";
 
 export type ContainerStatus = "created" | "running" | "exited";
 

@@ -16,14 +16,14 @@
  * (`StartRequest`); the supervisor answers one JSON line (`StartReply`) once the container's
  * command runs or has failed to start.
  */
-import type { ContainerSpec } from "./spec.ts";
+import type { ContainerSpec } from "../base/spec.ts";
 import { type ContainerMeta, startContainer, type Started } from "./parent.ts";
 import { selfCommand } from "./spawn.ts";
 import { logPath } from "./state.ts";
 import { SUPERVISOR_ARG } from "./protocol.ts";
-import { runRoot } from "./paths.ts";
-import { EXIT_ENGINE, UserError } from "./errors.ts";
-import * as libc from "./libc.ts";
+import { runRoot } from "../base/paths.ts";
+import { EXIT_ENGINE, UserError } from "../base/errors.ts";
+import * as libc from "../base/libc.ts";
 import { LogWriter } from "./logs.ts";
 
 /** How long the supervisor stays without any container before it leaves. */

@@ -1,5 +1,5 @@
 /** Pseudo-terminals for `run -t` and `exec -t`. */
-import * as libc from "./libc.ts";
+import * as libc from "../base/libc.ts";
 
 /**
  * Relays a container's pseudo-terminal to our own stdin and stdout. The terminal itself is

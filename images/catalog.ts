@@ -5,7 +5,7 @@
  */
 
 import { listStates } from "../container/state.ts";
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 import { digestHex } from "./digest.ts";
 import { familiarName, parseReference, repositoryName } from "./reference.ts";
 import { type ImageIndex, type ImageRecord, ImageStore } from "./store.ts";

@@ -4,7 +4,7 @@
  */
 
 import { basename, join } from "node:path";
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 import { hostPlatform } from "./config.ts";
 import { digestHex, sha256Digest } from "./digest.ts";
 import { unpackStream } from "./layers.ts";

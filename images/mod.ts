@@ -4,7 +4,7 @@
  * `lookupUser`; the commands use the rest.
  */
 
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 import { findImage } from "./catalog.ts";
 import { parseImageConfig, type RuntimeConfig } from "./config.ts";
 import { createProgress } from "./progress.ts";

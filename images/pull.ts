@@ -6,7 +6,7 @@
  */
 
 import { join } from "node:path";
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 import {
   type Descriptor,
   formatPlatform,

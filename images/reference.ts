@@ -4,7 +4,7 @@
  * a `.` or a `:`, is `localhost`, or has upper-case letters; `NAME@sha256:<hex>` pins a digest.
  */
 
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 
 /** Docker Hub's name in references. */
 export const DOCKER_HUB = "docker.io";

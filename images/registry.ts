@@ -4,7 +4,7 @@
  * `WWW-Authenticate` challenge. HTTPS unless the host is loopback or the user said `--insecure`.
  */
 
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 import { isDigest, sha256Digest } from "./digest.ts";
 import { isLoopbackHost, registryEndpoint } from "./reference.ts";
 

@@ -16,8 +16,8 @@
  */
 
 import { join } from "node:path";
-import { dataRoot } from "../container/paths.ts";
-import { UserError } from "../container/errors.ts";
+import { dataRoot } from "../base/paths.ts";
+import { UserError } from "../base/errors.ts";
 import { digestHex, sha256Digest } from "./digest.ts";
 
 /** One image: its config digest is its id. */

@@ -12,7 +12,7 @@
 
 import { lchownSync, lutimesSync } from "node:fs";
 import { type TarEntry, TarReader } from "./tar.ts";
-import { EOPNOTSUPP, lsetxattr, makedev, mknod, SyscallError } from "../container/libc.ts";
+import { EOPNOTSUPP, lsetxattr, makedev, mknod, SyscallError } from "../base/libc.ts";
 import { OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX } from "./whiteout.ts";
 
 const S_IFIFO = 0o010000;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { cleanPath, unpackLayer } from "./unpack.ts";
 import { OPAQUE_XATTR } from "./whiteout.ts";
-import { lgetxattr } from "../container/libc.ts";
+import { lgetxattr } from "../base/libc.ts";
 import { makeTar, type TarSpec } from "../tests/helpers/image_tar.ts";
 
 function stream(bytes: Uint8Array): ReadableStream<Uint8Array> {

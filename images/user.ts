@@ -5,8 +5,8 @@
  * list the user, and only when no group was given.
  */
 
-import { UserError } from "../container/errors.ts";
-import { lgetxattr } from "../container/libc.ts";
+import { UserError } from "../base/errors.ts";
+import { lgetxattr } from "../base/libc.ts";
 import { OPAQUE_XATTR } from "./whiteout.ts";
 
 /** Who the container's process runs as. */

@@ -2,7 +2,7 @@
  * Whether a directory holds a usable root filesystem: what `run` checks before any work. Kept
  * apart from prepare.ts (downloads, tarballs, node:path) so that `run` loads only this.
  */
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 
 /** Default rootfs, relative to the working directory, as in the original project. */
 export const DEFAULT_ROOTFS = "rootfs/alpine";

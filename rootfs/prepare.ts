@@ -11,7 +11,7 @@
  */
 
 import { basename, dirname, join, relative, resolve } from "node:path";
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 import { rootfsStatus } from "./check.ts";
 
 /** Where a rootfs comes from; "auto" tries alpine, then busybox, then host. */

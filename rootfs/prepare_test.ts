@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 import {
   ALPINE_SHA256,
   buildBusyboxRootfs,

@@ -6,7 +6,7 @@
 
 import { processStartTime } from "../container/state.ts";
 import assert from "node:assert/strict";
-import { UserError } from "../container/errors.ts";
+import { UserError } from "../base/errors.ts";
 import { pullCommand } from "../cmd/pull.ts";
 import { imagesCommand } from "../cmd/images.ts";
 import { importCommand } from "../cmd/import.ts";

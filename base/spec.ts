@@ -18,6 +18,60 @@ export interface Process {
   /** Absolute working directory inside the container; created if missing (as Docker). */
   cwd: string;
   user: { uid: number; gid: number; additionalGids?: number[] };
+  /** OCI `process.capabilities`: names such as "CAP_CHOWN"; absent = none at all. */
+  capabilities?: LinuxCapabilities;
+  /** Set the process's no_new_privs bit (`--security-opt no-new-privileges`). */
+  noNewPrivileges?: boolean;
+  /** OCI `process.rlimits`, applied to the command before its first instruction. */
+  rlimits?: Rlimit[];
+}
+
+/** OCI `process.capabilities`. */
+export interface LinuxCapabilities {
+  bounding: string[];
+  effective: string[];
+  permitted: string[];
+  inheritable?: string[];
+  ambient?: string[];
+}
+
+/** OCI `process.rlimits[]`: `type` is a name such as "RLIMIT_NOFILE". */
+export interface Rlimit {
+  type: string;
+  soft: number;
+  hard: number;
+}
+
+/** OCI `linux.seccomp`: the filter, with names resolved (what libseccomp is given). */
+export interface LinuxSeccomp {
+  /** "SCMP_ACT_ERRNO", "SCMP_ACT_ALLOW", "SCMP_ACT_KILL_PROCESS", ... */
+  defaultAction: string;
+  defaultErrnoRet?: number;
+  /** "SCMP_ARCH_X86_64", ...; absent = the native architecture only. */
+  architectures?: string[];
+  /** "SECCOMP_FILTER_FLAG_LOG", ... */
+  flags?: string[];
+  syscalls?: LinuxSyscall[];
+}
+
+/** OCI `linux.seccomp.syscalls[]`. */
+export interface LinuxSyscall {
+  names: string[];
+  action: string;
+  errnoRet?: number;
+  args?: { index: number; value: number; valueTwo?: number; op: string }[];
+}
+
+/** OCI `linux.resources.devices[]`: one device cgroup rule, applied in order. */
+export interface LinuxDeviceCgroup {
+  allow: boolean;
+  /** "c", "b" or "a" (all); absent = all. */
+  type?: "c" | "b" | "a";
+  /** absent or -1 = any. */
+  major?: number;
+  minor?: number;
+  /** Some of "rwm"; absent = "rwm". */
+  access?: string;
 }
 
 /** OCI `root`: the directory that becomes `/`. */
@@ -79,6 +133,8 @@ export interface LinuxResources {
     /** Maximum number of tasks; -1 = unlimited. */
     limit: number;
   };
+  /** Device access rules (cgroup v1 `devices`, v2 a BPF program), in order; absent = no rules. */
+  devices?: LinuxDeviceCgroup[];
 }
 
 /**
@@ -109,6 +165,8 @@ export interface ContainerSpec {
     cgroupsPath: string;
     maskedPaths: string[];
     readonlyPaths: string[];
+    /** The system call filter; absent = none (`--security-opt seccomp=unconfined`). */
+    seccomp?: LinuxSeccomp;
   };
   /** Free-form metadata, as OCI annotations ("org.mini-docker.name" etc.). */
   annotations: Record<string, string>;

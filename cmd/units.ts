@@ -2,7 +2,7 @@
  * Docker's units and formats, parsed exactly as Docker parses them: memory sizes
  * ("100M", "1.5g", "512k", "64MiB"), CPU counts ("0.5"), environment entries and env files.
  */
-import { UserError } from "./errors.ts";
+import { UserError } from "../base/errors.ts";
 
 const MEMORY_UNITS: Record<string, number> = {
   "": 1,

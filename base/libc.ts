@@ -151,6 +151,22 @@ function sys(nr: number, ...args: Arg[]): number {
   });
 }
 
+/**
+ * A system call by number, for subsystems with calls of their own (bpf, seccomp): the result,
+ * or -1 with errno set (read it with `lastErrno`). Memory arguments stay pinned during the call.
+ */
+export function rawSyscall(nr: number, ...args: Arg[]): number {
+  return sys(nr, ...args);
+}
+
+/** errno of the last failed call on this thread. */
+export function lastErrno(): number {
+  return errno();
+}
+
+/** Whether this process runs on arm64 (its system call numbers are the generic table's). */
+export const ARM64 = Deno.build.arch === "aarch64";
+
 const AT_FDCWD = -100;
 
 // Flags, from <sched.h>, <sys/mount.h>, <fcntl.h>, <sys/prctl.h>.

@@ -15,7 +15,7 @@ import {
   parseMemory,
   parsePidsLimit,
 } from "./units.ts";
-import { UserError } from "./errors.ts";
+import { UserError } from "../base/errors.ts";
 
 Deno.test("parseMemory reads Docker's units", () => {
   const cases: [string, number][] = [
