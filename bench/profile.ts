@@ -18,7 +18,7 @@
 import { trial } from "./proc.ts";
 import { median, summarize, type Summary } from "./stats.ts";
 import { denoPath, REPO } from "./tools.ts";
-import { type DenoInfo, denoInfo, runningModules } from "./graph.ts";
+import { type DenoInfo, denoInfo, runningModules } from "../tests/helpers/module_graph.ts";
 import type { Workspace } from "./workspace.ts";
 
 /** One component measured by trials. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { denoInfo, runningModules } from "../bench/graph.ts";
+import { denoInfo, runningModules } from "../tests/helpers/module_graph.ts";
 
 const repo = new URL("../", import.meta.url);
 

@@ -4,7 +4,6 @@
  * untags, and deletes an image (and the layers no other image uses) when its last name goes.
  */
 
-import { listStates } from "../container/state.ts";
 import { UserError } from "../base/errors.ts";
 import { digestHex } from "./digest.ts";
 import { familiarName, parseReference, repositoryName } from "./reference.ts";
@@ -79,22 +78,23 @@ export function listImages(store: ImageStore = new ImageStore()): ImageRow[] {
 }
 
 /**
- * Ids (`<12 hex>`) of the containers made from `imageId`, running or not: their writable layer
- * sits on the image's layers until they are removed (as Docker refuses too).
+ * Who uses an image: the short ids (`<12 hex>`) of the containers made from `imageId`, running
+ * or not, whose writable layer sits on the image's layers until they are removed. The image
+ * store cannot know this itself (containers are a floor above it), so the caller answers; it is
+ * asked under the index lock whenever an image is about to lose all its names.
  */
-export function containersUsing(imageId: string): string[] {
-  return listStates().filter((s) => s.image === imageId).map((s) => s.id.slice(0, 12));
-}
+export type ImageUsers = (imageId: string) => string[];
 
 /**
  * Removes each name: a tag is untagged, and an image whose last name goes is deleted with the
- * layers no other image uses. An image used by a live container is refused unless `force`;
- * forced, it loses its names but keeps its data until no container uses it (as Docker does).
- * Returns Docker's `Untagged: ...` / `Deleted: ...` lines; errors are collected and thrown at
- * the end, one line each.
+ * layers no other image uses. An image that `usersOf` says a container uses is refused unless
+ * `force`; forced, it loses its names but keeps its data until no container uses it (as Docker
+ * does). Returns Docker's `Untagged: ...` / `Deleted: ...` lines; errors are collected and
+ * thrown at the end, one line each.
  */
 export async function removeImages(
   names: string[],
+  usersOf: ImageUsers,
   opts: { force?: boolean; store?: ImageStore } = {},
 ): Promise<string[]> {
   const store = opts.store ?? new ImageStore();
@@ -103,7 +103,7 @@ export async function removeImages(
   const errors: string[] = [];
   for (const name of names) {
     try {
-      out.push(...await removeOne(store, name, opts.force ?? false));
+      out.push(...await removeOne(store, name, usersOf, opts.force ?? false));
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
       errors.push(err.message);
@@ -113,7 +113,12 @@ export async function removeImages(
   return out;
 }
 
-async function removeOne(store: ImageStore, name: string, force: boolean): Promise<string[]> {
+async function removeOne(
+  store: ImageStore,
+  name: string,
+  usersOf: ImageUsers,
+  force: boolean,
+): Promise<string[]> {
   const deleted: ImageRecord[] = [];
   const lines = await store.updateIndex((index) => {
     const found = findImage(index, name);
@@ -135,7 +140,7 @@ async function removeOne(store: ImageStore, name: string, force: boolean): Promi
         `Cannot remove image "${name}": it is referenced in multiple repositories (use -f to remove all)`,
       );
     }
-    const users = containersUsing(record.id);
+    const users = usersOf(record.id);
     if (users.length > 0 && !force) {
       throw new UserError(
         `Cannot remove image "${name}": image is being used by container ${users.join(", ")}`,

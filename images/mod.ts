@@ -1,7 +1,8 @@
 /**
  * Images: pull from OCI registries, import root filesystem tarballs, keep unpacked layers for
  * overlayfs. What `run` needs is `resolveImage` (an image's layer dirs and runtime defaults) and
- * `lookupUser`; the commands use the rest.
+ * `lookupUser`; the commands use the rest. This floor imports only base/: what it needs to know
+ * about containers (which of them use an image) its callers pass in.
  */
 
 import { UserError } from "../base/errors.ts";
@@ -18,8 +19,8 @@ export type { RuntimeConfig } from "./config.ts";
 export { pullImage } from "./pull.ts";
 export type { PullOptions, PullResult } from "./pull.ts";
 export { importTarball } from "./import.ts";
-export { containersUsing, findImage, listImages, removeImages } from "./catalog.ts";
-export type { ImageRow } from "./catalog.ts";
+export { findImage, listImages, removeImages } from "./catalog.ts";
+export type { ImageRow, ImageUsers } from "./catalog.ts";
 export { formatReference, parseReference } from "./reference.ts";
 export { ImageStore } from "./store.ts";
 export type { ImageRecord } from "./store.ts";

@@ -2,7 +2,7 @@
  * Obtaining and preparing root filesystems. Three sources, tried in this order by "auto":
  *
  * 1. alpine: the Alpine 3.18.4 minirootfs, as in the original project, downloaded and checked
- *    against a pinned SHA-256 before anything is extracted.
+ *    against a pinned SHA-256 before anything is extracted; digest and unpacker are images/'s.
  * 2. busybox: a static busybox from the host, one symlink per applet.
  * 3. host: host binaries plus the shared libraries `ldd` says they need.
  *
@@ -12,6 +12,8 @@
 
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { UserError } from "../base/errors.ts";
+import { digestHex, sha256Digest } from "../images/digest.ts";
+import { unpackStream } from "../images/layers.ts";
 import { rootfsStatus } from "./check.ts";
 
 /** Where a rootfs comes from; "auto" tries alpine, then busybox, then host. */
@@ -57,19 +59,12 @@ export const ALPINE_SHA256 = "c59d5203bc6b8b6ef81f3f6b63e32c28d6e47be806ba8528f8
 /** Whole-download budget: this machine may have no route out, and then we fall back. */
 const DOWNLOAD_TIMEOUT_MS = 15_000;
 
-/** Lower-case hex SHA-256 of `data`. */
-export async function sha256Hex(data: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** Throws a UserError naming `label` unless `data` hashes to `expected` (hex SHA-256). */
-export async function verifySha256(
-  data: Uint8Array<ArrayBuffer>,
-  expected: string,
-  label: string,
-): Promise<void> {
-  const actual = await sha256Hex(data);
+/**
+ * Throws a UserError naming `label` unless `data` hashes to `expected` (hex SHA-256, either
+ * case). The digest is the image store's (images/digest.ts): one SHA-256 for the whole tool.
+ */
+export function verifySha256(data: Uint8Array, expected: string, label: string): void {
+  const actual = digestHex(sha256Digest(data));
   if (actual !== expected.toLowerCase()) {
     throw new UserError(
       `Checksum mismatch for "${label}": expected sha256 ${expected}, got ${actual}`,
@@ -78,30 +73,29 @@ export async function verifySha256(
 }
 
 /**
- * Verifies a gzip'd tarball against `opts.sha256`, then extracts it into `dest` (which must
- * exist) with the host `tar`. Nothing is extracted when the checksum does not match.
+ * Verifies a tarball (gzip or plain) against `opts.sha256`, then unpacks it into `dest` (an
+ * existing, empty directory that nothing else writes to) with the image store's unpacker, which
+ * keeps owners, modes, links, devices and xattrs and refuses entries that would land outside
+ * `dest`. Nothing is extracted when the checksum does not match; when unpacking fails, `dest`
+ * may hold part of the archive and the caller throws it away.
  */
 export async function extractVerifiedTarball(
-  tarball: Uint8Array<ArrayBuffer>,
+  tarball: Uint8Array,
   dest: string,
   opts: { sha256: string; label: string },
 ): Promise<void> {
-  await verifySha256(tarball, opts.sha256, opts.label);
-  const child = new Deno.Command("tar", {
-    args: ["-xzf", "-", "-C", dest, "--numeric-owner"],
-    stdin: "piped",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  // tar may exit early on a corrupt archive; its status says why, not the broken pipe.
-  await writer.write(tarball).catch(() => {});
-  await writer.close().catch(() => {});
-  const { code, stderr } = await child.output();
-  if (code !== 0) {
-    const why = new TextDecoder().decode(stderr).trim().split("\n")[0] || `exit status ${code}`;
-    throw new UserError(`Cannot extract "${opts.label}": ${why}`);
+  verifySha256(tarball, opts.sha256, opts.label);
+  const fail = (err: unknown) =>
+    new UserError(
+      `Cannot extract "${opts.label}": ${err instanceof Error ? err.message : String(err)}`,
+    );
+  let result;
+  try {
+    result = await unpackStream(ReadableStream.from([tarball]), dest);
+  } catch (err) {
+    throw fail(err); // compression we cannot read (zstd, xz, bzip2)
   }
+  if (result.error !== undefined) throw fail(result.error);
 }
 
 /** The Alpine download failed; `reason` is the one-line why ("dns error: ..."). */

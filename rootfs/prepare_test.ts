@@ -2,13 +2,15 @@
  * Rootfs preparation, on the real host: the busybox and host-binary rootfs are built from this
  * machine's files and entered with the real `chroot`. Nothing is downloaded: this machine cannot
  * reach dl-cdn.alpinelinux.org, which is exactly what the Alpine tests check (they would need
- * adjusting on a machine with internet access). The checksum check is exercised on a small
- * tarball made here.
+ * adjusting on a machine with internet access). The checksum check and the extraction (the
+ * image store's unpacker) are exercised on small tarballs made here.
  */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { UserError } from "../base/errors.ts";
+import { digestHex, sha256Digest } from "../images/digest.ts";
+import { gzip, makeTar } from "../tests/helpers/image_tar.ts";
 import {
   ALPINE_SHA256,
   buildBusyboxRootfs,
@@ -16,7 +18,6 @@ import {
   isStaticElf,
   parseLdd,
   prepareRootfs,
-  sha256Hex,
   verifySha256,
 } from "./prepare.ts";
 import { assertRootfs, DEFAULT_ROOTFS, defaultRootfs, rootfsStatus } from "./check.ts";
@@ -184,18 +185,16 @@ Deno.test("prepareRootfs fills an empty directory but refuses one holding other 
 
 Deno.test("the checksum check rejects a wrong file before extracting it", async () => {
   await withTempDir(async (dir) => {
-    const src = join(dir, "src");
-    Deno.mkdirSync(join(src, "bin"), { recursive: true });
-    Deno.writeTextFileSync(join(src, "bin/hello"), "hello\n");
-    const tarPath = join(dir, "small.tar.gz");
-    const tar = await new Deno.Command("tar", { args: ["-czf", tarPath, "-C", src, "bin"] })
-      .output();
-    assert.ok(tar.success);
-    const tarball = Deno.readFileSync(tarPath);
-
+    const tarball = await gzip(makeTar([
+      { path: "./", type: "dir", mode: 0o755 },
+      { path: "./bin/", type: "dir", mode: 0o755 },
+      { path: "./bin/hello", data: "hello\n", mode: 0o755 },
+      { path: "./bin/sh", type: "symlink", linkpath: "hello" },
+      { path: "./dev/null", type: "chardev", mode: 0o666, devmajor: 1, devminor: 3 },
+    ]));
     const dest = join(dir, "dest");
     Deno.mkdirSync(dest);
-    const actual = await sha256Hex(tarball);
+    const actual = digestHex(sha256Digest(tarball));
     await assert.rejects(
       extractVerifiedTarball(tarball, dest, { sha256: ALPINE_SHA256, label: "small.tar.gz" }),
       new UserError(
@@ -203,11 +202,43 @@ Deno.test("the checksum check rejects a wrong file before extracting it", async 
       ),
     );
     assert.deepEqual(entries(dest), [], "nothing extracted");
-    await assert.rejects(verifySha256(tarball, "0".repeat(64), "x"), UserError);
+    assert.throws(() => verifySha256(tarball, "0".repeat(64), "x"), UserError);
 
-    await verifySha256(tarball, actual.toUpperCase(), "x");
+    verifySha256(tarball, actual.toUpperCase(), "x");
     await extractVerifiedTarball(tarball, dest, { sha256: actual, label: "small.tar.gz" });
     assert.equal(Deno.readTextFileSync(join(dest, "bin/hello")), "hello\n");
+    assert.equal(Deno.statSync(join(dest, "bin/hello")).mode! & 0o7777, 0o755);
+    assert.equal(Deno.readLinkSync(join(dest, "bin/sh")), "hello");
+    assert.ok(Deno.lstatSync(join(dest, "dev/null")).isCharDevice, "devices are made");
+  });
+});
+
+Deno.test("extraction refuses an entry that escapes, and a file that is not a tarball", async () => {
+  await withTempDir(async (dir) => {
+    const escaping = await gzip(makeTar([{ path: "../outside", data: "no" }]));
+    const dest = join(dir, "dest");
+    Deno.mkdirSync(dest);
+    await assert.rejects(
+      extractVerifiedTarball(escaping, dest, {
+        sha256: digestHex(sha256Digest(escaping)),
+        label: "evil.tar.gz",
+      }),
+      new UserError(`Cannot extract "evil.tar.gz": entry "../outside" escapes the layer root`),
+    );
+    assert.deepEqual(entries(dir), ["dest"], "nothing written beside the destination");
+
+    const truncated = (await gzip(makeTar([{ path: "a", data: "x".repeat(4096) }]))).slice(0, 40);
+    await assert.rejects(
+      extractVerifiedTarball(truncated, dest, {
+        sha256: digestHex(sha256Digest(truncated)),
+        label: "cut.tar.gz",
+      }),
+      (err: unknown) => {
+        assert.ok(err instanceof UserError);
+        assert.match(err.message, /^Cannot extract "cut\.tar\.gz": \S/);
+        return true;
+      },
+    );
   });
 });
 

@@ -1,7 +1,9 @@
 /**
- * Module graphs from `deno info --json`, reduced to what runs: type-only imports are erased at
- * run time, and modules loaded with a computed specifier (container/lazy.ts) are not in the
- * graph at all. The bench's profile reports them; container/lazy_test.ts checks a run's.
+ * Test helper (also read by the bench's profile): module graphs from `deno info --json`, reduced
+ * to what runs. Type-only imports are erased at run time, and modules loaded with a computed
+ * specifier (base/lazy.ts) are not in the graph at all. container/lazy_test.ts checks what a run
+ * loads; bench/profile.ts reports it. It lives under tests/ because product tests may not import
+ * bench/.
  */
 
 /** The part of `deno info --json` read here. */
