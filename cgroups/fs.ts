@@ -1,11 +1,13 @@
 /**
  * What both cgroup drivers share: reading and writing cgroupfs files with the kernel's formats,
- * errors in the user's terms, and the kill-wait-rmdir loop of `destroy`. Directories are made
- * and removed through `CgroupFs`, because on cgroupfs `mkdir` is where the kernel creates a
- * cgroup's files: the v2 unit tests replace it with a fake that does the same in a temp dir.
+ * errors in the user's terms, the controllers a set of limits needs, and the kill-wait-rmdir
+ * loop of `destroy`. Directories are made and removed through `CgroupFs`, because on cgroupfs
+ * `mkdir` is where the kernel creates a cgroup's files: the unit tests replace it with a fake
+ * that does the same in a temp dir.
  */
 import { UserError } from "../base/errors.ts";
 import type { LinuxResources } from "../base/spec.ts";
+import type { CgroupStats } from "./cgroup.ts";
 
 /** The two directory operations whose effect on cgroupfs a plain directory cannot show. */
 export interface CgroupFs {
@@ -61,24 +63,9 @@ export function neededControllers(resources: LinuxResources): Need[] {
   return needs;
 }
 
-/**
- * Checks memory+swap against the memory limit before any work (runc's rules): a swap limit
- * other than -1 needs a memory limit, and cannot be smaller than it.
- */
-export function checkSwap(memory: LinuxResources["memory"]): void {
-  const swap = memory?.swap;
-  if (swap === undefined || swap === -1) return;
-  const limit = memory?.limit;
-  if (limit === undefined || limit < 0) {
-    throw new UserError(
-      `Cannot apply ${LIMIT_FLAGS.swap} "${swap}": it needs a memory limit (${LIMIT_FLAGS.memory})`,
-    );
-  }
-  if (swap < limit) {
-    throw new UserError(
-      `Cannot apply ${LIMIT_FLAGS.swap} "${swap}": it is smaller than ${LIMIT_FLAGS.memory} "${limit}"`,
-    );
-  }
+/** `pids.max` for a pids limit, on both versions: -1 or 0 is no limit. */
+export function pidsMax(limit: number): string {
+  return limit > 0 ? String(limit) : "max";
 }
 
 /** Checks a cgroup name: one path component, as container IDs and names are. */
@@ -104,6 +91,11 @@ export function parentComponents(parent: string): string[] {
 export function reason(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   return /^(.*?) \(os error \d+\)/.exec(message)?.[1] ?? message;
+}
+
+/** Keeps only the counters the host reported: `stats()` has no keys whose value is undefined. */
+export function reported(stats: CgroupStats): CgroupStats {
+  return Object.fromEntries(Object.entries(stats).filter(([, v]) => v !== undefined));
 }
 
 /** A file's text, or undefined when it does not exist (the host lacks that counter). */

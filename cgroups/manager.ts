@@ -1,94 +1,23 @@
 /**
- * The one cgroup interface of mini-docker. Two drivers stand behind it: `v2.ts` (unified
- * hierarchy, `memory.max`, `cpu.max`) and `v1.ts` (one hierarchy per controller,
- * `memory.limit_in_bytes`, `cpu.cfs_quota_us`). The host layout is detected once.
+ * The one entry point of the cgroup floor: `detectLayout` reads the host's layout, and
+ * `cgroupDriver()` picks the driver for it, v2 (`v2.ts`) on a pure cgroup v2 host and v1
+ * (`v1.ts`) on v1 and hybrid hosts. The types they share live in `cgroup.ts` and are
+ * re-exported here, so callers import everything from this file.
  *
- * Lifecycle: the parent calls `create` (limits applied before any container process exists),
- * hands `procsFiles` to the init stage, which writes "0" to each to join before `execve`, and
- * calls `destroy` when the container has ended (kills what is left, then removes the dirs).
+ * What a caller gets: `create` makes the container's cgroup with its limits and device rules
+ * before any process of the container exists; `procsFiles` (and on v1 `threadFiles`) are where
+ * the engine moves the init stage in; `pids`, `stats` and `oomKills` read it while it runs;
+ * `updatePids` lowers the pids limit once the container's first process exists; `destroy`
+ * kills what is left and removes the directories. `open` and `list` find existing cgroups.
  */
 import { cgroupParent } from "../base/paths.ts";
-import type { LinuxResources } from "../base/spec.ts";
+import { CGROUP_ROOT, type CgroupDriver, type CgroupLayout } from "./cgroup.ts";
 import { exists } from "./fs.ts";
 import { CgroupV1Driver } from "./v1.ts";
 import { CgroupV2Driver } from "./v2.ts";
 
-/** Host cgroup layout. "hybrid" = v1 controllers plus a cgroup2 mount that holds none of them. */
-export type CgroupLayout = "v1" | "v2" | "hybrid";
-
-/** Resource usage read from the cgroup's own files. Absent fields: the host does not report it. */
-export interface CgroupStats {
-  /** Current memory usage in bytes (v2 memory.current, v1 memory.usage_in_bytes). */
-  memoryUsage?: number;
-  /** Peak memory usage in bytes (v2 memory.peak, v1 memory.max_usage_in_bytes). */
-  memoryPeak?: number;
-  /** Memory limit in bytes, undefined when unlimited. */
-  memoryLimit?: number;
-  /**
-   * Page cache on the inactive file list, in bytes (v2 memory.stat `inactive_file`, v1
-   * `total_inactive_file`): reclaimable at no cost, so `docker stats` leaves it out of usage.
-   */
-  memoryInactiveFile?: number;
-  /** CPU time in microseconds, total, user and system. */
-  cpuUsageUsec?: number;
-  cpuUserUsec?: number;
-  cpuSystemUsec?: number;
-  /** CFS periods, throttled periods and throttled time in microseconds. */
-  cpuPeriods?: number;
-  cpuThrottledPeriods?: number;
-  cpuThrottledUsec?: number;
-  /** Current and peak number of tasks. */
-  pidsCurrent?: number;
-  pidsPeak?: number;
-  /** Number of OOM kills in this cgroup (v2 memory.events oom_kill, v1 memory.oom_control). */
-  oomKills?: number;
-}
-
-/** A container's cgroup, created by a driver. */
-export interface Cgroup {
-  /** Directories of this cgroup: one on v2, one per controller on v1. */
-  readonly paths: readonly string[];
-  /** The `cgroup.procs` files that a process writes "0" to, to join this cgroup. */
-  readonly procsFiles: readonly string[];
-  /**
-   * v1 only: each hierarchy's `tasks` file. A thread that writes "0" there moves only itself,
-   * and without the lock that moving a whole process takes, whose first writer waits for an
-   * RCU grace period (5-15 ms). The init stage joins this way: only its main thread, the one
-   * that execs the command, needs to be in. v2 has no such file for a domain cgroup.
-   */
-  readonly threadFiles?: readonly string[];
-  /** Host PIDs of the processes in the cgroup. */
-  pids(): number[];
-  /** Reads usage counters. */
-  stats(): CgroupStats;
-  /** The number of OOM kills alone (one file: what every container's end reads). */
-  oomKills(): number | undefined;
-  /** Kills every process in the cgroup, waits until it is empty, and removes its directories. */
-  destroy(): Promise<void>;
-}
-
-/** A cgroup driver: one per host layout. */
-export interface CgroupDriver {
-  readonly version: 1 | 2;
-  /**
-   * Creates the cgroup `<parent>/<name>` and applies `resources`. A limit the host cannot
-   * apply is a UserError (exit 125) naming the limit and the reason, and nothing is left behind.
-   */
-  create(name: string, resources: LinuxResources): Cgroup;
-  /** Opens an existing cgroup (for stats, stop, prune), or undefined when it does not exist. */
-  open(name: string): Cgroup | undefined;
-  /** Names of the cgroups that exist under the mini-docker parent. */
-  list(): string[];
-  /**
-   * Whether the host accounts swap per cgroup (v1 `memory.memsw.*`, v2 `memory.swap.max`):
-   * where it does, a memory limit without `--memory-swap` gets Docker's default of twice the
-   * memory limit for memory plus swap.
-   */
-  swapAccounting(): boolean;
-}
-
-/** Where cgroupfs is mounted on every distribution we know. */
-export const CGROUP_ROOT = "/sys/fs/cgroup";
+export type { Cgroup, CgroupDriver, CgroupLayout, CgroupStats } from "./cgroup.ts";
+export { CGROUP_ROOT } from "./cgroup.ts";
 
 /**
  * The host's layout, from one or two stats: `cgroup.controllers` at the root only exists on a

@@ -2,7 +2,9 @@
  * The cgroup v1 driver (also used on hybrid hosts, whose cgroup2 mount holds none of the
  * controllers we need): one hierarchy per controller, the container's cgroup at
  * `<root>/<controller>/<parent>/<name>` in each. A combined mount (`cpu,cpuacct`, with `cpu`
- * and `cpuacct` as symlinks to it) is one directory shared by its controllers.
+ * and `cpuacct` as symlinks to it) is one directory shared by its controllers. It owns the v1
+ * file names and formats, and which controllers a container gets: memory, cpu, cpuacct and pids
+ * always, cpuset for CPU or memory-node limits, devices when there are device rules.
  * See https://docs.kernel.org/admin-guide/cgroup-v1/ for the file formats.
  */
 import { UserError } from "../base/errors.ts";
@@ -10,7 +12,6 @@ import type { LinuxResources } from "../base/spec.ts";
 import {
   type CgroupFs,
   checkName,
-  checkSwap,
   createLeaf,
   ensureParent,
   exists,
@@ -19,19 +20,25 @@ import {
   LIMIT_FLAGS,
   neededControllers,
   parentComponents,
+  pidsMax,
   readKeyed,
   readNumber,
   readPids,
   readText,
   removeQuietly,
+  reported,
   writeValue,
 } from "./fs.ts";
-import type { Cgroup, CgroupDriver, CgroupStats } from "./manager.ts";
+import type { Cgroup, CgroupDriver, CgroupStats } from "./cgroup.ts";
+import { type DeviceRule, devicesV1Writes, normalizeRules } from "./devices.ts";
 
 /** Controllers every container gets, limited or not: stats and kill work through them. */
 const ALWAYS = ["memory", "cpu", "cpuacct", "pids"] as const;
-/** Every controller this driver uses; cpuset only when CPUs or memory nodes are set. */
-const KNOWN: readonly string[] = [...ALWAYS, "cpuset"];
+/**
+ * Every controller this driver uses; cpuset only when CPUs or memory nodes are set, devices
+ * only when there are device rules.
+ */
+const KNOWN: readonly string[] = [...ALWAYS, "cpuset", "devices"];
 
 /** USER_HZ: cpuacct.stat counts in 1/100 s. */
 const USER_HZ = 100;
@@ -88,7 +95,7 @@ export class CgroupV1Driver implements CgroupDriver {
 
   create(name: string, resources: LinuxResources): Cgroup {
     checkName(name);
-    checkSwap(resources.memory);
+    const rules = resources.devices === undefined ? undefined : normalizeRules(resources.devices);
     const needs = neededControllers(resources);
     for (const need of needs) {
       if (!this.mounts.has(need.controller)) {
@@ -97,8 +104,14 @@ export class CgroupV1Driver implements CgroupDriver {
         );
       }
     }
+    if (rules !== undefined && !this.mounts.has("devices")) {
+      throw new UserError(
+        `Cannot apply device rules: the devices controller is not mounted on this host (cgroup v1 at ${this.root})`,
+      );
+    }
     const wanted: string[] = [...ALWAYS];
     if (needs.some((need) => need.controller === "cpuset")) wanted.push("cpuset");
+    if (rules !== undefined) wanted.push("devices");
     const controllers = wanted.filter((c) => this.mounts.has(c));
     if (controllers.length === 0) {
       throw new UserError(
@@ -128,6 +141,7 @@ export class CgroupV1Driver implements CgroupDriver {
         dirs.set(controller, dir);
       }
       applyResources(dirs, resources);
+      if (rules !== undefined) applyDeviceRules(dirs.get("devices")!, rules);
     } catch (err) {
       removeQuietly(created, fs);
       throw err;
@@ -202,8 +216,17 @@ function applyResources(dirs: ReadonlyMap<string, string>, resources: LinuxResou
   }
   const pidsDir = dirs.get("pids");
   if (pids !== undefined && pidsDir !== undefined) {
-    writeValue(pidsDir, "pids.max", pids.limit > 0 ? String(pids.limit) : "max");
+    writeValue(pidsDir, "pids.max", pidsMax(pids.limit));
   }
+}
+
+/**
+ * Writes the rules to the container's devices cgroup, in order, while no process is in it: the
+ * kernel checks every open and mknod against the list they leave (see devices.ts for how that
+ * list relates to the rules). A write the kernel refuses names the rule's line.
+ */
+function applyDeviceRules(dir: string, rules: readonly DeviceRule[]): void {
+  for (const { file, value } of devicesV1Writes(rules)) writeValue(dir, file, value);
 }
 
 /**
@@ -229,11 +252,6 @@ function setMemoryAndSwap(dir: string, memory: NonNullable<LinuxResources["memor
   if (swapFirst) writeValue(dir, "memory.memsw.limit_in_bytes", swap!);
   if (limit !== undefined) writeValue(dir, "memory.limit_in_bytes", limit);
   if (swap !== undefined && !swapFirst) writeValue(dir, "memory.memsw.limit_in_bytes", swap);
-}
-
-/** Keeps only the counters the host reported. */
-function reported(stats: CgroupStats): CgroupStats {
-  return Object.fromEntries(Object.entries(stats).filter(([, v]) => v !== undefined));
 }
 
 /** Nanoseconds to microseconds. */
@@ -301,6 +319,16 @@ class CgroupV1 implements Cgroup {
     return memory === undefined
       ? undefined
       : readKeyed(`${memory}/memory.oom_control`).get("oom_kill");
+  }
+
+  updatePids(limit: number): void {
+    const dir = this.#dirs.get("pids");
+    if (dir === undefined) {
+      throw new UserError(
+        `Cannot apply ${LIMIT_FLAGS.pids} "${limit}": the pids controller is not mounted on this host`,
+      );
+    }
+    writeValue(dir, "pids.max", pidsMax(limit));
   }
 
   async destroy(): Promise<void> {

@@ -7,6 +7,7 @@ import { UserError } from "../base/errors.ts";
 import type { CgroupFs } from "./fs.ts";
 import { CgroupV1Driver, findControllerMounts } from "./v1.ts";
 import { detectLayout } from "./manager.ts";
+import { deviceVerdict, DOCKER_DEFAULT_RULES, mknodOutside, probeDevices } from "./testing.ts";
 
 const ROOT = "/sys/fs/cgroup";
 
@@ -120,6 +121,14 @@ Deno.test("v1 shares one directory between combined controllers (cpu,cpuacct)", 
         `Cannot apply --cpuset-cpus: the cpuset controller is not mounted on this host (cgroup v1 at ${root})`,
       ),
     );
+    // So are device rules without the devices hierarchy, even an empty list.
+    assert.throws(
+      () => driver.create("c2", { devices: [] }),
+      new UserError(
+        `Cannot apply device rules: the devices controller is not mounted on this host (cgroup v1 at ${root})`,
+      ),
+    );
+    assert.deepEqual(driver.list(), []);
   } finally {
     Deno.removeSync(root, { recursive: true });
   }
@@ -280,19 +289,6 @@ Deno.test(
         new UserError(`Cannot set cpu.cfs_quota_us to "500" in ${cpuDir}: Invalid argument`),
       );
       assert.deepEqual(leftovers(driver, "c1"), []);
-      // Refused before any work: swap below the memory limit, swap without a memory limit.
-      assert.throws(
-        () => driver.create("c1", { memory: { limit: 64 * MiB, swap: 32 * MiB } }),
-        new UserError(
-          `Cannot apply --memory-swap "${32 * MiB}": it is smaller than --memory "${64 * MiB}"`,
-        ),
-      );
-      assert.throws(
-        () => driver.create("c1", { memory: { swap: 32 * MiB } }),
-        (err) =>
-          err instanceof UserError && err.exitCode === 125 &&
-          /needs a memory limit/.test(err.message),
-      );
       assert.throws(() => driver.create("../x", {}), /Invalid cgroup name "..\/x"/);
       assert.deepEqual(leftovers(driver, "c1"), []);
     } finally {
@@ -378,3 +374,138 @@ Deno.test("v1 swap accounting: memory.memsw.* files in the memory hierarchy", re
     Deno.removeSync(empty);
   }
 });
+
+Deno.test("v1 updatePids rewrites pids.max; -1 and 0 are max", real, async () => {
+  const driver = testDriver();
+  try {
+    const cgroup = driver.create("c1", { pids: { limit: 11 } });
+    const file = `${ROOT}/pids/${driver.parent}/c1/pids.max`;
+    assert.equal(read(file), "11");
+    cgroup.updatePids(10);
+    assert.equal(read(file), "10");
+    cgroup.updatePids(0);
+    assert.equal(read(file), "max");
+    driver.open("c1")!.updatePids(5);
+    assert.equal(read(file), "5");
+    cgroup.updatePids(-1);
+    assert.equal(read(file), "max");
+    await cgroup.destroy();
+  } finally {
+    await cleanup(driver);
+  }
+});
+
+/** The v1 device tests need the devices hierarchy too. */
+const withDevices = {
+  ignore: detectLayout(ROOT) === "v2" || !findControllerMounts(ROOT).has("devices"),
+};
+
+/**
+ * What the rules leave in devices.list, the kernel's own account: the exceptions to a default
+ * deny, in the order they were written. The fuse deny removed nothing (no such exception).
+ */
+const DOCKER_DEFAULT_LIST = [
+  "c *:* m",
+  "b *:* m",
+  "c 1:3 rwm",
+  "c 1:5 rwm",
+  "c 1:7 rwm",
+  "c 1:8 rwm",
+  "c 1:9 rwm",
+  "c 5:0 rwm",
+  "c 5:1 rwm",
+  "c 5:2 rwm",
+  "c 136:* rwm",
+  "c 10:200 rwm",
+];
+
+Deno.test(
+  "v1 device rules: the devices cgroup holds them; a process in it opens only what they allow",
+  withDevices,
+  async () => {
+    const driver = testDriver();
+    const tmp = Deno.makeTempDirSync({ prefix: "mini-docker-dev-" });
+    try {
+      const cgroup = driver.create("c1", { devices: DOCKER_DEFAULT_RULES });
+      const dir = `${ROOT}/devices/${driver.parent}/c1`;
+      assert.ok(cgroup.paths.includes(dir));
+      assert.ok(cgroup.procsFiles.includes(`${dir}/cgroup.procs`));
+      assert.ok(cgroup.threadFiles!.includes(`${dir}/tasks`));
+      assert.deepEqual(read(`${dir}/devices.list`).split("\n"), DOCKER_DEFAULT_LIST);
+      assert.deepEqual(driver.open("c1")?.paths, cgroup.paths);
+      assert.deepEqual(driver.list(), ["c1"]);
+
+      mknodOutside(`${tmp}/mem`, "c", 1, 1);
+      mknodOutside(`${tmp}/loop`, "b", 7, 0);
+      mknodOutside(`${tmp}/fuse`, "c", 10, 229);
+      mknodOutside(`${tmp}/pts`, "c", 136, 4000);
+      const results = await probeDevices(cgroup.procsFiles, [
+        { read: "/dev/null" },
+        { readWrite: "/dev/null" },
+        { read: `${tmp}/mem` },
+        { write: `${tmp}/mem` },
+        { read: `${tmp}/loop` },
+        { read: `${tmp}/fuse` },
+        { read: `${tmp}/pts` },
+        { mknod: `${tmp}/mem2`, type: "c", major: 1, minor: 1 },
+        { mknod: `${tmp}/loop2`, type: "b", major: 7, minor: 1 },
+        // v1 keeps "c *:* m" for fuse: a deny only removes an exception it names exactly.
+        { mknod: `${tmp}/fuse2`, type: "c", major: 10, minor: 229 },
+      ]);
+      assert.deepEqual(results.slice(0, 2), ["ok", "ok"]);
+      assert.deepEqual(results.map(deviceVerdict), [
+        "allowed",
+        "allowed",
+        "denied",
+        "denied",
+        "denied",
+        "denied",
+        "allowed",
+        "allowed",
+        "allowed",
+        "allowed",
+      ]);
+
+      await cgroup.destroy();
+      assert.deepEqual(leftovers(driver, "c1"), []);
+      assert.deepEqual(driver.list(), []);
+    } finally {
+      Deno.removeSync(tmp, { recursive: true });
+      await cleanup(driver);
+    }
+  },
+);
+
+Deno.test(
+  "v1 device rules the kernel or the checks refuse: UserError naming the rule, nothing left",
+  withDevices,
+  async () => {
+    const driver = testDriver();
+    try {
+      assert.throws(
+        () => driver.create("c1", { devices: [{ allow: true, type: "c", access: "x" }] }),
+        new UserError(
+          `Invalid device rule "allow c *:* x": the access must be one or more of "r", "w" and "m"`,
+        ),
+      );
+      assert.deepEqual(leftovers(driver, "c1"), []);
+      // A child may not allow what its parent denies: the kernel refuses the write.
+      const parentDir = `${ROOT}/devices/${driver.parent}`;
+      Deno.mkdirSync(parentDir);
+      Deno.writeTextFileSync(`${parentDir}/devices.deny`, "c 1:1 rwm");
+      assert.throws(
+        () =>
+          driver.create("c1", {
+            pids: { limit: 5 },
+            devices: [{ allow: false }, { allow: true, type: "c", major: 1, minor: 1 }],
+          }),
+        new UserError(
+          `Cannot set devices.allow to "c 1:1 rwm" in ${parentDir}/c1: Operation not permitted`,
+        ),
+      );
+      assert.deepEqual(leftovers(driver, "c1"), []);
+    } finally {
+      await cleanup(driver);
+    }
+  },
+);

@@ -2,7 +2,9 @@
  * The cgroup v2 driver: one unified hierarchy, the container's cgroup at
  * `<root>/<parent>/<name>`. Controllers are handed down level by level through
  * `cgroup.subtree_control`; limits are one file each (`memory.max`, `cpu.max`, `pids.max`);
- * `cgroup.kill` ends the whole subtree in one write.
+ * device rules are a BPF program attached to the directory (devices.ts); `cgroup.kill` ends
+ * the whole subtree in one write. It owns the v2 file names and formats and the v1-to-v2
+ * conversions (cpu.shares to cpu.weight, memory+swap to swap alone).
  * See https://docs.kernel.org/admin-guide/cgroup-v2.html for the file formats.
  */
 import { UserError } from "../base/errors.ts";
@@ -10,7 +12,6 @@ import type { LinuxResources } from "../base/spec.ts";
 import {
   type CgroupFs,
   checkName,
-  checkSwap,
   createLeaf,
   ensureParent,
   exists,
@@ -20,14 +21,17 @@ import {
   type Need,
   neededControllers,
   parentComponents,
+  pidsMax,
   readKeyed,
   readNumber,
   readPids,
   readText,
   removeQuietly,
+  reported,
   writeValue,
 } from "./fs.ts";
-import type { Cgroup, CgroupDriver, CgroupStats } from "./manager.ts";
+import type { Cgroup, CgroupDriver, CgroupStats } from "./cgroup.ts";
+import { attachDeviceRules, normalizeRules } from "./devices.ts";
 
 /** Controllers enabled for containers when the host has them: limits and stats need them. */
 const CONTROLLERS = ["memory", "cpu", "pids", "cpuset"] as const;
@@ -67,7 +71,7 @@ export class CgroupV2Driver implements CgroupDriver {
 
   create(name: string, resources: LinuxResources): Cgroup {
     checkName(name);
-    checkSwap(resources.memory);
+    const rules = resources.devices === undefined ? undefined : normalizeRules(resources.devices);
     const needs = neededControllers(resources);
     const fs = this.#fs;
     // The root hands controllers to the parent, the parent to the container.
@@ -82,6 +86,8 @@ export class CgroupV2Driver implements CgroupDriver {
     createLeaf(dir, fs);
     try {
       applyResources(dir, resources);
+      // Devices need no controller: the program attaches to any cgroup2 directory.
+      if (rules !== undefined) attachDeviceRules(dir, rules);
     } catch (err) {
       removeQuietly([dir], fs);
       throw err;
@@ -173,7 +179,8 @@ function applyResources(dir: string, resources: LinuxResources): void {
     writeValue(dir, "memory.low", String(memory.reservation));
   }
   if (memory?.swap !== undefined) {
-    // OCI's swap is memory+swap; v2 limits swap alone. checkSwap made sure limit <= swap.
+    // OCI's swap is memory+swap; v2 limits swap alone. The spec's validation made sure that
+    // limit <= swap: a negative rest would be the kernel's EINVAL.
     const swap = memory.swap === -1 ? "max" : String(memory.swap - (memory.limit ?? 0));
     if (exists(`${dir}/memory.swap.max`)) {
       writeValue(dir, "memory.swap.max", swap);
@@ -190,12 +197,7 @@ function applyResources(dir: string, resources: LinuxResources): void {
   }
   if (cpu?.cpus !== undefined) writeValue(dir, "cpuset.cpus", cpu.cpus);
   if (cpu?.mems !== undefined) writeValue(dir, "cpuset.mems", cpu.mems);
-  if (pids !== undefined) writeValue(dir, "pids.max", pids.limit > 0 ? String(pids.limit) : "max");
-}
-
-/** Keeps only the counters the host reported. */
-function reported(stats: CgroupStats): CgroupStats {
-  return Object.fromEntries(Object.entries(stats).filter(([, v]) => v !== undefined));
+  if (pids !== undefined) writeValue(dir, "pids.max", pidsMax(pids.limit));
 }
 
 /** A container's v2 cgroup: one directory. */
@@ -238,6 +240,10 @@ class CgroupV2 implements Cgroup {
 
   oomKills(): number | undefined {
     return readKeyed(`${this.#dir}/memory.events`).get("oom_kill");
+  }
+
+  updatePids(limit: number): void {
+    writeValue(this.#dir, "pids.max", pidsMax(limit));
   }
 
   async destroy(): Promise<void> {

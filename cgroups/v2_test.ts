@@ -11,6 +11,7 @@ import { UserError } from "../base/errors.ts";
 import { type CgroupFs, killAndRemove } from "./fs.ts";
 import { CgroupV2Driver, cpuSharesToWeight } from "./v2.ts";
 import { detectLayout } from "./manager.ts";
+import { deviceVerdict, DOCKER_DEFAULT_RULES, mknodOutside, probeDevices } from "./testing.ts";
 
 const MiB = 1024 * 1024;
 const ALL = "cpuset cpu io memory hugetlb pids rdma misc";
@@ -333,6 +334,54 @@ Deno.test("destroy gives up after its bounded wait with a UserError", async () =
   assert.ok(performance.now() - started < 1000);
 });
 
+Deno.test("v2 updatePids rewrites pids.max; -1 and 0 are max", () => {
+  using fake = fakeCgroup2();
+  const driver = new CgroupV2Driver({ root: fake.root, parent: "mini-docker", fs: fake.fs });
+  const cgroup = driver.create("c1", { pids: { limit: 11 } });
+  const file = `${fake.root}/mini-docker/c1/pids.max`;
+  assert.equal(read(file), "11");
+  cgroup.updatePids(10);
+  assert.equal(read(file), "10");
+  cgroup.updatePids(0);
+  assert.equal(read(file), "max");
+  driver.open("c1")!.updatePids(5);
+  assert.equal(read(file), "5");
+  cgroup.updatePids(-1);
+  assert.equal(read(file), "max");
+});
+
+Deno.test("v2 device rules: a bad rule is refused before any mkdir", () => {
+  using fake = fakeCgroup2();
+  const driver = new CgroupV2Driver({ root: fake.root, parent: "mini-docker", fs: fake.fs });
+  assert.throws(
+    () => driver.create("c1", { devices: [{ allow: true, type: "c", major: -5 }] }),
+    new UserError(
+      `Invalid device rule "allow c -5:* rwm": the major must be -1 (any) or an integer from 0 to 2147483647`,
+    ),
+  );
+  assert.deepEqual(fake.calls, []);
+});
+
+Deno.test("v2 device rules the kernel refuses: UserError naming the step, cgroup removed", () => {
+  // The fake cgroupfs is a plain directory: the kernel really refuses to attach a device
+  // program to it (EBADF: no cgroup behind that fd), as it would a host without BPF.
+  using fake = fakeCgroup2();
+  const driver = new CgroupV2Driver({ root: fake.root, parent: "mini-docker", fs: fake.fs });
+  const dir = `${fake.root}/mini-docker/c1`;
+  assert.throws(
+    () => driver.create("c1", { pids: { limit: 5 }, devices: DOCKER_DEFAULT_RULES }),
+    (err) =>
+      err instanceof UserError && err.exitCode === 125 &&
+      err.message.startsWith(`Cannot attach the device rules' BPF program to cgroup ${dir}: `),
+  );
+  assert.equal(exists(dir), false);
+  assert.deepEqual(fake.calls, [
+    "mkdir /mini-docker",
+    "mkdir /mini-docker/c1",
+    "rmdir /mini-docker/c1",
+  ]);
+});
+
 // ---- Real kernel: the cgroup2 mount of this hybrid host, which has no controllers. ----
 
 const UNIFIED = "/sys/fs/cgroup/unified";
@@ -395,4 +444,84 @@ Deno.test("v2 swap accounting: memory.swap.max in a cgroup below the root", () =
     const cmdline = Deno.readTextFileSync("/proc/cmdline");
     assert.equal(driver.swapAccounting(), !/\bswapaccount=0\b/.test(cmdline));
   }
+});
+
+/**
+ * A real cgroup2 hierarchy to create containers' cgroups in: the root in the cgroup2 VM, the
+ * controller-less mount of this hybrid host otherwise (device programs need no controller).
+ */
+const REAL_CGROUP2 = detectLayout() === "v2"
+  ? "/sys/fs/cgroup"
+  : detectLayout() === "hybrid"
+  ? UNIFIED
+  : undefined;
+
+Deno.test({
+  name: "v2 create with device rules: the program holds every process of the cgroup",
+  ignore: REAL_CGROUP2 === undefined,
+  async fn() {
+    const root = REAL_CGROUP2!;
+    const parent = `mini-docker-test-cg-${crypto.randomUUID().slice(0, 8)}`;
+    const driver = new CgroupV2Driver({ root, parent });
+    const tmp = Deno.makeTempDirSync({ prefix: "mini-docker-dev-" });
+    try {
+      const cgroup = driver.create("c1", { devices: DOCKER_DEFAULT_RULES });
+      // Without rules, the same host gives no program: everything opens.
+      const open = driver.create("c2", {});
+      mknodOutside(`${tmp}/mem`, "c", 1, 1);
+      mknodOutside(`${tmp}/loop`, "b", 7, 0);
+      const probes = [
+        { read: "/dev/null" },
+        { readWrite: "/dev/zero" },
+        { read: `${tmp}/mem` },
+        { read: `${tmp}/loop` },
+        { mknod: `${tmp}/mem2`, type: "c", major: 1, minor: 1 },
+        { mknod: `${tmp}/fuse`, type: "c", major: 10, minor: 229 },
+      ] as const;
+      const results = await probeDevices(cgroup.procsFiles, probes);
+      assert.deepEqual(results.slice(0, 2), ["ok", "ok"]);
+      assert.deepEqual(results.map(deviceVerdict), [
+        "allowed",
+        "allowed",
+        "denied",
+        "denied",
+        "allowed",
+        "denied",
+      ]);
+      const unruled = await probeDevices(open.procsFiles, [
+        { read: `${tmp}/mem` },
+        { read: `${tmp}/loop` },
+        { mknod: `${tmp}/fuse2`, type: "c", major: 10, minor: 229 },
+      ]);
+      assert.deepEqual(unruled.map(deviceVerdict), ["allowed", "allowed", "allowed"]);
+      await cgroup.destroy();
+      await open.destroy();
+      assert.deepEqual(driver.list(), []);
+    } finally {
+      Deno.removeSync(tmp, { recursive: true });
+      for (const name of driver.list()) await driver.open(name)?.destroy();
+      if (exists(`${root}/${parent}`)) Deno.removeSync(`${root}/${parent}`);
+    }
+  },
+});
+
+Deno.test({
+  name: "v2 updatePids on a pure v2 host: the kernel's pids.max follows",
+  ignore: detectLayout() !== "v2",
+  async fn() {
+    const parent = `mini-docker-test-cg-${crypto.randomUUID().slice(0, 8)}`;
+    const driver = new CgroupV2Driver({ root: "/sys/fs/cgroup", parent });
+    try {
+      const cgroup = driver.create("c1", { pids: { limit: 11 } });
+      const file = `/sys/fs/cgroup/${parent}/c1/pids.max`;
+      cgroup.updatePids(10);
+      assert.equal(read(file), "10\n");
+      cgroup.updatePids(-1);
+      assert.equal(read(file), "max\n");
+      await cgroup.destroy();
+    } finally {
+      for (const name of driver.list()) await driver.open(name)?.destroy();
+      if (exists(`/sys/fs/cgroup/${parent}`)) Deno.removeSync(`/sys/fs/cgroup/${parent}`);
+    }
+  },
 });
