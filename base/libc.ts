@@ -10,20 +10,26 @@
 /**
  * The symbols, few on purpose: Deno compiles a trampoline for each symbol of a dlopen (about
  * 0.1 ms, 0.35 ms with buffer parameters), and every container pays it twice (mini-docker and
- * its init stage). So system calls go through syscall(2), one symbol, with the numbers below;
- * only what is more than one system call is its own symbol: glibc's set*id and setgroups (they
- * change every thread of the process, not only the calling one), posix_spawn, errno, strerror.
+ * the thread that becomes a container). So system calls go through syscall(2), one symbol, with
+ * the numbers below; only what is more than one system call is its own symbol (posix_spawn,
+ * errno, strerror). Credentials are changed with the raw system calls, never glibc's set*id:
+ * those change every thread of the process, and only the calling thread may become the
+ * container's user. posix_spawn's helpers (file actions, attributes) are a second symbol table,
+ * opened only by the threads that start processes.
  */
 const SYMBOLS = {
   syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
-  setgroups: { parameters: ["usize", "pointer"], result: "i32" },
-  setresgid: { parameters: ["u32", "u32", "u32"], result: "i32" },
-  setresuid: { parameters: ["u32", "u32", "u32"], result: "i32" },
   posix_spawn: {
     parameters: ["pointer", "pointer", "pointer", "pointer", "pointer", "pointer"],
     result: "i32",
   },
   // Blocking calls that run on a worker thread, so that the event loop keeps going.
+  open_async: {
+    name: "open",
+    parameters: ["pointer", "i32", "u32"],
+    result: "i32",
+    nonblocking: true,
+  },
   waitpid_async: {
     name: "waitpid",
     parameters: ["i32", "pointer", "i32"],
@@ -34,6 +40,12 @@ const SYMBOLS = {
     name: "read",
     parameters: ["i32", "pointer", "usize"],
     result: "isize",
+    nonblocking: true,
+  },
+  poll_async: {
+    name: "poll",
+    parameters: ["pointer", "u64", "i32"],
+    result: "i32",
     nonblocking: true,
   },
   __errno_location: { parameters: [], result: "pointer" },
@@ -78,6 +90,20 @@ const SYS = Deno.build.arch === "aarch64"
     pidfd_open: 434,
     pidfd_getfd: 438,
     rt_sigaction: 134,
+    setresuid: 147,
+    setresgid: 149,
+    setgroups: 159,
+    capget: 90,
+    capset: 91,
+    keyctl: 219,
+    prlimit64: 261,
+    gettid: 178,
+    pipe2: 59,
+    open_tree: 428,
+    move_mount: 429,
+    fsopen: 430,
+    fsconfig: 431,
+    mount_setattr: 442,
   }
   : {
     read: 0,
@@ -108,6 +134,20 @@ const SYS = Deno.build.arch === "aarch64"
     pidfd_open: 434,
     pidfd_getfd: 438,
     rt_sigaction: 13,
+    setresuid: 117,
+    setresgid: 119,
+    setgroups: 116,
+    capget: 125,
+    capset: 126,
+    keyctl: 250,
+    prlimit64: 302,
+    gettid: 186,
+    pipe2: 293,
+    open_tree: 428,
+    move_mount: 429,
+    fsopen: 430,
+    fsconfig: 431,
+    mount_setattr: 442,
   };
 
 /** An argument of a system call: an integer, or memory (passed as its address). */
@@ -188,6 +228,7 @@ export const MS_BIND = 0x1000;
 export const MS_REC = 0x4000;
 export const MS_PRIVATE = 0x40000;
 export const MS_SLAVE = 0x80000;
+export const MS_SHARED = 0x100000;
 export const MS_STRICTATIME = 0x1000000;
 export const MNT_DETACH = 0x2;
 
@@ -384,22 +425,23 @@ export function lgetxattr(path: string, name: string): Uint8Array | null {
   return buf.slice(0, n);
 }
 
-export function prctl(option: number, arg2: number): void {
-  check(sys(SYS.prctl, option, arg2, 0, 0, 0), "prctl");
+export function prctl(option: number, arg2: number | bigint, arg3: number | bigint = 0): void {
+  check(sys(SYS.prctl, option, arg2, arg3, 0, 0), "prctl");
 }
 
+/** setgroups(2) for the calling thread only (the raw system call; glibc's changes every thread). */
 export function setgroups(gids: readonly number[]): void {
-  const list = new Uint32Array(gids);
-  const rc = pin([list], () => libc().setgroups(BigInt(gids.length), Deno.UnsafePointer.of(list)));
-  check(rc, "setgroups");
+  check(sys(SYS.setgroups, gids.length, new Uint32Array(gids)), "setgroups");
 }
 
-export function setresgid(gid: number): void {
-  check(libc().setresgid(gid, gid, gid), "setgid");
+/** setresgid(2) for the calling thread only. */
+export function setresgid(rgid: number, egid = rgid, sgid = rgid): void {
+  check(sys(SYS.setresgid, rgid, egid, sgid), "setgid");
 }
 
-export function setresuid(uid: number): void {
-  check(libc().setresuid(uid, uid, uid), "setuid");
+/** setresuid(2) for the calling thread only; -1 keeps an id. */
+export function setresuid(ruid: number, euid = ruid, suid = ruid): void {
+  check(sys(SYS.setresuid, ruid, euid, suid), "setuid");
 }
 
 export function geteuid(): number {
@@ -627,4 +669,346 @@ export function resetIgnoredSignals(): void {
       check(sys(SYS.rt_sigaction, sig, action, 0, 8), `sigaction ${sig}`);
     }
   }
+}
+
+export const PR_SET_DUMPABLE = 4;
+export const PR_SET_KEEPCAPS = 8;
+export const PR_CAPBSET_DROP = 24;
+export const PR_CAP_AMBIENT = 47;
+export const PR_CAP_AMBIENT_RAISE = 2;
+export const PR_CAP_AMBIENT_CLEAR_ALL = 4;
+
+/** The calling thread's id (gettid(2)). */
+export function gettid(): number {
+  return sys(SYS.gettid);
+}
+
+/** A capability set of one thread, as capset(2) takes it: three 64-bit masks. */
+export interface CapSets {
+  effective: bigint;
+  permitted: bigint;
+  inheritable: bigint;
+}
+
+const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+
+/** capset(2) for the calling thread only. */
+export function capset(caps: CapSets): void {
+  const header = new Uint32Array([LINUX_CAPABILITY_VERSION_3, 0]);
+  const low = (v: bigint) => Number(v & 0xffffffffn);
+  const high = (v: bigint) => Number((v >> 32n) & 0xffffffffn);
+  // struct __user_cap_data_struct[2]: {effective, permitted, inheritable} for bits 0-31, 32-63.
+  const data = new Uint32Array([
+    low(caps.effective),
+    low(caps.permitted),
+    low(caps.inheritable),
+    high(caps.effective),
+    high(caps.permitted),
+    high(caps.inheritable),
+  ]);
+  check(sys(SYS.capset, header, data), "capset");
+}
+
+/** capget(2) of the calling thread. */
+export function capget(): CapSets {
+  const header = new Uint32Array([LINUX_CAPABILITY_VERSION_3, 0]);
+  const data = new Uint32Array(6);
+  check(sys(SYS.capget, header, data), "capget");
+  const join = (lo: number, hi: number) => (BigInt(data[hi]!) << 32n) | BigInt(data[lo]!);
+  return { effective: join(0, 3), permitted: join(1, 4), inheritable: join(2, 5) };
+}
+
+const KEYCTL_JOIN_SESSION_KEYRING = 1;
+
+/** Gives the calling thread a new, anonymous session keyring (keyctl(2)). */
+export function joinSessionKeyring(): void {
+  check(sys(SYS.keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0), "keyctl");
+}
+
+/** Resource numbers of <sys/resource.h>, by OCI name. */
+export const RLIMITS: Record<string, number> = {
+  RLIMIT_CPU: 0,
+  RLIMIT_FSIZE: 1,
+  RLIMIT_DATA: 2,
+  RLIMIT_STACK: 3,
+  RLIMIT_CORE: 4,
+  RLIMIT_RSS: 5,
+  RLIMIT_NPROC: 6,
+  RLIMIT_NOFILE: 7,
+  RLIMIT_MEMLOCK: 8,
+  RLIMIT_AS: 9,
+  RLIMIT_LOCKS: 10,
+  RLIMIT_SIGPENDING: 11,
+  RLIMIT_MSGQUEUE: 12,
+  RLIMIT_NICE: 13,
+  RLIMIT_RTPRIO: 14,
+  RLIMIT_RTTIME: 15,
+};
+
+/** RLIM_INFINITY, as prlimit(2) reads and writes it. */
+export const RLIM_INFINITY = 0xffffffffffffffffn;
+
+/** prlimit(2): sets a resource limit of process `pid` (0: this process). */
+export function prlimit(pid: number, resource: number, soft: bigint, hard: bigint): void {
+  const limits = new BigUint64Array([soft, hard]);
+  check(sys(SYS.prlimit64, pid, resource, limits, null), "prlimit");
+}
+
+/** prlimit(2): reads a resource limit of process `pid` (0: this process). */
+export function getrlimit(pid: number, resource: number): { soft: bigint; hard: bigint } {
+  const limits = new BigUint64Array(2);
+  check(sys(SYS.prlimit64, pid, resource, null, limits), "prlimit");
+  return { soft: limits[0]!, hard: limits[1]! };
+}
+
+/** A pipe, both ends close-on-exec: [read end, write end]. */
+export function pipe(): [number, number] {
+  const fds = new Int32Array(2);
+  check(sys(SYS.pipe2, fds, O_CLOEXEC), "pipe");
+  return [fds[0]!, fds[1]!];
+}
+
+export const O_NONBLOCK = 0o4000;
+export const O_PATH = 0o10000000;
+export const O_NOCTTY = 0o400;
+export const O_CREAT = 0o100;
+const F_DUPFD_CLOEXEC = 1030;
+
+/** A close-on-exec duplicate of `fd` numbered `min` or higher. */
+export function dupAbove(fd: number, min: number): number {
+  const copy = sys(SYS.fcntl, fd, F_DUPFD_CLOEXEC, min);
+  check(copy, "fcntl");
+  return copy;
+}
+
+/** open(2) on a worker thread: for a FIFO, it returns once the other end is opened. */
+export async function openAsync(path: string, flags: number): Promise<number> {
+  const p = cstr(path);
+  const fd = await pinAsync([p], () => libc().open_async(Deno.UnsafePointer.of(p), flags, 0));
+  if (fd < 0) throw new SyscallError("open", errno(), path);
+  return fd;
+}
+
+const FSOPEN_CLOEXEC = 1;
+const FSCONFIG_SET_FD = 5;
+
+/**
+ * Whether this kernel's procfs takes the `pidns` option (Linux 6.18): a /proc for a PID
+ * namespace that has no process yet, mounted by a thread outside it.
+ */
+export function procTakesPidns(): boolean {
+  const fs = sys(SYS.fsopen, cstr("proc"), FSOPEN_CLOEXEC);
+  if (fs < 0) return false;
+  const ns = sys(SYS.openat, AT_FDCWD, cstr("/proc/thread-self/ns/pid"), O_RDONLY | O_CLOEXEC, 0);
+  try {
+    return ns >= 0 && sys(SYS.fsconfig, fs, FSCONFIG_SET_FD, cstr("pidns"), null, ns) === 0;
+  } finally {
+    if (ns >= 0) close(ns);
+    close(fs);
+  }
+}
+
+const OPEN_TREE_CLONE = 1;
+const OPEN_TREE_CLOEXEC = O_CLOEXEC;
+const AT_RECURSIVE = 0x8000;
+const AT_EMPTY_PATH = 0x1000;
+const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
+export const MOUNT_ATTR_RDONLY = 0x1;
+export const MOUNT_ATTR_NOSUID = 0x2;
+export const MOUNT_ATTR_NODEV = 0x4;
+export const MOUNT_ATTR_NOEXEC = 0x8;
+
+/**
+ * Mounts a copy of `path` (and what is mounted below it) on itself with `attrs` set, in one
+ * step (open_tree, mount_setattr, move_mount): unlike a bind mount followed by a remount, the
+ * copy is read-only from the moment it appears, also where mount propagation copies it.
+ */
+export function bindWithAttributes(path: string, attrs: number): void {
+  const tree = sys(
+    SYS.open_tree,
+    AT_FDCWD,
+    cstr(path),
+    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE,
+  );
+  check(tree, "open_tree", path);
+  try {
+    // struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd }
+    const attr = new BigUint64Array([BigInt(attrs), 0n, 0n, 0n]);
+    check(
+      sys(SYS.mount_setattr, tree, cstr(""), AT_EMPTY_PATH | AT_RECURSIVE, attr, 32),
+      "mount_setattr",
+      path,
+    );
+    check(
+      sys(SYS.move_mount, tree, cstr(""), AT_FDCWD, cstr(path), MOVE_MOUNT_F_EMPTY_PATH),
+      "move_mount",
+      path,
+    );
+  } finally {
+    close(tree);
+  }
+}
+
+/** One step that posix_spawn performs in the child, in order, before execve. */
+export type FileAction =
+  | { dup2: [from: number, to: number] }
+  | { open: [fd: number, path: string, flags: number] }
+  | { close: number }
+  | { closefrom: number }
+  | { chdir: string }
+  | { fchdir: number };
+
+/** How posix_spawn starts a process. */
+export interface SpawnOptions {
+  actions?: FileAction[];
+  /** A new session (setsid): for a terminal that becomes the controlling one. */
+  setsid?: boolean;
+  /** A new process group (setpgid(0, 0)). */
+  setpgroup?: boolean;
+}
+
+const SPAWN_SYMBOLS = {
+  posix_spawn: {
+    parameters: ["pointer", "pointer", "pointer", "pointer", "pointer", "pointer"],
+    result: "i32",
+  },
+  posix_spawn_file_actions_init: { parameters: ["pointer"], result: "i32" },
+  posix_spawn_file_actions_destroy: { parameters: ["pointer"], result: "i32" },
+  posix_spawn_file_actions_addopen: {
+    parameters: ["pointer", "i32", "pointer", "i32", "u32"],
+    result: "i32",
+  },
+  posix_spawn_file_actions_adddup2: { parameters: ["pointer", "i32", "i32"], result: "i32" },
+  posix_spawn_file_actions_addclose: { parameters: ["pointer", "i32"], result: "i32" },
+  posix_spawn_file_actions_addclosefrom_np: { parameters: ["pointer", "i32"], result: "i32" },
+  posix_spawn_file_actions_addchdir_np: { parameters: ["pointer", "pointer"], result: "i32" },
+  posix_spawn_file_actions_addfchdir_np: { parameters: ["pointer", "i32"], result: "i32" },
+  posix_spawnattr_init: { parameters: ["pointer"], result: "i32" },
+  posix_spawnattr_destroy: { parameters: ["pointer"], result: "i32" },
+  posix_spawnattr_setflags: { parameters: ["pointer", "i16"], result: "i32" },
+  posix_spawnattr_setsigmask: { parameters: ["pointer", "pointer"], result: "i32" },
+  posix_spawnattr_setsigdefault: { parameters: ["pointer", "pointer"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+let spawnLib: Deno.DynamicLibrary<typeof SPAWN_SYMBOLS>["symbols"] | undefined;
+
+const POSIX_SPAWN_SETPGROUP = 0x02;
+const POSIX_SPAWN_SETSIGDEF = 0x04;
+const POSIX_SPAWN_SETSIGMASK = 0x08;
+const POSIX_SPAWN_SETSID = 0x80;
+
+/**
+ * posix_spawn(3): starts `path` with `argv` and `env` from the calling thread, whose
+ * namespaces, root, credentials and seccomp filter the child inherits, and returns its PID once
+ * it has called execve. Unlike fork, the child runs only libc code until then (clone with
+ * CLONE_VM|CLONE_VFORK: this thread waits). Every signal starts with its default action and
+ * unblocked (an ignored signal would stay ignored across execve). A failed `actions` step or
+ * execve throws a SyscallError with its errno.
+ */
+export function spawn(
+  path: string,
+  argv: readonly string[],
+  env: readonly string[],
+  options: SpawnOptions = {},
+): number {
+  const f = spawnLib ??= Deno.dlopen("libc.so.6", SPAWN_SYMBOLS).symbols;
+  const ptr = Deno.UnsafePointer.of;
+  // glibc's posix_spawn_file_actions_t is 80 bytes and posix_spawnattr_t 336 on 64-bit Linux.
+  const actions = new Uint8Array(512);
+  const attr = new Uint8Array(512);
+  const everySignal = new Uint8Array(128).fill(0xff);
+  const noSignal = new Uint8Array(128);
+  const keep: unknown[] = [actions, attr, everySignal, noSignal];
+  const ok = (rc: number, what: string) => {
+    if (rc !== 0) throw new SyscallError(what, rc);
+  };
+  ok(f.posix_spawn_file_actions_init(ptr(actions)), "posix_spawn_file_actions_init");
+  ok(f.posix_spawnattr_init(ptr(attr)), "posix_spawnattr_init");
+  try {
+    for (const a of options.actions ?? []) {
+      if ("dup2" in a) {
+        ok(f.posix_spawn_file_actions_adddup2(ptr(actions), a.dup2[0], a.dup2[1]), "dup2");
+      } else if ("open" in a) {
+        const p = cstr(a.open[1]);
+        keep.push(p);
+        ok(
+          f.posix_spawn_file_actions_addopen(ptr(actions), a.open[0], ptr(p), a.open[2], 0),
+          "open",
+        );
+      } else if ("close" in a) {
+        ok(f.posix_spawn_file_actions_addclose(ptr(actions), a.close), "close");
+      } else if ("closefrom" in a) {
+        ok(f.posix_spawn_file_actions_addclosefrom_np(ptr(actions), a.closefrom), "closefrom");
+      } else if ("chdir" in a) {
+        const p = cstr(a.chdir);
+        keep.push(p);
+        ok(f.posix_spawn_file_actions_addchdir_np(ptr(actions), ptr(p)), "chdir");
+      } else {
+        ok(f.posix_spawn_file_actions_addfchdir_np(ptr(actions), a.fchdir), "fchdir");
+      }
+    }
+    let flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
+    if (options.setsid) flags |= POSIX_SPAWN_SETSID;
+    if (options.setpgroup) flags |= POSIX_SPAWN_SETPGROUP;
+    ok(f.posix_spawnattr_setflags(ptr(attr), flags), "posix_spawnattr_setflags");
+    ok(f.posix_spawnattr_setsigdefault(ptr(attr), ptr(everySignal)), "sigdefault");
+    ok(f.posix_spawnattr_setsigmask(ptr(attr), ptr(noSignal)), "sigmask");
+    const pid = new Int32Array(1);
+    const a = cstrArray(argv);
+    const e = cstrArray(env);
+    const file = cstr(path);
+    keep.push(pid, a, e, file);
+    const rc = pin(
+      keep,
+      () => f.posix_spawn(ptr(pid), ptr(file), ptr(actions), ptr(attr), ptr(a.array), ptr(e.array)),
+    );
+    if (rc !== 0) throw new SyscallError("exec", rc, path);
+    return pid[0]!;
+  } finally {
+    f.posix_spawn_file_actions_destroy(ptr(actions));
+    f.posix_spawnattr_destroy(ptr(attr));
+  }
+}
+
+const F_GETFL = 3;
+const F_SETFL = 4;
+export const EAGAIN = 11;
+export const EIO = 5;
+export const POLLIN = 0x1;
+
+/** Makes reads of `fd` return at once (EAGAIN) when there is nothing to read. */
+export function setNonblocking(fd: number): void {
+  const flags = sys(SYS.fcntl, fd, F_GETFL);
+  check(flags, "fcntl");
+  check(sys(SYS.fcntl, fd, F_SETFL, flags | O_NONBLOCK), "fcntl");
+}
+
+/**
+ * read(2) now: the byte count, 0 at the end (EIO too: a terminal whose other side is gone),
+ * -1 when a non-blocking descriptor has nothing yet.
+ */
+export function readNow(fd: number, buf: Uint8Array<ArrayBuffer>): number {
+  const n = sys(SYS.read, fd, buf, buf.length);
+  if (n >= 0) return n;
+  const e = errno();
+  if (e === EAGAIN) return -1;
+  if (e === EIO) return 0;
+  throw new SyscallError("read", e);
+}
+
+/**
+ * poll(2) on a worker thread: waits until one of `fds` is readable (or ends); returns, for
+ * each, whether it is.
+ */
+export async function pollReadable(fds: readonly number[]): Promise<boolean[]> {
+  // struct pollfd { int fd; short events; short revents; }
+  const buf = new Int32Array(fds.length * 2);
+  fds.forEach((fd, i) => {
+    buf[i * 2] = fd;
+    buf[i * 2 + 1] = POLLIN;
+  });
+  const ptr = Deno.UnsafePointer.of(buf);
+  const n = await pinAsync([buf], () => libc().poll_async(ptr, BigInt(fds.length), -1));
+  if (n < 0) throw new SyscallError("poll", errno());
+  return fds.map((_, i) => (buf[i * 2 + 1]! >>> 16) !== 0);
 }

@@ -174,10 +174,13 @@ export interface ContainerSpec {
   rootLayers?: RootLayers;
 }
 
+/** The annotation that records `run --init` (shown by inspect). */
+export const INIT_ANNOTATION = "org.mini-docker.init";
+
 /** The PATH of a container whose image does not set one (Docker's default). */
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/** Device nodes of every container (the OCI default set). */
+/** Device nodes of every container (the OCI default set; /dev/console only with a terminal). */
 const DEFAULT_DEVICES: [string, number, number][] = [
   ["/dev/null", 1, 3],
   ["/dev/zero", 1, 5],
@@ -187,20 +190,37 @@ const DEFAULT_DEVICES: [string, number, number][] = [
   ["/dev/tty", 5, 0],
 ];
 
-/** What the kernel should not show a container (runc's defaults). */
-const MASKED_PATHS = [
-  "/proc/acpi",
-  "/proc/asound",
-  "/proc/kcore",
-  "/proc/keys",
-  "/proc/latency_stats",
-  "/proc/timer_list",
-  "/proc/timer_stats",
-  "/proc/sched_debug",
-  "/proc/scsi",
-  "/sys/firmware",
-  "/sys/devices/virtual/powercap",
-];
+/**
+ * What the kernel should not show a container: Docker's list (moby's oci/defaults.go), with
+ * each CPU's thermal_throttle directory where the host has one.
+ */
+export function maskedPaths(): string[] {
+  const paths = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/sys/devices/virtual/powercap",
+    "/sys/firmware",
+  ];
+  try {
+    for (const e of Deno.readDirSync("/sys/devices/system/cpu")) {
+      const path = `/sys/devices/system/cpu/${e.name}/thermal_throttle`;
+      if (!/^cpu\d+$/.test(e.name)) continue;
+      try {
+        Deno.statSync(path);
+        paths.push(path);
+      } catch { /* none on this CPU */ }
+    }
+  } catch { /* no sysfs */ }
+  return paths;
+}
 
 const READONLY_PATHS = [
   "/proc/bus",
@@ -227,6 +247,17 @@ export interface SpecOptions {
   /** Extra mounts, after the standard ones (e.g. /etc/hostname binds). */
   mounts?: Mount[];
   annotations?: Record<string, string>;
+  /** The process's capabilities; absent: none at all. */
+  capabilities?: LinuxCapabilities;
+  noNewPrivileges?: boolean;
+  rlimits?: Rlimit[];
+  seccomp?: LinuxSeccomp;
+  /** Device nodes beyond the standard ones (`--device`, `--privileged`). */
+  devices?: Device[];
+  /** The device cgroup rules (absent: no rules, every device usable). */
+  deviceRules?: LinuxDeviceCgroup[];
+  /** `--privileged`: no masked or read-only paths. */
+  unmasked?: boolean;
 }
 
 /** A complete spec with the standard namespaces, mounts, devices and masked paths. */
@@ -252,6 +283,9 @@ export function newSpec(o: SpecOptions): ContainerSpec {
       env: o.env,
       cwd: o.cwd,
       user: o.user ?? { uid: 0, gid: 0 },
+      ...(o.capabilities !== undefined && { capabilities: o.capabilities }),
+      ...(o.noNewPrivileges && { noNewPrivileges: true }),
+      ...(o.rlimits !== undefined && o.rlimits.length > 0 && { rlimits: o.rlimits }),
     },
     root: { path: o.rootPath, readonly: readonlyRoot },
     hostname: o.hostname,
@@ -297,19 +331,25 @@ export function newSpec(o: SpecOptions): ContainerSpec {
     ],
     linux: {
       namespaces,
-      devices: DEFAULT_DEVICES.map(([path, major, minor]) => ({
-        path,
-        type: "c",
-        major,
-        minor,
-        fileMode: 0o666,
-        uid: 0,
-        gid: 0,
-      })),
-      resources: o.resources,
+      devices: [
+        ...DEFAULT_DEVICES.map(([path, major, minor]): Device => ({
+          path,
+          type: "c",
+          major,
+          minor,
+          fileMode: 0o666,
+          uid: 0,
+          gid: 0,
+        })),
+        ...(o.devices ?? []),
+      ],
+      resources: o.deviceRules === undefined
+        ? o.resources
+        : { ...o.resources, devices: o.deviceRules },
       cgroupsPath: o.cgroupsPath,
-      maskedPaths: MASKED_PATHS,
-      readonlyPaths: READONLY_PATHS,
+      maskedPaths: o.unmasked ? [] : maskedPaths(),
+      readonlyPaths: o.unmasked ? [] : READONLY_PATHS,
+      ...(o.seccomp !== undefined && { seccomp: o.seccomp }),
     },
     annotations: o.annotations ?? {},
     rootLayers: o.rootLayers,
@@ -349,10 +389,46 @@ export function validateSpec(spec: ContainerSpec): void {
     }
   }
   const r = spec.linux.resources;
+  const swap = swapProblem(r.memory);
+  if (swap !== undefined) fail(swap);
+  for (const ns of spec.linux.namespaces) {
+    if (ns.type === "user") {
+      fail('The "user" namespace is not supported yet: remove it from the spec');
+    }
+  }
+  for (const l of spec.process.rlimits ?? []) {
+    if (!/^RLIMIT_[A-Z]+$/.test(l.type)) fail(`Invalid rlimit type "${l.type}"`);
+    if (l.hard >= 0 && (l.soft < 0 || l.soft > l.hard)) {
+      fail(`Invalid rlimit ${l.type}: the soft limit ${l.soft} is above the hard limit ${l.hard}`);
+    }
+  }
   if (r.memory?.limit !== undefined && r.memory.limit <= 0) {
     fail(`Invalid memory limit ${r.memory.limit}: it must be positive`);
   }
   if (r.cpu?.quota !== undefined && (r.cpu.quota < 1000 || (r.cpu.period ?? 100000) < 1000)) {
     fail(`Invalid CPU quota ${r.cpu.quota}: the minimum is 1000 microseconds per period`);
   }
+}
+
+/**
+ * The memory+swap rules (Docker's and runc's): a swap limit other than -1 needs a memory limit
+ * and cannot be smaller than it. The problem, in the flags' terms, or undefined.
+ */
+export function swapProblem(
+  memory: LinuxResources["memory"],
+  shown?: { swap?: string; memory?: string },
+): string | undefined {
+  const swap = memory?.swap;
+  if (swap === undefined || swap === -1) return undefined;
+  const limit = memory?.limit;
+  const swapText = shown?.swap ?? String(swap);
+  if (limit === undefined || limit < 0) {
+    return `Invalid --memory-swap "${swapText}": it needs --memory (memory plus swap includes the memory limit)`;
+  }
+  if (swap < limit) {
+    return `Invalid --memory-swap "${swapText}": minimum memoryswap limit should be larger than memory limit (--memory "${
+      shown?.memory ?? limit
+    }")`;
+  }
+  return undefined;
 }

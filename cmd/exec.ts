@@ -4,7 +4,6 @@ import { findContainer } from "../container/state.ts";
 import { execInContainer } from "../container/exec.ts";
 import { ExitCode, UserError } from "../base/errors.ts";
 import { parseEnvEntry } from "./units.ts";
-import { lookupUser } from "../images/user.ts";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -25,6 +24,7 @@ export function execCommand() {
     )
     .option("-w, --workdir <dir>", "working directory inside the container")
     .option("-u, --user <user>", "user name or uid[:gid] inside the container")
+    .option("--privileged", "every capability and no seccomp filter for this process")
     .addHelpText(
       "after",
       `
@@ -52,15 +52,13 @@ Examples:
       const env = opts.env.map((e) => parseEnvEntry(e, (k) => Deno.env.get(k))).filter((e) =>
         e !== undefined
       );
-      // Names are looked up in the running container's own /etc/passwd and /etc/group.
-      const user = opts.user === undefined || state.process === undefined
-        ? undefined
-        : lookupUser([`/proc/${state.process.pid}/root`], opts.user);
       const code = await execInContainer(state, {
         args: command,
         env,
         cwd: opts.workdir,
-        user,
+        // Names are looked up inside the container, by the thread that enters it.
+        user: opts.user,
+        privileged: opts.privileged === true,
         interactive: opts.interactive === true,
         tty: opts.tty === true,
       });

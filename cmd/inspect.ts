@@ -2,7 +2,7 @@
 import { Command } from "@commander-js/extra-typings";
 import { type ContainerState, findContainer, logPath, stateDir } from "../container/state.ts";
 import type { ContainerSpec } from "../base/spec.ts";
-import { INIT_ANNOTATION } from "../container/protocol.ts";
+import { INIT_ANNOTATION } from "../base/spec.ts";
 import { isRunning } from "../container/lifecycle.ts";
 import { UserError } from "../base/errors.ts";
 import { eachContainer } from "./each.ts";

@@ -3,7 +3,7 @@
  * into OCI `LinuxResources` before any work (`resourcesFromFlags`); and `--stats-report`, the
  * end-of-run summary read from the container's cgroup just before it is removed.
  */
-import type { LinuxResources } from "../base/spec.ts";
+import { type LinuxResources, swapProblem } from "../base/spec.ts";
 import { UserError } from "../base/errors.ts";
 import {
   bytesSize,
@@ -104,16 +104,8 @@ export function resourcesFromFlags(
   }
   let swap = opts.memorySwap === undefined ? undefined : parseSwap(opts.memorySwap);
   if (swap !== undefined && swap !== -1) {
-    if (limit === undefined) {
-      throw new UserError(
-        `Invalid --memory-swap "${opts.memorySwap}": it needs --memory (memory plus swap includes the memory limit)`,
-      );
-    }
-    if (swap < limit) {
-      throw new UserError(
-        `Invalid --memory-swap "${opts.memorySwap}": minimum memoryswap limit should be larger than memory limit (--memory "${opts.memory}")`,
-      );
-    }
+    const problem = swapProblem({ limit, swap }, { swap: opts.memorySwap, memory: opts.memory });
+    if (problem !== undefined) throw new UserError(problem);
     if (!host.swapAccounting()) {
       throw new UserError(
         `Cannot apply --memory-swap "${opts.memorySwap}": swap accounting is not enabled on this host (boot the kernel with swapaccount=1)`,

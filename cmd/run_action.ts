@@ -3,15 +3,17 @@
  * parser in cmd/run_args.ts): flags -> ContainerSpec (validated before any work) -> runtime.
  * It loads neither commander nor node: modules, and the image store only when an image is used.
  */
-import { DEFAULT_PATH, newSpec, validateSpec } from "../base/spec.ts";
+import { DEFAULT_PATH, INIT_ANNOTATION, newSpec, validateSpec } from "../base/spec.ts";
 import { ExitCode, UserError } from "../base/errors.ts";
 import { mergeEnv, parseEnvEntry, parseEnvFile } from "./units.ts";
 import { resourcesFromFlags, statsReporter } from "./resources.ts";
 import { newId, stateDir } from "../container/state.ts";
 import { absolutePath, cgroupParent } from "../base/paths.ts";
 import { runContainer } from "../container/foreground.ts";
-import type { PrespawnedInit } from "../container/parent.ts";
-import { INIT_ANNOTATION } from "../container/protocol.ts";
+import type { ContainerThread } from "../container/threads.ts";
+import { INIT_PATH } from "../container/mounts.ts";
+import { confinement } from "../security/policy.ts";
+import { formatBytes, parseUlimit } from "./units.ts";
 import { assertRootfs, defaultRootfs, rootfsStatus } from "../rootfs/check.ts";
 import type { RunFlags } from "./run_args.ts";
 import { lazy } from "../base/lazy.ts";
@@ -28,7 +30,7 @@ type Users = typeof import("../images/user.ts");
 export async function runAction(
   command: string[],
   opts: RunFlags,
-  prespawned?: PrespawnedInit,
+  thread?: ContainerThread,
 ): Promise<void> {
   if (Deno.uid() !== 0) {
     throw new UserError(
@@ -45,7 +47,7 @@ export async function runAction(
   }
   const { spec, meta } = await buildRun(command, opts);
   if (opts.detach) {
-    prespawned?.[Symbol.dispose]();
+    thread?.end();
     const { startDetached } = await lazy<Supervisor>("../container/supervisor.ts", import.meta.url);
     const id = await startDetached({
       spec,
@@ -57,21 +59,44 @@ export async function runAction(
     console.log(id);
     return;
   }
-  const code = await runContainer(spec, meta, {
-    prespawned,
+  const final = await runContainer(spec, meta, {
+    thread,
     tty: opts.tty === true,
     beforeCleanup: opts.statsReport ? statsReporter(spec.linux.resources) : undefined,
   });
+  if (final.oomKilled) {
+    const limit = spec.linux.resources.memory?.limit;
+    console.error(
+      `mini-docker: container ${final.name} (${final.id.slice(0, 12)}) was killed: out of memory${
+        limit === undefined ? "" : ` (limit ${formatBytes(limit)})`
+      }`,
+    );
+  }
   // The exit code is the container's; main.ts exits with it.
-  throw new ExitCode(code);
+  throw new ExitCode(final.exitCode ?? 255);
 }
 
 /**
- * The smallest --pids-limit that --init accepts: its reaper, PID 1 for the container's life, is
- * a Deno runtime with about 8 threads, and threads count against pids.max (with fewer, Deno
- * cannot start its worker threads). Docker's tini, one thread, has no such floor.
+ * The init of `--init`: a static program (the container may have no C library), found on the
+ * host: $MINI_DOCKER_INIT, else tini's static build (Docker's docker-init is tini), else
+ * catatonit (Podman's).
  */
-const INIT_MIN_PIDS = 16;
+export function findInit(): string {
+  const candidates = [
+    Deno.env.get("MINI_DOCKER_INIT"),
+    "/usr/bin/tini-static",
+    "/usr/libexec/podman/catatonit",
+    "/usr/bin/catatonit",
+  ].filter((p): p is string => p !== undefined && p !== "");
+  for (const path of candidates) {
+    try {
+      if (Deno.statSync(path).isFile) return path;
+    } catch { /* not installed */ }
+  }
+  throw new UserError(
+    '--init needs a static init on the host: install tini ("apt install tini") or catatonit, or set MINI_DOCKER_INIT to one',
+  );
+}
 
 /** The image run when neither --image nor --rootfs is given and ./rootfs/alpine is missing. */
 export function defaultImage(): string {
@@ -134,12 +159,8 @@ export async function buildRun(positional: string[], opts: RunFlags) {
     );
   }
   const resources = resourcesFromFlags(opts);
-  const pidsLimit = resources.pids?.limit ?? 0;
-  if (opts.init && pidsLimit > 0 && pidsLimit < INIT_MIN_PIDS) {
-    throw new UserError(
-      `--init needs --pids-limit ${INIT_MIN_PIDS} or more: its reaper is a Deno runtime, whose threads count as processes (or drop --init)`,
-    );
-  }
+  const rlimits = opts.ulimit.map(parseUlimit);
+  const init = opts.init ? findInit() : undefined;
   const root = await resolveRoot(opts);
   const config = root.image?.config ?? {};
 
@@ -151,8 +172,8 @@ export async function buildRun(positional: string[], opts: RunFlags) {
     : opts.entrypoint !== undefined
     ? []
     : config.Cmd ?? [];
-  const command = [...entrypoint, ...cmd];
-  if (command.length === 0) {
+  const command = [...(init !== undefined ? [INIT_PATH, "--"] : []), ...entrypoint, ...cmd];
+  if (command.length === (init !== undefined ? 2 : 0)) {
     throw new UserError(
       `No command given, and image "${opts.image}" has no Entrypoint or Cmd: pass one`,
     );
@@ -189,6 +210,7 @@ export async function buildRun(positional: string[], opts: RunFlags) {
     flagEnv,
   );
 
+  const security = await confinement(opts, user ?? { uid: 0 });
   const layerDir = stateDir(id);
   const overlay = overlaySupported();
   if (!overlay) {
@@ -209,6 +231,19 @@ export async function buildRun(positional: string[], opts: RunFlags) {
     hostNetwork: opts.network === "host",
     terminal: opts.tty === true,
     resources,
+    capabilities: security.capabilities,
+    noNewPrivileges: security.noNewPrivileges,
+    seccomp: security.seccomp,
+    devices: security.devices,
+    deviceRules: security.deviceRules,
+    unmasked: security.unmasked,
+    rlimits,
+    mounts: init === undefined ? [] : [{
+      destination: INIT_PATH,
+      type: "bind",
+      source: init,
+      options: ["bind", "ro", "nosuid", "nodev"],
+    }],
     cgroupsPath: `${cgroupParent()}/${id}`,
     annotations: {
       ...(opts.name === undefined ? {} : { "org.mini-docker.name": opts.name }),

@@ -130,8 +130,38 @@ export const RUN_OPTIONS: readonly RunOption[] = [
   { flags: "-t, --tty", description: "allocate a pseudo-terminal", kind: "flag" },
   {
     flags: "--init",
-    description: "run a small init as PID 1 that forwards signals and reaps zombies",
+    description: "run an init (tini) as PID 1 that forwards signals and reaps zombies",
     kind: "flag",
+  },
+  {
+    flags: "--cap-add <capability>",
+    description: "add a Linux capability, e.g. NET_ADMIN, or ALL (repeatable)",
+    kind: "list",
+  },
+  {
+    flags: "--cap-drop <capability>",
+    description: "drop a Linux capability, e.g. CHOWN, or ALL (repeatable)",
+    kind: "list",
+  },
+  {
+    flags: "--privileged",
+    description: "every capability, every device, no seccomp filter: no security boundary",
+    kind: "flag",
+  },
+  {
+    flags: "--security-opt <option>",
+    description: "seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges (repeatable)",
+    kind: "list",
+  },
+  {
+    flags: "--device <host[:container[:rwm]]>",
+    description: "give the container a host device (repeatable)",
+    kind: "list",
+  },
+  {
+    flags: "--ulimit <name=soft[:hard]>",
+    description: "a resource limit, e.g. nofile=1024:2048 (repeatable)",
+    kind: "list",
   },
 ];
 
@@ -153,6 +183,12 @@ export interface RunFlags extends ResourceFlags {
   interactive?: true;
   tty?: true;
   init?: true;
+  capAdd: string[];
+  capDrop: string[];
+  privileged?: true;
+  securityOpt: string[];
+  device: string[];
+  ulimit: string[];
 }
 
 /** A parsed `run` command line. */
@@ -186,7 +222,8 @@ for (const option of RUN_OPTIONS) {
  */
 export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
   if (args[0] !== "run") return undefined;
-  const opts: Record<string, unknown> = { env: [], envFile: [] };
+  const opts: Record<string, unknown> = {};
+  for (const option of RUN_OPTIONS) if (option.kind === "list") opts[optionNames(option).key] = [];
   for (const option of RUN_OPTIONS) {
     if (option.default !== undefined) opts[optionNames(option).key] = option.default;
   }

@@ -264,3 +264,51 @@ export function bytesSize(bytes: number): string {
 export function humanSize(bytes: number): string {
   return scaled(bytes, 1000, DECIMAL_UNITS, 3);
 }
+
+/** Docker's `--ulimit` names and the resource each sets. */
+const ULIMITS: Record<string, string> = {
+  core: "RLIMIT_CORE",
+  cpu: "RLIMIT_CPU",
+  data: "RLIMIT_DATA",
+  fsize: "RLIMIT_FSIZE",
+  locks: "RLIMIT_LOCKS",
+  memlock: "RLIMIT_MEMLOCK",
+  msgqueue: "RLIMIT_MSGQUEUE",
+  nice: "RLIMIT_NICE",
+  nofile: "RLIMIT_NOFILE",
+  nproc: "RLIMIT_NPROC",
+  rss: "RLIMIT_RSS",
+  rtprio: "RLIMIT_RTPRIO",
+  rttime: "RLIMIT_RTTIME",
+  sigpending: "RLIMIT_SIGPENDING",
+  stack: "RLIMIT_STACK",
+};
+
+/**
+ * `--ulimit NAME=SOFT[:HARD]` (Docker's form): the hard limit defaults to the soft one; -1 or
+ * "unlimited" is no limit.
+ */
+export function parseUlimit(text: string): { type: string; soft: number; hard: number } {
+  const match = /^([a-z]+)=([^:]+)(?::([^:]+))?$/.exec(text.trim());
+  const type = match === null ? undefined : ULIMITS[match[1]!];
+  const value = (v: string) =>
+    v === "unlimited" || v === "-1" ? -1 : /^\d+$/.test(v) ? Number(v) : Number.NaN;
+  if (match === null || type === undefined) {
+    throw new UserError(
+      `Invalid --ulimit "${text}": use NAME=SOFT[:HARD] with NAME one of ${
+        Object.keys(ULIMITS).join(", ")
+      }`,
+    );
+  }
+  const soft = value(match[2]!);
+  const hard = match[3] === undefined ? soft : value(match[3]);
+  if (Number.isNaN(soft) || Number.isNaN(hard)) {
+    throw new UserError(`Invalid --ulimit "${text}": the limits must be numbers or "unlimited"`);
+  }
+  if (hard !== -1 && (soft === -1 || soft > hard)) {
+    throw new UserError(
+      `Invalid --ulimit "${text}": the soft limit cannot be above the hard limit`,
+    );
+  }
+  return { type, soft, hard };
+}

@@ -1,16 +1,14 @@
 /**
  * A container in the foreground: mini-docker stays attached, forwards signals, relays the
  * terminal with `-t`, and exits with the container's code. A foreground container is removed
- * when it ends (as `--rm`), so the original Mini-Docker's one-shot runs leave nothing behind.
+ * when it ends (as `--rm`), so the original Mini-Docker's one-shot runs leave nothing behind,
+ * and it dies with mini-docker (watcher.ts).
  */
 import type { ContainerSpec } from "../base/spec.ts";
-import {
-  type ContainerMeta,
-  type FinishHooks,
-  forwardSignals,
-  type PrespawnedInit,
-  startContainer,
-} from "./parent.ts";
+import { type ContainerMeta, type FinishHooks, startContainer } from "./start.ts";
+import type { ContainerState } from "./state.ts";
+import type { ContainerThread } from "./threads.ts";
+import { forwardSignals } from "./forward.ts";
 import { openRelay } from "./tty.ts";
 import { cleanupStale } from "./lifecycle.ts";
 
@@ -18,24 +16,22 @@ import { cleanupStale } from "./lifecycle.ts";
 export interface RunOptions extends FinishHooks {
   /** `-t`: a pseudo-terminal for the container, relayed to ours (raw mode while it runs). */
   tty?: boolean;
-  /** An init stage started early by main.ts. */
-  prespawned?: PrespawnedInit;
+  /** A container thread started early by main.ts. */
+  thread?: ContainerThread;
 }
 
-/** Runs a container in the foreground and returns Docker's exit code for it. */
+/** Runs a container in the foreground and returns its final state (exit code, OOM). */
 export async function runContainer(
   spec: ContainerSpec,
   meta: ContainerMeta,
   options: RunOptions = {},
-): Promise<number> {
+): Promise<ContainerState> {
   using pty = options.tty ? openRelay() : undefined;
   using signals = forwardSignals();
   const started = await startContainer(spec, meta, {
     onSpawn: (pid) => signals.attach(pid),
-    prespawned: options.prespawned,
-    stdin: "inherit",
-    output: "inherit",
-    tty: pty !== undefined,
+    thread: options.thread,
+    stdio: pty !== undefined ? "tty" : "inherit",
     onPty: (master) => pty?.attach(master),
     dieWithParent: true,
     autoRemove: true,
@@ -47,5 +43,5 @@ export async function runContainer(
   const final = await started.finish(options);
   await relayed;
   await stale;
-  return final.exitCode ?? 255;
+  return final;
 }

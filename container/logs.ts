@@ -3,7 +3,7 @@
  * `<RFC 3339 time> <stdout|stderr> <F|P> <text>`, where P marks a partial line (output without
  * a newline yet) and F a full one. Each record is one append, so two streams interleave by line.
  */
-import { readAsync } from "../base/libc.ts";
+import { readUntilEnd } from "./poller.ts";
 
 const encoder = new TextEncoder();
 const NL = 10;
@@ -47,14 +47,9 @@ export class LogWriter {
     for await (const chunk of stream) this.write(name, chunk);
   }
 
-  /** Copies a file descriptor (a pty master) into the log until it ends or fails (EIO). */
-  async pumpFd(fd: number, name: Stream): Promise<void> {
-    const buf = new Uint8Array(16384);
-    for (;;) {
-      const n = await readAsync(fd, buf);
-      if (n <= 0) return;
-      this.write(name, buf.slice(0, n));
-    }
+  /** Copies a file descriptor (a pipe, a pty master) into the log until it ends (or EIO). */
+  pumpFd(fd: number, name: Stream): Promise<void> {
+    return readUntilEnd(fd, (chunk) => this.write(name, chunk));
   }
 
   close(): void {

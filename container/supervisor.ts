@@ -17,10 +17,10 @@
  * command runs or has failed to start.
  */
 import type { ContainerSpec } from "../base/spec.ts";
-import { type ContainerMeta, startContainer, type Started } from "./parent.ts";
-import { selfCommand } from "./spawn.ts";
+import { type ContainerMeta, startContainer, type Started } from "./start.ts";
+import { ContainerThread } from "./threads.ts";
+import { selfCommand, SUPERVISOR_ARG } from "./self.ts";
 import { logPath } from "./state.ts";
-import { SUPERVISOR_ARG } from "./protocol.ts";
 import { runRoot } from "../base/paths.ts";
 import { EXIT_ENGINE, UserError } from "../base/errors.ts";
 import * as libc from "../base/libc.ts";
@@ -52,7 +52,17 @@ export type StartReply = { ok: true; id: string } | {
 export function buildId(): string {
   const exe = Deno.execPath();
   const files = /(^|\/)deno$/.test(exe)
-    ? ["supervisor.ts", "parent.ts", "spawn.ts", "init.ts", "state.ts", "protocol.ts", "libc.ts"]
+    ? [
+      "supervisor.ts",
+      "start.ts",
+      "recipe.ts",
+      "thread.ts",
+      "threads.ts",
+      "gate.ts",
+      "mounts.ts",
+      "state.ts",
+      "../base/libc.ts",
+    ]
       .map((f) => new URL(`./${f}`, import.meta.url).pathname)
     : [exe];
   let hash = 0x811c9dc5; // FNV-1a, 32 bits
@@ -147,6 +157,7 @@ export async function supervise(): Promise<never> {
     Deno.removeSync(path);
   } catch { /* none */ }
   const listener = Deno.listen({ transport: "unix", path });
+  ready = ContainerThread.start();
   let active = 0;
   let idleSince = Date.now();
   const timer = setInterval(() => {
@@ -182,6 +193,18 @@ function log(line: string): void {
   } catch { /* nowhere to write */ }
 }
 
+/**
+ * A container thread booted ahead of the next request (its boot takes about 12 ms), replaced
+ * as soon as it is taken.
+ */
+let ready: ContainerThread | undefined;
+
+function takeThread(): ContainerThread {
+  const thread = ready ?? ContainerThread.start();
+  ready = ContainerThread.start();
+  return thread;
+}
+
 /** One client: start its container, answer, then supervise the container until it exits. */
 async function serve(conn: Deno.UnixConn): Promise<void> {
   const reader = conn.readable.pipeThrough(new TextDecoderStream()).getReader();
@@ -193,13 +216,17 @@ async function serve(conn: Deno.UnixConn): Promise<void> {
   }
   reader.releaseLock();
   const request = JSON.parse(text) as StartRequest;
+  // The container's stdio: pipes to its log (and an open, empty stdin with -i), or a terminal.
+  const nullFd = libc.open("/dev/null", libc.O_RDWR | libc.O_CLOEXEC);
+  const input = request.interactive && !request.tty ? libc.pipe() : undefined;
+  const output = request.tty ? undefined : [libc.pipe(), libc.pipe()];
+  const childEnds = [input?.[0] ?? nullFd, output?.[0]?.[1] ?? nullFd, output?.[1]?.[1] ?? nullFd];
   let started: Started;
   let pty: number | undefined;
   try {
     started = await startContainer(request.spec, request.meta, {
-      stdin: request.interactive ? "piped" : "null",
-      output: "piped",
-      tty: request.tty,
+      thread: takeThread(),
+      stdio: request.tty ? "tty" : [childEnds[0]!, childEnds[1]!, childEnds[2]!],
       onPty: (master) => {
         // Nobody's terminal to follow: the size of a classic one.
         libc.setWindowSize(master, { rows: 24, cols: 80 });
@@ -211,6 +238,7 @@ async function serve(conn: Deno.UnixConn): Promise<void> {
     });
   } catch (err) {
     if (pty !== undefined) libc.close(pty);
+    for (const fd of [nullFd, ...(input ?? []), ...(output?.flat() ?? [])]) libc.close(fd);
     const reply: StartReply = {
       ok: false,
       message: err instanceof Error ? err.message : String(err),
@@ -220,6 +248,10 @@ async function serve(conn: Deno.UnixConn): Promise<void> {
     conn.close();
     return;
   }
+  // The container has its own copies of its ends.
+  libc.close(nullFd);
+  if (input !== undefined) libc.close(input[0]);
+  for (const pair of output ?? []) libc.close(pair[1]);
   await conn.write(
     new TextEncoder().encode(JSON.stringify({ ok: true, id: started.state.id }) + "\n"),
   );
@@ -231,19 +263,14 @@ async function serve(conn: Deno.UnixConn): Promise<void> {
   if (pty !== undefined) {
     pumps.push(logs.pumpFd(pty, "stdout"));
   } else {
-    // Started with output "piped": the init stage was spawned here, with its pipes.
-    const pipes = started.pipes!;
-    pumps.push(logs.pump(pipes.stdout, "stdout"), logs.pump(pipes.stderr, "stderr"));
+    pumps.push(logs.pumpFd(output![0]![0], "stdout"), logs.pumpFd(output![1]![0], "stderr"));
   }
   // -i without an attached client: the pipe stays open (and empty) for the container's life.
-  const final = await started.finish({ reportOom: false });
+  const final = await started.finish();
   await Promise.allSettled(pumps);
   if (pty !== undefined) libc.close(pty);
+  for (const pair of output ?? []) libc.close(pair[0]);
+  if (input !== undefined) libc.close(input[1]);
   logs.close();
   if (final.oomKilled) log(`container ${id}: killed by the OOM killer`);
-  if (request.interactive) {
-    try {
-      await started.pipes!.stdin.close();
-    } catch { /* closed */ }
-  }
 }

@@ -301,7 +301,7 @@ Deno.test("--init: signals reach a shell's child, orphans are reaped", opts, asy
       .trim();
   assert.equal(await zombies("plain"), "1", "sleep as PID 1 leaves the orphan a zombie");
   assert.equal(await zombies("inited"), "0", "the reaper reaped the orphan");
-  assert.match(ok(await t.run(["exec", "inited", "ps", "-o", "pid,comm"])), /^\s*1 deno$/m);
+  assert.match(ok(await t.run(["exec", "inited", "ps", "-o", "pid,comm"])), /^\s*1 docker-init$/m);
   const start = Date.now();
   ok(await t.run(["stop", "-t", "5", "inited"]));
   assert.ok(Date.now() - start < 4000, "SIGTERM was forwarded, no kill needed");

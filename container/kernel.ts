@@ -1,0 +1,71 @@
+/**
+ * The kernel as the recipe sees it: every privileged call that turns a thread into a container
+ * goes through this interface, so that the recipe's order and arguments can be checked against
+ * a recording fake (recipe_test.ts) as well as by real containers. `linux` is the real one.
+ * File-system reads and mkdirs are not part of it: the recipe does those for real, and tests
+ * give it a temporary directory.
+ */
+import * as libc from "../base/libc.ts";
+import { installSeccomp } from "../security/seccomp_load.ts";
+
+export interface Kernel {
+  unshare(flags: number): void;
+  setns(fd: number, nstype: number): void;
+  open(path: string, flags: number): number;
+  close(fd: number): void;
+  /** Writes `text` to an open file (a cgroup's `tasks`). */
+  write(fd: number, text: string): void;
+  mount(source: string, target: string, fstype: string, flags: number, data?: string): void;
+  /** A read-only (or otherwise restricted) copy of `path` mounted on itself in one step. */
+  bindWithAttributes(path: string, attrs: number): void;
+  umount2(target: string, flags: number): void;
+  pivotRoot(newRoot: string, putOld: string): void;
+  chdir(path: string): void;
+  umask(mask: number): number;
+  sethostname(name: string): void;
+  mknod(path: string, mode: number, dev: number): void;
+  interfaceUp(name: string): void;
+  prctl(option: number, arg2: number | bigint, arg3?: number | bigint): void;
+  capget(): libc.CapSets;
+  capset(caps: libc.CapSets): void;
+  setgroups(gids: readonly number[]): void;
+  setresgid(gid: number): void;
+  setresuid(uid: number): void;
+  joinSessionKeyring(): void;
+  installSeccomp(program: Uint8Array, flags: number): void;
+  openPty(): { master: number; slave: string };
+  spawn(
+    path: string,
+    argv: readonly string[],
+    env: readonly string[],
+    options: libc.SpawnOptions,
+  ): number;
+}
+
+/** The real kernel, through base/libc.ts. */
+export const linux: Kernel = {
+  unshare: libc.unshare,
+  setns: libc.setns,
+  open: (path, flags) => libc.open(path, flags),
+  close: libc.close,
+  write: (fd, text) => libc.writeAll(fd, new TextEncoder().encode(text)),
+  mount: libc.mount,
+  bindWithAttributes: libc.bindWithAttributes,
+  umount2: libc.umount2,
+  pivotRoot: libc.pivotRoot,
+  chdir: libc.chdir,
+  umask: libc.umask,
+  sethostname: libc.sethostname,
+  mknod: libc.mknod,
+  interfaceUp: libc.interfaceUp,
+  prctl: libc.prctl,
+  capget: libc.capget,
+  capset: libc.capset,
+  setgroups: libc.setgroups,
+  setresgid: (gid) => libc.setresgid(gid),
+  setresuid: (uid) => libc.setresuid(uid),
+  joinSessionKeyring: libc.joinSessionKeyring,
+  installSeccomp,
+  openPty: libc.openPty,
+  spawn: libc.spawn,
+};

@@ -1,0 +1,426 @@
+/**
+ * The recipe that turns one thread of mini-docker into a container and starts the container's
+ * first process from it. Namespaces, the root directory, credentials, capabilities and the
+ * seccomp filter are per thread in Linux, and a process that posix_spawn creates from a thread
+ * inherits that thread's: so a Deno Worker thread (thread.ts) runs these steps, spawns the
+ * command, and is discarded, while the main thread stays in the host's namespaces with its
+ * full privileges for the parent's work (start.ts). No Deno process ever runs inside a
+ * container: its first process is the command itself (or the small init of `--init`).
+ *
+ * Everything here is a synchronous call on this thread, in kernel order, one step per line with
+ * its reason. Asynchronous Deno APIs would run on other threads, which are still the host's.
+ *
+ * The first process stops at a gate before its execve (gate.ts): the parent moves it into its
+ * cgroup (v2), mounts /proc for it on kernels before 6.18 (mounts.ts, ProcMethod), sets its
+ * resource limits, and only then lets it run its first instruction.
+ */
+import type { ContainerSpec, NamespaceType } from "../base/spec.ts";
+import * as libc from "../base/libc.ts";
+import { EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND } from "../base/errors.ts";
+import type { Kernel } from "./kernel.ts";
+import { trace } from "../base/trace.ts";
+import { resolveUser } from "../images/passwd.ts";
+import {
+  assembleRoot,
+  bindInit,
+  createDevices,
+  INIT_PATH,
+  makeReadonly,
+  mask,
+  mountInto,
+  pivot,
+  type ProcPeer,
+  remountRootReadonly,
+} from "./mounts.ts";
+
+/** Capability sets as 64-bit masks (security/capabilities.ts makes them from names). */
+export interface CapabilityMasks {
+  bounding: bigint;
+  effective: bigint;
+  permitted: bigint;
+  inheritable: bigint;
+  ambient: bigint;
+}
+
+/** What the parent tells the container's thread. */
+export interface ThreadConfig {
+  /** "create": new namespaces for a new container; "join": enter a running one (`exec`). */
+  mode: "create" | "join";
+  /**
+   * The container's spec. For "join", `process` is the new process and `linux.namespaces`
+   * those of the container.
+   */
+  spec: ContainerSpec;
+  /** "join": the host PID of a process of the container, whose namespaces are entered. */
+  joinPid?: number;
+  /** "join": a user spec (`exec -u NAME[:GROUP]`), resolved in the container's own files. */
+  userSpec?: string;
+  /**
+   * cgroup v1: this thread joins the container's cgroup by itself (writing "0" to each `tasks`
+   * file takes no lock and no RCU grace period), so that its first process is born there, and
+   * leaves it (back to `leave`) right after the spawn. It takes one `pids` slot meanwhile: with a
+   * pids limit the cgroup is created one above it, and `pidsMax` is written back first.
+   */
+  cgroup?: { join: string[]; leave: string[]; pidsMax?: { file: string; limit: number } };
+  /** The host directory that becomes the container's /proc ("create"; see mounts.ts). */
+  proc: ProcPeer;
+  /** The gate's directory (an O_PATH descriptor of the whole process; see gate.ts). */
+  gateDir: number;
+  /** The first process's 0, 1, 2: this process's, these descriptors, or a new terminal. */
+  stdio: "inherit" | "tty" | [number, number, number];
+  /** The seccomp filter (compiled by the parent), installed right before the spawn. */
+  seccomp?: { program: Uint8Array; flags: number };
+  capabilities: CapabilityMasks;
+  /** `--init`: the host's static init, mounted read-only at INIT_PATH. */
+  initBinary?: string;
+}
+
+/** What the container's thread tells the parent. */
+export type ThreadMessage =
+  /** The thread is up (its id names its children in /proc/self/task/TID/children). */
+  | { type: "booted"; tid: number }
+  /** `-t`: the terminal's master side (a descriptor of the whole process), before the spawn. */
+  | { type: "tty"; master: number }
+  /** The first process has called execve: it runs. */
+  | { type: "spawned"; pid: number }
+  | { type: "failed"; exitCode: number; message: string };
+
+/** A failed step, in the user's terms, with the exit code it deserves. */
+export class StepError extends Error {
+  constructor(message: string, readonly exitCode: number = EXIT_ENGINE) {
+    super(message);
+  }
+}
+
+/** Runs `fn`; a failure becomes "<what>: <cause>". */
+export function step<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof StepError) throw err;
+    throw new StepError(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** Namespaces in the order they are entered, with their flag and /proc/PID/ns name. */
+const NAMESPACES: [NamespaceType, number, string][] = [
+  ["ipc", libc.CLONE_NEWIPC, "ipc"],
+  ["uts", libc.CLONE_NEWUTS, "uts"],
+  ["network", libc.CLONE_NEWNET, "net"],
+  ["pid", libc.CLONE_NEWPID, "pid"],
+  ["cgroup", libc.CLONE_NEWCGROUP, "cgroup"],
+  ["mount", libc.CLONE_NEWNS, "mnt"],
+];
+
+const CLONE_FS = 0x200;
+
+/** The recipe: from a fresh thread to the container's first process. Returns its PID. */
+export function containerRecipe(
+  k: Kernel,
+  config: ThreadConfig,
+  report: (message: ThreadMessage) => void,
+): number {
+  // A root, working directory and umask of this thread's own: pivot_root, chdir and setns into
+  // a mount namespace below change only this thread.
+  step("Cannot unshare the filesystem context", () => k.unshare(CLONE_FS));
+  // cgroup v1: this thread joins the container's cgroup, so its first process is born there.
+  // The files are the host's: opened now, before any namespace or mount, kept for leaving.
+  const cgroup = step("Cannot open the container's cgroup", () => openCgroup(k, config.cgroup));
+  try {
+    for (const fd of cgroup.join) {
+      step("Cannot join the container's cgroup", () => k.write(fd, "0"));
+    }
+    return becomeContainer(k, config, report);
+  } finally {
+    // cgroup v1: the pids limit back to the container's own, then out (the first process stays).
+    leaveCgroup(k, cgroup, config.cgroup?.pidsMax?.limit);
+  }
+}
+
+/** Everything after the cgroup: namespaces, root, user, privileges, the spawn. */
+function becomeContainer(
+  k: Kernel,
+  config: ThreadConfig,
+  report: (message: ThreadMessage) => void,
+): number {
+  const { spec } = config;
+  if (config.mode === "join") {
+    joinNamespaces(k, spec, config.joinPid!);
+  } else {
+    createNamespaces(k, spec);
+    prepareRoot(k, config, report);
+  }
+  // The user: `exec -u NAME` is looked up in the container's files, from inside.
+  const process = config.userSpec === undefined ? spec.process : {
+    ...spec.process,
+    user: step(
+      `Cannot use user "${config.userSpec}"`,
+      () => resolveUser(config.userSpec!, (path) => readInside(`/${path}`)),
+    ),
+  };
+  // The working directory must exist (`run` creates it, as Docker does).
+  step(`Cannot use working directory "${process.cwd}"`, () => {
+    if (config.mode === "create") Deno.mkdirSync(process.cwd, { recursive: true, mode: 0o755 });
+    k.chdir(process.cwd);
+  });
+  // Found before the spawn, so that "not found" (127) is told from "cannot run" (126); behind
+  // `--init`, the command the init will run too.
+  const path = resolveExecutable(process.args[0] ?? "", process.env);
+  if (process.args[0] === INIT_PATH && process.args[1] === "--") {
+    resolveExecutable(process.args[2] ?? "", process.env);
+  }
+  // -t: a terminal of the container's own devpts, so that its name resolves inside.
+  let tty: { master: number; slave: string } | undefined;
+  if (config.stdio === "tty") {
+    tty = step("Cannot create the terminal", () => k.openPty());
+    report({ type: "tty", master: tty.master });
+  }
+  // A session keyring of its own: the host's root keyring is not the container's.
+  step("Cannot create a session keyring", () => k.joinSessionKeyring());
+  // Capabilities the container's processes may ever get, then no_new_privs when asked.
+  const caps = config.capabilities;
+  step("Cannot drop capabilities", () => {
+    for (let cap = 0; cap <= 63; cap++) {
+      if ((caps.bounding >> BigInt(cap)) & 1n) continue;
+      try {
+        k.prctl(libc.PR_CAPBSET_DROP, cap);
+      } catch (err) {
+        // Past the kernel's last capability: nothing to drop.
+        if (err instanceof libc.SyscallError && err.errno === libc.EINVAL) break;
+        throw err;
+      }
+    }
+  });
+  if (process.noNewPrivileges) {
+    step("Cannot set no_new_privs", () => k.prctl(libc.PR_SET_NO_NEW_PRIVS, 1));
+  }
+  // The user, for this thread only: keep the permitted capabilities across the change, so that
+  // the filter below can still be installed and the final sets chosen.
+  const { uid, gid, additionalGids = [] } = process.user;
+  step(`Cannot switch to user ${uid}:${gid}`, () => {
+    k.prctl(libc.PR_SET_KEEPCAPS, 1);
+    k.setgroups(additionalGids);
+    k.setresgid(gid);
+    k.setresuid(uid);
+  });
+  // seccomp as late as possible: installing it takes CAP_SYS_ADMIN (or no_new_privs), and the
+  // filter must allow only what remains (capset, the spawn).
+  if (config.seccomp !== undefined) {
+    const { program, flags } = config.seccomp;
+    step("Cannot install the seccomp filter", () => {
+      // A new user's effective set is empty: raise it back from the permitted set we kept.
+      const held = k.capget();
+      if (held.effective !== held.permitted) k.capset({ ...held, effective: held.permitted });
+      k.installSeccomp(program, flags);
+    });
+  }
+  step("Cannot set capabilities", () => {
+    k.capset({
+      effective: caps.effective,
+      permitted: caps.permitted,
+      inheritable: caps.inheritable,
+    });
+    for (let cap = 0; cap <= 63; cap++) {
+      if ((caps.ambient >> BigInt(cap)) & 1n) {
+        k.prctl(libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_RAISE, cap);
+      }
+    }
+  });
+  trace("recipe: credentials, seccomp");
+  // The first process: it waits at the gate, then runs the command with nothing of ours open.
+  try {
+    return k.spawn(path, process.args, process.env, {
+      setsid: tty !== undefined,
+      actions: spawnActions(config, process.cwd, tty?.slave),
+    });
+  } catch (err) {
+    throw execError(err, process.args[0] ?? "");
+  }
+}
+
+interface CgroupFds {
+  join: number[];
+  leave: number[];
+  pidsMax?: number;
+}
+
+function openCgroup(k: Kernel, files: ThreadConfig["cgroup"]): CgroupFds {
+  const open = (path: string) => k.open(path, libc.O_WRONLY | libc.O_CLOEXEC);
+  return {
+    join: (files?.join ?? []).map(open),
+    leave: (files?.leave ?? []).map(open),
+    pidsMax: files?.pidsMax === undefined ? undefined : open(files.pidsMax.file),
+  };
+}
+
+function leaveCgroup(k: Kernel, fds: CgroupFds, pidsLimit?: number): void {
+  try {
+    if (fds.pidsMax !== undefined) k.write(fds.pidsMax, String(pidsLimit));
+    for (const fd of fds.leave) k.write(fd, "0");
+  } catch {
+    // This thread ends right after; it leaves the cgroup with its end.
+  } finally {
+    for (
+      const fd of [...fds.join, ...fds.leave, ...(fds.pidsMax === undefined ? [] : [fds.pidsMax])]
+    ) {
+      k.close(fd);
+    }
+  }
+}
+
+/** New namespaces for this thread (the PID namespace: for its children), or those named by path. */
+function createNamespaces(k: Kernel, spec: ContainerSpec): void {
+  let flags = 0;
+  for (const [type, flag] of NAMESPACES) {
+    const ns = spec.linux.namespaces.find((n) => n.type === type);
+    if (ns === undefined) continue;
+    if (ns.path === undefined) {
+      flags |= flag;
+      continue;
+    }
+    const fd = step(`Cannot open namespace "${ns.path}"`, () => k.open(ns.path!, libc.O_RDONLY));
+    try {
+      step(`Cannot join the ${type} namespace "${ns.path}"`, () => k.setns(fd, flag));
+    } finally {
+      k.close(fd);
+    }
+  }
+  step("Cannot create namespaces", () => k.unshare(flags));
+}
+
+/** Enters the namespaces of a running container's process (`exec`). */
+function joinNamespaces(k: Kernel, spec: ContainerSpec, pid: number): void {
+  // Every namespace is opened first: once in the container's mount namespace, /proc is its own.
+  const fds: [number, number, string][] = [];
+  try {
+    for (const [type, flag, name] of NAMESPACES) {
+      if (!spec.linux.namespaces.some((n) => n.type === type)) continue;
+      const path = `/proc/${pid}/ns/${name}`;
+      fds.push([step(`Cannot open ${path}`, () => k.open(path, libc.O_RDONLY)), flag, type]);
+    }
+    for (const [fd, flag, type] of fds) {
+      step(`Cannot enter the container's ${type} namespace`, () => k.setns(fd, flag));
+    }
+  } finally {
+    for (const [fd] of fds) k.close(fd);
+  }
+}
+
+/** The container's file system, from the host's view to its own root. */
+function prepareRoot(
+  k: Kernel,
+  config: ThreadConfig,
+  report: (message: ThreadMessage) => void,
+): void {
+  void report;
+  const { spec } = config;
+  const root = spec.root.path;
+  // No mount of ours may propagate to the host; host mounts may still reach the container's
+  // copy of a host directory it was given (runc's default, rslave), which is how the parent
+  // mounts /proc for it on older kernels.
+  step("Cannot make / a slave mount", () => k.mount("", "/", "", libc.MS_REC | libc.MS_SLAVE));
+  // Files created below get exactly the modes asked for.
+  k.umask(0);
+  trace("recipe: namespaces");
+  step("Cannot assemble the root filesystem", () => assembleRoot(k, spec));
+  trace("recipe: root assembled");
+  for (const m of spec.mounts) {
+    step(`Cannot mount ${m.type} on "${m.destination}"`, () => mountInto(k, root, m, config.proc));
+  }
+  if (config.initBinary !== undefined) {
+    step("Cannot provide the init", () => bindInit(k, root, config.initBinary!));
+  }
+  step("Cannot create devices", () => createDevices(k, spec));
+  if (spec.linux.namespaces.some((ns) => ns.type === "network" && ns.path === undefined)) {
+    step("Cannot bring up the loopback interface", () => k.interfaceUp("lo"));
+  }
+  step("Cannot set the hostname", () => k.sethostname(spec.hostname));
+  // pivot_root, not chroot: the old root is detached, so there is no way back to the host.
+  trace("recipe: mounts, devices, hostname");
+  step("Cannot pivot to the new root", () => pivot(k, root));
+  trace("recipe: pivoted");
+  // Hide what the kernel should not show a container, once the paths are the container's. /proc
+  // is still empty here: the parent hides its paths when it mounts it (start.ts).
+  const here = (path: string) => !path.startsWith("/proc/");
+  for (const path of spec.linux.maskedPaths.filter(here)) {
+    step(`Cannot mask "${path}"`, () => mask(k, path));
+  }
+  for (const path of spec.linux.readonlyPaths.filter(here)) {
+    step(`Cannot make "${path}" read-only`, () => makeReadonly(k, path));
+  }
+  if (spec.root.readonly) step("Cannot make / read-only", () => remountRootReadonly(k));
+  k.umask(0o022);
+}
+
+/**
+ * What posix_spawn does in the first process before its execve: its 0, 1 and 2; then, with
+ * every other descriptor closed, the gate (see gate.ts): arrive, wait to be released, check that
+ * mini-docker released it; then its working directory and, with -t, its controlling terminal.
+ */
+export function spawnActions(
+  config: Pick<ThreadConfig, "stdio" | "gateDir">,
+  cwd: string,
+  ttySlave?: string,
+): libc.FileAction[] {
+  const actions: libc.FileAction[] = [];
+  if (Array.isArray(config.stdio)) {
+    config.stdio.forEach((fd, target) => actions.push({ dup2: [fd, target] }));
+  }
+  actions.push(
+    { dup2: [config.gateDir, 3] },
+    { closefrom: 4 },
+    { fchdir: 3 },
+    { open: [4, "here", libc.O_WRONLY] },
+    { open: [5, "gate", libc.O_RDONLY] },
+    { open: [6, "check", libc.O_WRONLY | libc.O_NONBLOCK] },
+    { closefrom: 3 },
+    { chdir: cwd },
+  );
+  if (ttySlave !== undefined) {
+    // Opened without O_NOCTTY by a new session's leader: it becomes the controlling terminal.
+    actions.push({ open: [0, ttySlave, libc.O_RDWR] }, { dup2: [0, 1] }, { dup2: [0, 2] });
+  }
+  return actions;
+}
+
+/** A file of the container, read from this thread (whose root is the container's). */
+function readInside(path: string): string | null {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/** execve's failure in Docker's terms: 127 when the file is missing, 126 when it cannot run. */
+function execError(err: unknown, name: string): StepError {
+  if (err instanceof StepError) return err;
+  const code = err instanceof libc.SyscallError ? err.errno : 0;
+  if (code === ENXIO) {
+    return new StepError("The container's start was cancelled before its command ran");
+  }
+  const reason = err instanceof libc.SyscallError
+    ? `exec: "${name}": ${libc.strerror(code).toLowerCase()}`
+    : String(err);
+  return new StepError(reason, code === libc.ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_INVOKE);
+}
+
+const ENXIO = 6;
+
+/** execvp's search, done before the spawn so that "not found" can be told from "cannot run". */
+export function resolveExecutable(name: string, env: readonly string[]): string {
+  if (name === "") throw new StepError("No command given", EXIT_ENGINE);
+  if (name.includes("/")) return name;
+  const pathVar = env.find((e) => e.startsWith("PATH="))?.slice(5) ??
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (const dir of pathVar.split(":")) {
+    const candidate = `${dir === "" ? "." : dir}/${name}`;
+    try {
+      const st = Deno.statSync(candidate);
+      if (st.isFile && ((st.mode ?? 0) & 0o111) !== 0) return candidate;
+    } catch {
+      // Not in this directory.
+    }
+  }
+  throw new StepError(`exec: "${name}": executable file not found in $PATH`, EXIT_NOT_FOUND);
+}

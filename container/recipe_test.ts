@@ -1,0 +1,243 @@
+/**
+ * The recipe against a recording kernel (kernel.ts's seam): the order and the arguments of
+ * its privileged calls, without root. The real containers of tests/ check what they do.
+ * File-system steps (mount points, device nodes) are done for real in a temporary root.
+ */
+import assert from "node:assert/strict";
+import { newSpec } from "../base/spec.ts";
+import * as libc from "../base/libc.ts";
+import type { Kernel } from "./kernel.ts";
+import { containerRecipe, spawnActions, StepError, type ThreadConfig } from "./recipe.ts";
+
+type Call = [string, ...unknown[]];
+
+/** A kernel that records every call and does nothing, except what the recipe then reads. */
+function recordingKernel(calls: Call[], fail?: string): Kernel {
+  let fd = 100;
+  const record = (name: string, ...args: unknown[]) => {
+    calls.push([name, ...args]);
+    if (name === fail) throw new libc.SyscallError(name, libc.EPERM);
+  };
+  return {
+    unshare: (flags) => record("unshare", flags),
+    setns: (f, type) => record("setns", f, type),
+    open: (path, flags) => (record("open", path, flags), fd++),
+    close: (f) => record("close", f),
+    write: (f, text) => record("write", f, text),
+    mount: (source, target, fstype, flags, data) =>
+      record("mount", source, target, fstype, flags, data ?? ""),
+    bindWithAttributes: (path, attrs) => record("bindWithAttributes", path, attrs),
+    umount2: (target, flags) => record("umount2", target, flags),
+    pivotRoot: (a, b) => record("pivotRoot", a, b),
+    chdir: (path) => record("chdir", path),
+    umask: (mask) => (record("umask", mask), 0o022),
+    sethostname: (name) => record("sethostname", name),
+    mknod: (path, mode, dev) => {
+      record("mknod", path, mode, dev);
+      Deno.writeFileSync(path, new Uint8Array());
+    },
+    interfaceUp: (name) => record("interfaceUp", name),
+    prctl: (option, arg2, arg3) => {
+      record("prctl", option, arg2, arg3 ?? 0);
+      // Past the last capability the kernel says EINVAL.
+      if (option === libc.PR_CAPBSET_DROP && Number(arg2) > 40) {
+        throw new libc.SyscallError("prctl", libc.EINVAL);
+      }
+    },
+    capget: () => (record("capget"), { effective: 0n, permitted: 0xffn, inheritable: 0n }),
+    capset: (caps) => record("capset", caps),
+    setgroups: (gids) => record("setgroups", [...gids]),
+    setresgid: (gid) => record("setresgid", gid),
+    setresuid: (uid) => record("setresuid", uid),
+    joinSessionKeyring: () => record("joinSessionKeyring"),
+    installSeccomp: (program, flags) => record("installSeccomp", program.length, flags),
+    openPty: () => (record("openPty"), { master: 99, slave: "/dev/pts/0" }),
+    spawn: (path, argv, _env, options) => (record("spawn", path, [...argv], options), 4242),
+  };
+}
+
+function testConfig(root: string, over: Partial<ThreadConfig> = {}): ThreadConfig {
+  Deno.mkdirSync(`${root}/bin`, { recursive: true });
+  Deno.writeFileSync(`${root}/bin/sh`, new Uint8Array(), { mode: 0o755 });
+  const spec = newSpec({
+    args: ["/bin/sh", "-c", "true"],
+    env: ["PATH=/bin"],
+    cwd: "/",
+    hostname: "box",
+    rootPath: root,
+    hostNetwork: false,
+    resources: {},
+    cgroupsPath: "test/x",
+    user: { uid: 1000, gid: 1000, additionalGids: [27] },
+    capabilities: { bounding: ["CAP_CHOWN"], effective: [], permitted: [] },
+  });
+  // The standard mounts are the recipe's business; their targets live in the temp root.
+  return {
+    mode: "create",
+    spec,
+    proc: { dir: root },
+    gateDir: 7,
+    stdio: "inherit",
+    seccomp: { program: new Uint8Array(16), flags: 0 },
+    capabilities: {
+      bounding: 1n,
+      effective: 0n,
+      permitted: 0n,
+      inheritable: 0n,
+      ambient: 0n,
+    },
+    cgroup: {
+      join: ["/cg/tasks"],
+      leave: ["/own/tasks"],
+      pidsMax: { file: "/cg/pids.max", limit: 5 },
+    },
+    ...over,
+  };
+}
+
+Deno.test("recipe: the kernel's steps in order, from a fresh thread to the spawn", () => {
+  const root = Deno.makeTempDirSync({ prefix: "mini-docker-recipe-" });
+  try {
+    const calls: Call[] = [];
+    const pid = containerRecipe(recordingKernel(calls), testConfig(root), () => {});
+    assert.equal(pid, 4242);
+    const names = calls.map((c) => c[0]);
+    const at = (name: string) => names.indexOf(name);
+    const last = (name: string) => names.lastIndexOf(name);
+    // The fs context first; the cgroup (v1) before any namespace; namespaces before mounts.
+    assert.deepEqual(calls[0], ["unshare", 0x200]);
+    assert.deepEqual(calls.slice(1, 4).map((c) => c[0]), ["open", "open", "open"]);
+    assert.deepEqual(calls[4], ["write", 100, "0"]);
+    const flags = libc.CLONE_NEWPID | libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC |
+      libc.CLONE_NEWNET;
+    assert.deepEqual(calls[5], ["unshare", flags]);
+    assert.deepEqual(calls[6], ["mount", "", "/", "", libc.MS_REC | libc.MS_SLAVE, ""]);
+    // /proc is a bind of the parent's peer directory, not a procfs of this thread's namespace.
+    assert.ok(calls.some((c) => c[0] === "mount" && c[1] === root && c[2] === `${root}/proc`));
+    assert.ok(!calls.some((c) => c[0] === "mount" && c[3] === "proc"));
+    // Everything that needs privileges before pivot_root, then the credentials, then spawn.
+    const order = [
+      "sethostname",
+      "pivotRoot",
+      "joinSessionKeyring",
+      "setgroups",
+      "setresgid",
+      "setresuid",
+      "installSeccomp",
+      "capset",
+      "spawn",
+    ].map((n) => [n, n === "capset" ? last(n) : at(n)] as const);
+    for (let i = 1; i < order.length; i++) {
+      assert.ok(
+        order[i - 1]![1] >= 0 && order[i - 1]![1] < order[i]![1],
+        `${order[i - 1]![0]} before ${order[i]![0]}`,
+      );
+    }
+    // The bounding set: everything but CAP_CHOWN (bit 0) is dropped, up to the kernel's last.
+    const dropped = calls.filter((c) => c[0] === "prctl" && c[1] === libc.PR_CAPBSET_DROP)
+      .map((c) => Number(c[2]));
+    assert.equal(dropped[0], 1);
+    assert.ok(!dropped.includes(0));
+    assert.ok(at("prctl") < at("setresuid"));
+    // The user's supplementary groups; capabilities kept across the change (KEEPCAPS).
+    assert.deepEqual(calls[at("setgroups")], ["setgroups", [27]]);
+    assert.ok(calls.some((c) => c[0] === "prctl" && c[1] === libc.PR_SET_KEEPCAPS));
+    // The final sets are the spec's.
+    assert.deepEqual(calls.filter((c) => c[0] === "capset").at(-1), [
+      "capset",
+      { effective: 0n, permitted: 0n, inheritable: 0n },
+    ]);
+    // cgroup v1 after the spawn: the pids limit back, then out.
+    assert.deepEqual(calls.slice(at("spawn") + 1, at("spawn") + 3), [
+      ["write", 102, "5"],
+      ["write", 101, "0"],
+    ]);
+    const spawn = calls[at("spawn")]!;
+    assert.equal(spawn[1], "/bin/sh");
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("recipe: exec joins the container's namespaces and mounts nothing", () => {
+  const root = Deno.makeTempDirSync({ prefix: "mini-docker-recipe-" });
+  try {
+    const calls: Call[] = [];
+    const config = testConfig(root, { mode: "join", joinPid: 77, cgroup: undefined });
+    config.spec.process.cwd = root; // the thread really changes directory: a real one
+    config.spec.process.args = [`${root}/bin/sh`];
+    containerRecipe(recordingKernel(calls), config, () => {});
+    const opened = calls.filter((c) => c[0] === "open").map((c) => c[1]);
+    assert.deepEqual(opened, [
+      "/proc/77/ns/ipc",
+      "/proc/77/ns/uts",
+      "/proc/77/ns/net",
+      "/proc/77/ns/pid",
+      "/proc/77/ns/mnt",
+    ]);
+    const setns = calls.filter((c) => c[0] === "setns").map((c) => c[2]);
+    assert.deepEqual(setns, [
+      libc.CLONE_NEWIPC,
+      libc.CLONE_NEWUTS,
+      libc.CLONE_NEWNET,
+      libc.CLONE_NEWPID,
+      libc.CLONE_NEWNS,
+    ]);
+    assert.ok(!calls.some((c) => c[0] === "mount" || c[0] === "pivotRoot"));
+    assert.ok(calls.some((c) => c[0] === "installSeccomp"));
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("recipe: a failed step is one message, and the cgroup is left all the same", () => {
+  const root = Deno.makeTempDirSync({ prefix: "mini-docker-recipe-" });
+  try {
+    const calls: Call[] = [];
+    assert.throws(
+      () => containerRecipe(recordingKernel(calls, "pivotRoot"), testConfig(root), () => {}),
+      (err) =>
+        err instanceof StepError && err.exitCode === 125 &&
+        /^Cannot pivot to the new root: pivotRoot: Operation not permitted$/.test(err.message),
+    );
+    assert.ok(!calls.some((c) => c[0] === "spawn"));
+    assert.deepEqual(calls.filter((c) => c[0] === "write").at(-1), ["write", 101, "0"]);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("recipe: a missing command is 127 before anything is spawned", () => {
+  const root = Deno.makeTempDirSync({ prefix: "mini-docker-recipe-" });
+  try {
+    const calls: Call[] = [];
+    const config = testConfig(root);
+    config.spec.process.args = ["no-such-command"];
+    assert.throws(
+      () => containerRecipe(recordingKernel(calls), config, () => {}),
+      (err) => err instanceof StepError && err.exitCode === 127,
+    );
+    assert.ok(!calls.some((c) => c[0] === "spawn"));
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("spawnActions: stdio, the gate with nothing else open, the directory, the terminal", () => {
+  assert.deepEqual(spawnActions({ stdio: [10, 11, 12], gateDir: 9 }, "/work", "/dev/pts/3"), [
+    { dup2: [10, 0] },
+    { dup2: [11, 1] },
+    { dup2: [12, 2] },
+    { dup2: [9, 3] },
+    { closefrom: 4 },
+    { fchdir: 3 },
+    { open: [4, "here", libc.O_WRONLY] },
+    { open: [5, "gate", libc.O_RDONLY] },
+    { open: [6, "check", libc.O_WRONLY | libc.O_NONBLOCK] },
+    { closefrom: 3 },
+    { chdir: "/work" },
+    { open: [0, "/dev/pts/3", libc.O_RDWR] },
+    { dup2: [0, 1] },
+    { dup2: [0, 2] },
+  ]);
+});

@@ -1,0 +1,549 @@
+/**
+ * Starting a container, the parent's side: everything that needs the host's view and full
+ * privileges stays on this (the main) thread, and the container's thread (recipe.ts) does the
+ * rest. In order:
+ *
+ * 1. state, cgroup (with its limits and device rules), the container's /etc files, the gate,
+ *    and for a foreground run the watcher — while the container's thread boots;
+ * 2. the seccomp filter compiled, the thread configured: it makes itself the container and
+ *    spawns the first process, which stops at the gate;
+ * 3. at the gate: cgroup v2 moves the process in (v1: it was born in), /proc is mounted for it
+ *    on kernels before 6.18, its resource limits are set; then it is released and runs.
+ *
+ * Each kernel step has one home: the cgroup join is `cgroupPlan` (v1, by the thread) or
+ * `moveIntoCgroup` (v2); /proc is mounts.ts (6.18) or `fillProcPeer`; limits are `setRlimits`.
+ */
+import { trace } from "../base/trace.ts";
+import type { ContainerSpec } from "../base/spec.ts";
+import * as libc from "../base/libc.ts";
+import { UserError } from "../base/errors.ts";
+import { runRoot } from "../base/paths.ts";
+import { type Cgroup, cgroupDriver } from "../cgroups/manager.ts";
+import { capabilityMask } from "../security/capabilities.ts";
+import {
+  type ContainerState,
+  createState,
+  processRef,
+  readState,
+  removeState,
+  stateDir,
+  writeState,
+} from "./state.ts";
+import type { CapabilityMasks, ThreadConfig } from "./recipe.ts";
+import { ContainerThread } from "./threads.ts";
+import { childExit, forgetChild } from "./children.ts";
+import { childrenOf, Gate } from "./gate.ts";
+import { startWatcher, type Watcher } from "./watcher.ts";
+import { makeReadonly, mask, type ProcPeer } from "./mounts.ts";
+import { linux } from "./kernel.ts";
+
+/** Who the container is, beyond its spec. */
+export interface ContainerMeta {
+  id: string;
+  name?: string;
+  /** Image id ("sha256:...") and the reference the user gave, when run from an image. */
+  image?: string;
+  imageRef?: string;
+  rootfs?: string;
+}
+
+/** How a container is attached to the process that starts it. */
+export interface StartOptions {
+  /** The first process's 0, 1 and 2: this process's, these descriptors, or a new terminal. */
+  stdio: "inherit" | "tty" | [number, number, number];
+  /** Receives the terminal's master (`-t`) before the container's command starts. */
+  onPty?: (master: number) => void;
+  /** Kill the container when this process dies (foreground runs): see watcher.ts. */
+  dieWithParent: boolean;
+  /** Remove the container's directory when it exits. */
+  autoRemove: boolean;
+  detached: boolean;
+  /** A container thread started early (its boot overlaps the caller's work). */
+  thread?: ContainerThread;
+  /** Called with the first process's PID before it runs (signal forwarding must be ready). */
+  onSpawn?: (pid: number) => void;
+}
+
+/** A container whose command is running. */
+export interface Started {
+  state: ContainerState;
+  /** The container's PID 1 (host PID). */
+  pid: number;
+  /** Its end, as a wait status. */
+  status: Promise<Deno.CommandStatus>;
+  cgroup: Cgroup;
+  /** Waits for the container to exit, records it, cleans up; returns the final state. */
+  finish(hooks?: FinishHooks): Promise<ContainerState>;
+}
+
+/** What the owner of a container may do at its end. */
+export interface FinishHooks {
+  /** Called with the cgroup just before it is removed (end-of-run reports). */
+  beforeCleanup?: (cgroup: Cgroup, state: ContainerState) => void;
+}
+
+/**
+ * Creates a container and starts its command. On failure everything created so far is
+ * removed and a UserError (125, or 126/127 for the command) is thrown.
+ */
+export async function startContainer(
+  spec: ContainerSpec,
+  meta: ContainerMeta,
+  options: StartOptions,
+): Promise<Started> {
+  const thread = options.thread ?? ContainerThread.start();
+  await using cleanup = new AsyncDisposableStack();
+  cleanup.defer(() => thread.end());
+
+  // The cgroup exists with its limits before any process of the container does. On v1 the
+  // thread joins it and holds one pids slot while it spawns (see ThreadConfig.cgroup).
+  trace("start");
+  const driver = cgroupDriver();
+  const name = spec.linux.cgroupsPath.split("/").pop()!;
+  const pidsLimit = spec.linux.resources.pids?.limit;
+  const slot = driver.version === 1 && pidsLimit !== undefined && pidsLimit > 0;
+  const cgroup = driver.create(
+    name,
+    slot ? { ...spec.linux.resources, pids: { limit: pidsLimit! + 1 } } : spec.linux.resources,
+  );
+  cleanup.defer(() => cgroup.destroy());
+
+  const state0 = createState({
+    id: meta.id,
+    name: meta.name,
+    image: meta.image,
+    imageRef: meta.imageRef,
+    rootfs: meta.rootfs,
+    command: spec.process.args,
+    cgroupsPath: spec.linux.cgroupsPath,
+    autoRemove: options.autoRemove,
+    detached: options.detached,
+    owner: processRef(),
+  });
+  cleanup.defer(() => removeState(meta.id));
+  const dir = stateDir(meta.id);
+  // The container's root mount point and writable layer live in its directory.
+  for (const d of [spec.root.path, spec.rootLayers?.upper, spec.rootLayers?.work]) {
+    if (d !== undefined) Deno.mkdirSync(d, { recursive: true, mode: 0o755 });
+  }
+  spec = { ...spec, mounts: [...spec.mounts, ...etcFiles(spec, dir)] };
+  Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify(spec, null, 2) + "\n");
+
+  trace("cgroup, state, files");
+  using gate = Gate.create();
+  const proc = prepareProc(meta.id);
+  cleanup.defer(() => {
+    releaseProc(proc);
+    removeProcDir(proc);
+  });
+  const watcher = options.dieWithParent ? startWatcher(gate.dir, cgroup) : undefined;
+  cleanup.defer(() => watcher?.[Symbol.dispose]());
+
+  trace("gate, proc, watcher");
+  const config: ThreadConfig = {
+    mode: "create",
+    spec,
+    cgroup: cgroupPlan(cgroup, spec.linux.cgroupsPath, slot ? pidsLimit : undefined),
+    proc,
+    gateDir: gate.dirFd,
+    stdio: options.stdio,
+    seccomp: await compileFilter(spec),
+    capabilities: capabilityMasks(spec),
+  };
+  const { pid, status } = await runThread(
+    thread,
+    config,
+    gate,
+    cgroup,
+    options,
+    (pid) => fillProc(pid, proc.dir, spec),
+  );
+  thread.end();
+  const state: ContainerState = {
+    ...state0,
+    status: "running",
+    process: processRef(pid),
+    startedAt: new Date().toISOString(),
+  };
+  writeState(state);
+
+  // Started: from here on the cleanup belongs to finish().
+  cleanup.move();
+  let finished: Promise<ContainerState> | undefined;
+  return {
+    state,
+    pid,
+    status,
+    cgroup,
+    finish(hooks = {}) {
+      finished ??= finish(state, status, cgroup, watcher, hooks).finally(() => removeProcDir(proc));
+      return finished;
+    },
+  };
+}
+
+/**
+ * Gives the thread its configuration and walks the first process through the gate: v2 moves
+ * it into the cgroup, `atGate` does the caller's part, its resource limits are set, and it is
+ * released. Returns once it has called execve. A failure kills it and throws.
+ */
+export async function runThread(
+  thread: ContainerThread,
+  config: ThreadConfig,
+  gate: Gate,
+  cgroup: Cgroup,
+  options: Pick<StartOptions, "onPty" | "onSpawn">,
+  atGate: (pid: number) => Promise<void> = () => Promise.resolve(),
+): Promise<{ pid: number; status: Promise<Deno.CommandStatus> }> {
+  trace("seccomp compiled");
+  const tid = await thread.booted;
+  const outcome = thread.run(config, options.onPty);
+  // Until the first process has arrived at the gate, the thread may fail instead.
+  const arrived = gate.arrival().then(() => undefined);
+  const first = await Promise.race([arrived, outcome]);
+  if (first !== undefined) {
+    gate.cancel();
+    await arrived.catch(() => {});
+    throw failure(first);
+  }
+  trace("at the gate");
+  const pid = childrenOf(tid)[0];
+  if (pid === undefined) throw new UserError("The container's first process vanished at its gate");
+  const status = childExit(pid);
+  let reapedBySpawn = false;
+  try {
+    if (cgroup.threadFiles === undefined) await moveIntoCgroup(cgroup, pid);
+    await atGate(pid);
+    setRlimits(pid, config.spec.process.rlimits ?? [], config.spec.process.user);
+    trace("cgroup, /proc, limits");
+    options.onSpawn?.(pid);
+    const released = gate.release();
+    // The thread reports once posix_spawn has returned: the command runs (or could not).
+    const result = await outcome;
+    if (result.type === "failed") {
+      // The child reported its failure (execve's errno) and posix_spawn reaped it.
+      reapedBySpawn = true;
+      gate.cancel();
+      await released.catch(() => {});
+      throw failure(result);
+    }
+    await released;
+    trace("released, running");
+  } catch (err) {
+    if (reapedBySpawn) {
+      forgetChild(pid);
+    } else {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+      await status;
+      // The thread reports once it has left the cgroup (v1), which may be removed next.
+      await outcome;
+    }
+    throw err;
+  }
+  return { pid, status };
+}
+
+function failure(outcome: { type: string; exitCode?: number; message?: string }): UserError {
+  return new UserError(outcome.message ?? "The container's thread failed", outcome.exitCode);
+}
+
+/**
+ * cgroup v1: the files the container's thread writes to join the cgroup (each hierarchy's
+ * `tasks`), to leave it again (those of this process's own cgroups), and its pids limit.
+ * cgroup v2 has nothing of the kind for a domain cgroup: undefined (the parent moves the
+ * first process at the gate).
+ */
+export function cgroupPlan(
+  cgroup: Cgroup,
+  cgroupsPath: string,
+  pidsLimit?: number,
+): ThreadConfig["cgroup"] {
+  if (cgroup.threadFiles === undefined) return undefined;
+  const own = Deno.readTextFileSync("/proc/self/cgroup").split("\n");
+  const leave = cgroup.threadFiles.map((file) => {
+    // <mount>/<cgroupsPath>/tasks -> <mount><this process's own cgroup>/tasks
+    const mount = file.slice(0, file.length - `/${cgroupsPath}/tasks`.length);
+    const controllers = mount.slice(mount.lastIndexOf("/") + 1);
+    const line = own.find((l) => l.split(":")[1] === controllers);
+    const path = line?.slice(line.indexOf(":", line.indexOf(":") + 1) + 1) ?? "/";
+    return `${mount}${path === "/" ? "" : path}/tasks`;
+  });
+  const pidsDir = cgroup.paths.find((p) => exists(`${p}/pids.max`));
+  return {
+    join: [...cgroup.threadFiles],
+    leave,
+    pidsMax: pidsLimit === undefined || pidsDir === undefined
+      ? undefined
+      : { file: `${pidsDir}/pids.max`, limit: pidsLimit },
+  };
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * cgroup v2: moves the first process into the cgroup while it waits at the gate (v2 moves whole
+ * processes only, and glibc 2.36's posix_spawn cannot start one inside a cgroup). The kernel
+ * waits for an RCU grace period for it.
+ */
+async function moveIntoCgroup(cgroup: Cgroup, pid: number): Promise<void> {
+  const data = new TextEncoder().encode(String(pid));
+  try {
+    await Promise.all(cgroup.procsFiles.map(async (path) => {
+      using file = await Deno.open(path, { write: true });
+      await file.write(data);
+    }));
+  } catch (err) {
+    throw new UserError(`Cannot move the container into its cgroup: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The process's resource limits, set while it waits at the gate. prlimit(2) on another process
+ * takes CAP_SYS_RESOURCE, which mini-docker may not have, or real ids equal to the target's: for
+ * a non-root user this thread borrows them (its effective ids stay root) for the calls.
+ */
+export function setRlimits(
+  pid: number,
+  rlimits: readonly { type: string; soft: number; hard: number }[],
+  user: { uid: number; gid: number },
+): void {
+  if (rlimits.length === 0) return;
+  const borrow = user.uid !== 0 || user.gid !== 0;
+  if (borrow) {
+    libc.setresgid(user.gid, -1, -1);
+    libc.setresuid(user.uid, -1, -1);
+  }
+  try {
+    for (const r of rlimits) {
+      const resource = libc.RLIMITS[r.type]!;
+      const value = (n: number) => n < 0 ? libc.RLIM_INFINITY : BigInt(n);
+      try {
+        libc.prlimit(pid, resource, value(r.soft), value(r.hard));
+      } catch (err) {
+        const hard = libc.getrlimit(0, resource).hard;
+        throw new UserError(
+          `Cannot set ${r.type} to ${r.soft}:${r.hard}: ${(err as Error).message}${
+            value(r.hard) > hard
+              ? ` (the hard limit cannot be raised above mini-docker's own, ${hard}, without CAP_SYS_RESOURCE)`
+              : ""
+          }`,
+        );
+      }
+    }
+  } finally {
+    if (borrow) {
+      libc.setresuid(0, -1, -1);
+      libc.setresgid(0, -1, -1);
+    }
+  }
+}
+
+/** The capability sets of the spec as masks (none at all when the spec has none). */
+export function capabilityMasks(spec: ContainerSpec): CapabilityMasks {
+  const c = spec.process.capabilities;
+  return {
+    bounding: capabilityMask(c?.bounding ?? []),
+    effective: capabilityMask(c?.effective ?? []),
+    permitted: capabilityMask(c?.permitted ?? []),
+    inheritable: capabilityMask(c?.inheritable ?? []),
+    ambient: capabilityMask(c?.ambient ?? []),
+  };
+}
+
+/** The spec's seccomp filter compiled for this machine (libseccomp), or undefined. */
+export async function compileFilter(
+  spec: ContainerSpec,
+): Promise<ThreadConfig["seccomp"]> {
+  if (spec.linux.seccomp === undefined) return undefined;
+  const { compileSeccomp } = await import("../security/seccomp.ts");
+  // libseccomp takes 15-25 ms over Docker's profile; a program it made before costs 0.2 ms.
+  const cacheDir = `${runRoot()}/seccomp`;
+  Deno.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+  return compileSeccomp(spec.linux.seccomp, { cacheDir });
+}
+
+/** The host directory that becomes the container's /proc (mounts.ts ProcPeer), shared. */
+function prepareProc(id: string): ProcPeer {
+  const dir = `${runRoot()}/proc/${id.slice(0, 16)}`;
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  libc.mount(dir, dir, "", libc.MS_BIND);
+  libc.mount("", dir, "", libc.MS_SHARED);
+  return { dir };
+}
+
+let namesPidns: boolean | undefined;
+
+/**
+ * Mounts the container's /proc on the host's side of its peer directory, once its first
+ * process (PID 1 of its namespace) waits at the gate. Linux 6.18 takes the namespace as a mount
+ * option; before, a procfs shows the namespace of the process that mounts it, so a process of the
+ * container's namespace does it: mount(8), spawned from this thread into that namespace (PID 2
+ * for the moment it lives). Docker's masked and read-only /proc paths are made there too, each
+ * in one step, and everything reaches the container's /proc by propagation, which is then cut
+ * before the host's side is unmounted.
+ */
+async function fillProc(pid: number, dir: string, spec: ContainerSpec): Promise<void> {
+  const options = "nosuid,nodev,noexec";
+  namesPidns ??= Deno.env.get("MINI_DOCKER_PROC") !== "helper" && libc.procTakesPidns();
+  if (namesPidns) {
+    try {
+      libc.mount("proc", dir, "proc", MS_PROC, `pidns=/proc/${pid}/ns/pid`);
+    } catch (err) {
+      throw new UserError(`Cannot mount /proc for the container: ${(err as Error).message}`);
+    }
+  } else {
+    await mountProcFromInside(pid, dir, options);
+  }
+  const inProc = (path: string) => path.startsWith("/proc/");
+  const at = (path: string) => `${dir}${path.slice("/proc".length)}`;
+  try {
+    for (const path of spec.linux.maskedPaths.filter(inProc)) mask(linux, at(path));
+    for (const path of spec.linux.readonlyPaths.filter(inProc)) makeReadonly(linux, at(path));
+  } catch (err) {
+    throw new UserError(`Cannot hide /proc paths from the container: ${(err as Error).message}`);
+  }
+  releaseProc({ dir });
+}
+
+const MS_PROC = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC;
+
+/** mount(8) as PID 2 of the container's namespace, mounting its procfs on `dir`. */
+async function mountProcFromInside(pid: number, dir: string, options: string): Promise<void> {
+  const self = libc.open("/proc/thread-self/ns/pid", libc.O_RDONLY | libc.O_CLOEXEC);
+  const target = libc.open(`/proc/${pid}/ns/pid`, libc.O_RDONLY | libc.O_CLOEXEC);
+  let helper: number;
+  try {
+    libc.setns(target, libc.CLONE_NEWPID);
+    try {
+      helper = libc.spawn(
+        mountProgram(),
+        ["mount", "-n", "-t", "proc", "-o", options, "proc", dir],
+        ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+        { actions: [{ closefrom: 3 }] },
+      );
+    } finally {
+      libc.setns(self, libc.CLONE_NEWPID);
+    }
+  } finally {
+    libc.close(target);
+    libc.close(self);
+  }
+  const status = await childExit(helper);
+  if (!status.success) {
+    throw new UserError(`Cannot mount /proc for the container: mount exited with ${status.code}`);
+  }
+}
+
+/** Cuts the container's /proc from the host's peer directory, and removes that directory. */
+export function releaseProc(proc: ProcPeer): void {
+  // The procfs on top of the directory's own bind: each unmount takes the top one, made
+  // private first so that its unmount does not propagate.
+  for (let i = 0; i < 4; i++) {
+    try {
+      libc.mount("", proc.dir, "", libc.MS_REC | libc.MS_PRIVATE);
+      libc.umount2(proc.dir, libc.MNT_DETACH);
+    } catch {
+      break;
+    }
+  }
+}
+
+/**
+ * Removes the peer directory, once the container has ended: removing a directory detaches what
+ * is mounted on it in every mount namespace, the container's /proc included.
+ */
+export function removeProcDir(proc: ProcPeer): void {
+  try {
+    Deno.removeSync(proc.dir);
+  } catch { /* gone */ }
+}
+
+let mountPath: string | undefined;
+function mountProgram(): string {
+  mountPath ??= ["/usr/bin/mount", "/bin/mount", "/usr/sbin/mount", "/sbin/mount"].find(exists);
+  if (mountPath === undefined) {
+    throw new UserError(
+      "Cannot find mount(8), which Linux before 6.18 needs to give a container its /proc: install util-linux",
+    );
+  }
+  return mountPath;
+}
+
+async function finish(
+  started: ContainerState,
+  status: Promise<Deno.CommandStatus>,
+  cgroup: Cgroup,
+  watcher: Watcher | undefined,
+  hooks: FinishHooks,
+): Promise<ContainerState> {
+  const end = await status;
+  trace("container exited");
+  let oomKills = 0;
+  try {
+    oomKills = cgroup.oomKills() ?? 0;
+  } catch { /* the counters are gone: report none */ }
+  const current = readState(started.id) ?? started;
+  const state: ContainerState = {
+    ...current,
+    status: "exited",
+    exitCode: end.code,
+    // Any OOM kill in the cgroup counts, as Docker's OOMKilled: the victim may be a child of
+    // PID 1 (a shell then exits 137 itself). A plain `kill -9` leaves the counter at 0.
+    oomKilled: oomKills > 0,
+    finishedAt: new Date().toISOString(),
+  };
+  try {
+    writeState(state);
+  } catch { /* removed meanwhile (rm -f) */ }
+  hooks.beforeCleanup?.(cgroup, state);
+  // The cgroup goes in any case; the directory (state, log, layer) only with auto-remove.
+  await cgroup.destroy();
+  watcher?.[Symbol.dispose]();
+  if (state.autoRemove) removeState(state.id);
+  trace("cleaned up");
+  return state;
+}
+
+/** The files under the state directory that the container sees in /etc. */
+function etcFiles(spec: ContainerSpec, dir: string): ContainerSpec["mounts"] {
+  const hosts = [
+    "127.0.0.1\tlocalhost",
+    "::1\tlocalhost ip6-localhost ip6-loopback",
+    `127.0.1.1\t${spec.hostname}`,
+    "",
+  ].join("\n");
+  Deno.writeTextFileSync(`${dir}/hostname`, `${spec.hostname}\n`);
+  Deno.writeTextFileSync(`${dir}/hosts`, hosts);
+  Deno.writeTextFileSync(`${dir}/resolv.conf`, hostResolvConf());
+  return ["hostname", "hosts", "resolv.conf"].map((name) => ({
+    destination: `/etc/${name}`,
+    type: "bind",
+    source: `${dir}/${name}`,
+    options: ["bind", "nosuid", "nodev"],
+  }));
+}
+
+/** The host's resolver configuration; systemd-resolved's stub is replaced by its upstreams. */
+function hostResolvConf(): string {
+  const read = (p: string) => {
+    try {
+      return Deno.readTextFileSync(p);
+    } catch {
+      return undefined;
+    }
+  };
+  const conf = read("/etc/resolv.conf") ?? "";
+  if (/^nameserver\s+127\.0\.0\.53/m.test(conf)) {
+    return read("/run/systemd/resolve/resolv.conf") ?? conf;
+  }
+  return conf;
+}

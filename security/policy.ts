@@ -1,0 +1,210 @@
+/**
+ * Docker's default confinement as spec parts, and the `run` flags that change it: capabilities
+ * (`--cap-add`, `--cap-drop`), `--privileged`, `--security-opt` (seccomp, no-new-privileges),
+ * `--device`, and the device rules every container gets. The result goes into the container's
+ * spec; the engine applies it (container/recipe.ts, cgroups/devices.ts).
+ */
+import type { Device, LinuxCapabilities, LinuxDeviceCgroup, LinuxSeccomp } from "../base/spec.ts";
+import { UserError } from "../base/errors.ts";
+import { containerCapabilities } from "./capabilities.ts";
+
+/**
+ * The device rules of every unprivileged container (Docker's defaults merged with runc's, as
+ * they reach the kernel): nothing, except creating nodes (mknod) of any device, and using the
+ * standard ones: null, zero, full, random, urandom, tty, console, ptmx, the pseudo-terminals,
+ * and tun/tap; FUSE (10:229) is refused.
+ */
+export const DEFAULT_DEVICE_RULES: readonly LinuxDeviceCgroup[] = [
+  { allow: false, access: "rwm" },
+  { allow: true, type: "c", access: "m" },
+  { allow: true, type: "b", access: "m" },
+  ...([[1, 3], [1, 5], [1, 7], [1, 8], [1, 9], [5, 0], [5, 1], [5, 2], [10, 200]] as const).map((
+    [major, minor],
+  ) => ({ allow: true, type: "c" as const, major, minor, access: "rwm" })),
+  { allow: true, type: "c", major: 136, access: "rwm" },
+  { allow: false, type: "c", major: 10, minor: 229, access: "rwm" },
+];
+
+/** What the flags decide. */
+export interface SecurityFlags {
+  capAdd?: readonly string[];
+  capDrop?: readonly string[];
+  privileged?: boolean;
+  securityOpt?: readonly string[];
+  device?: readonly string[];
+}
+
+/** The confinement of one container, as spec parts. */
+export interface Confinement {
+  capabilities: LinuxCapabilities;
+  noNewPrivileges: boolean;
+  seccomp?: LinuxSeccomp;
+  devices: Device[];
+  deviceRules: LinuxDeviceCgroup[];
+  /** --privileged: no masked or read-only paths. */
+  unmasked: boolean;
+}
+
+/** Turns the flags into the container's confinement. Bad input is a UserError (125). */
+export async function confinement(
+  flags: SecurityFlags,
+  user: { uid: number },
+): Promise<Confinement> {
+  const caps = containerCapabilities({
+    add: flags.capAdd,
+    drop: flags.capDrop,
+    privileged: flags.privileged,
+  });
+  let noNewPrivileges = false;
+  let profile: "default" | "unconfined" | string = "default";
+  for (const option of flags.securityOpt ?? []) {
+    const [key, value] = splitOption(option);
+    if (key === "no-new-privileges" && (value === undefined || value === "true")) {
+      noNewPrivileges = true;
+    } else if (key === "no-new-privileges" && value === "false") {
+      noNewPrivileges = false;
+    } else if (key === "seccomp" && value !== undefined && value !== "") {
+      profile = value;
+    } else {
+      throw new UserError(
+        `Invalid --security-opt "${option}": use seccomp=unconfined, seccomp=PROFILE.json or no-new-privileges`,
+      );
+    }
+  }
+  let seccomp: LinuxSeccomp | undefined;
+  if (!flags.privileged && profile !== "unconfined") {
+    const p = await import("./seccomp_profile.ts");
+    const docker = profile === "default"
+      ? p.defaultSeccompProfile()
+      : p.readSeccompProfile(profile);
+    seccomp = p.resolveSeccomp(docker, { capabilities: caps });
+  }
+  const devices: Device[] = [];
+  const deviceRules: LinuxDeviceCgroup[] = flags.privileged
+    ? [{ allow: true, access: "rwm" }]
+    : [...DEFAULT_DEVICE_RULES];
+  if (flags.privileged) devices.push(...hostDevices());
+  for (const spec of flags.device ?? []) {
+    const { device, rule } = deviceFromFlag(spec);
+    devices.push(device);
+    if (!flags.privileged) deviceRules.push(rule);
+  }
+  // Docker gives a root user the set as bounding, permitted and effective; any other user keeps
+  // only the bounding set (its execve leaves it nothing effective), and nobody gets ambient.
+  return {
+    capabilities: {
+      bounding: caps,
+      permitted: user.uid === 0 ? caps : [],
+      effective: user.uid === 0 ? caps : [],
+      inheritable: [],
+      ambient: [],
+    },
+    noNewPrivileges,
+    seccomp,
+    devices,
+    deviceRules,
+    unmasked: flags.privileged === true,
+  };
+}
+
+function splitOption(option: string): [string, string | undefined] {
+  // Docker accepts "seccomp=x" and the older "seccomp:x".
+  const at = option.search(/[=:]/);
+  return at < 0 ? [option, undefined] : [option.slice(0, at), option.slice(at + 1)];
+}
+
+/**
+ * `--device HOST[:CONTAINER[:PERMISSIONS]]`: the node is made in the container with the host
+ * device's numbers, and a device rule lets the container use it (`rwm` by default).
+ */
+export function deviceFromFlag(spec: string): { device: Device; rule: LinuxDeviceCgroup } {
+  const parts = spec.split(":");
+  const host = parts[0] ?? "";
+  let container = parts[1] ?? host;
+  let access = parts[2] ?? "rwm";
+  if (parts.length === 2 && /^[rwm]+$/.test(parts[1]!)) {
+    // "--device /dev/x:rw": the second part is the permissions.
+    container = host;
+    access = parts[1]!;
+  }
+  if (parts.length > 3 || !host.startsWith("/") || !container.startsWith("/")) {
+    throw new UserError(
+      `Invalid --device "${spec}": use HOST_PATH[:CONTAINER_PATH[:PERMISSIONS]] with absolute paths`,
+    );
+  }
+  if (!/^[rwm]{1,3}$/.test(access)) {
+    throw new UserError(
+      `Invalid --device "${spec}": permissions "${access}" must be some of r, w and m`,
+    );
+  }
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(host);
+  } catch (err) {
+    throw new UserError(`Cannot use --device "${host}": ${(err as Error).message}`);
+  }
+  const type = info.isCharDevice ? "c" : info.isBlockDevice ? "b" : undefined;
+  if (type === undefined || info.rdev === null) {
+    throw new UserError(`Cannot use --device "${host}": it is not a device node`);
+  }
+  const { major, minor } = splitDev(info.rdev);
+  return {
+    device: {
+      path: container,
+      type,
+      major,
+      minor,
+      fileMode: (info.mode ?? 0o660) & 0o7777,
+      uid: info.uid ?? 0,
+      gid: info.gid ?? 0,
+    },
+    rule: { allow: true, type, major, minor, access },
+  };
+}
+
+/** Linux dev_t into major and minor (glibc's gnu_dev_major/minor). */
+function splitDev(rdev: number): { major: number; minor: number } {
+  const dev = BigInt(rdev);
+  const major = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
+  const minor = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
+  return { major, minor };
+}
+
+/** Every device node of the host's /dev, for --privileged (Docker gives them all). */
+function hostDevices(): Device[] {
+  const out: Device[] = [];
+  const skip = new Set(["/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/console", "/dev/ptmx"]);
+  const walk = (dir: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(dir)];
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const path = `${dir}/${e.name}`;
+      if (skip.has(path)) continue;
+      if (e.isDirectory) {
+        walk(path);
+        continue;
+      }
+      try {
+        const info = Deno.lstatSync(path);
+        const type = info.isCharDevice ? "c" : info.isBlockDevice ? "b" : undefined;
+        if (type === undefined || info.rdev === null) continue;
+        const { major, minor } = splitDev(info.rdev);
+        out.push({
+          path,
+          type,
+          major,
+          minor,
+          fileMode: (info.mode ?? 0o660) & 0o7777,
+          uid: info.uid ?? 0,
+          gid: info.gid ?? 0,
+        });
+      } catch { /* gone */ }
+    }
+  };
+  walk("/dev");
+  return out;
+}
