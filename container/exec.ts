@@ -73,7 +73,7 @@ export async function execInContainer(
         joinPid: state.process!.pid,
         userSpec: options.user,
         cgroup: cgroupPlan(cgroup, container.linux.cgroupsPath),
-        proc: { dir: "" },
+        proc: { root: "", dir: "" },
         gateDir: gate.dirFd,
         stdio: options.tty ? "tty" : options.interactive ? "inherit" : nullStdin(),
         seccomp: await compileFilter(spec),

@@ -24,6 +24,11 @@ Deno.test("every module loaded lazily is in deno compile's --include list", () =
     for (const m of text.matchAll(/\b(?:lazy|load)<[^>]*>\(\s*"([^"]+)"/g)) {
       loaded.add(new URL(m[1]!, file).pathname.slice(repo.pathname.length));
     }
+    // A Worker's module, and data files read next to a module, are invisible to deno compile too.
+    for (const m of text.matchAll(/new URL\(\s*"(\.[^"]+\.(?:ts|json))",\s*import\.meta\.url/g)) {
+      const path = new URL(m[1]!, file).pathname.slice(repo.pathname.length);
+      if (path !== "main.ts") loaded.add(path); // the entry itself (a stage started again)
+    }
   }
   assert.ok(loaded.has("cmd/program.ts"), `found only ${[...loaded].join(", ")}`);
   const task: string = JSON.parse(Deno.readTextFileSync(new URL("deno.json", repo))).tasks.compile;
@@ -38,7 +43,8 @@ async function loaded(entry: URL): Promise<string[]> {
 }
 
 Deno.test("a run loads neither npm packages nor node: modules (Deno's Node layer costs ~30 ms)", async () => {
-  for (const entry of ["main.ts", "container/spawn.ts", "cmd/run_action.ts", "container/init.ts"]) {
+  const entries = ["main.ts", "container/thread.ts", "cmd/run_action.ts", "container/start.ts"];
+  for (const entry of entries) {
     const modules = await loaded(new URL(entry, repo));
     assert.ok(modules.length > 1, entry);
     assert.deepEqual(modules.filter((m) => !m.startsWith("file:")), [], entry);

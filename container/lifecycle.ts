@@ -18,6 +18,7 @@ import { UserError } from "../base/errors.ts";
 import { signalName } from "../base/signals.ts";
 import { cgroupDriver } from "../cgroups/manager.ts";
 import { runRoot } from "../base/paths.ts";
+import { releaseProc } from "./proc.ts";
 
 /** Whether the container's PID 1 is alive. */
 export function isRunning(state: ContainerState): boolean {
@@ -132,7 +133,7 @@ export async function cleanupStale(): Promise<string[]> {
       }
     }
   } catch { /* no containers dir */ }
-  removeStaleSockets();
+  removeStaleRunFiles();
   return removed;
 }
 
@@ -145,11 +146,26 @@ function ageMs(path: string): number {
   }
 }
 
-function removeStaleSockets(): void {
-  try {
-    for (const e of Deno.readDirSync(`${runRoot()}/sync`)) {
-      const path = `${runRoot()}/sync/${e.name}`;
-      if (ageMs(path) > 60_000) Deno.removeSync(path);
+/**
+ * What killed starts left in the run root: gates (gate.ts) and /proc peer directories
+ * (start.ts), which may still be mounted on the host's side. Only those over a minute old: a
+ * start in progress owns the others.
+ */
+function removeStaleRunFiles(): void {
+  for (const kind of ["gates", "proc"]) {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(`${runRoot()}/${kind}`)];
+    } catch {
+      continue;
     }
-  } catch { /* none */ }
+    for (const e of entries) {
+      const path = `${runRoot()}/${kind}/${e.name}`;
+      if (ageMs(path) < 60_000) continue;
+      if (kind === "proc") releaseProc({ root: path, dir: `${path}/proc` });
+      try {
+        Deno.removeSync(path, { recursive: true });
+      } catch { /* still in use */ }
+    }
+  }
 }

@@ -77,7 +77,9 @@ export function parseMountOptions(options: readonly string[]): { flags: number; 
  * of it, that the parent fills once the first process exists (start.ts, `fillProc`).
  */
 export interface ProcPeer {
-  /** The host directory, a shared mount point. */
+  /** A host directory mounted on itself, shared. */
+  root: string;
+  /** The directory in it that becomes the container's /proc. */
   dir: string;
 }
 

@@ -75,7 +75,7 @@ function testConfig(root: string, over: Partial<ThreadConfig> = {}): ThreadConfi
   return {
     mode: "create",
     spec,
-    proc: { dir: root },
+    proc: { root, dir: root },
     gateDir: 7,
     stdio: "inherit",
     seccomp: { program: new Uint8Array(16), flags: 0 },

@@ -11,7 +11,7 @@
  *    on kernels before 6.18, its resource limits are set; then it is released and runs.
  *
  * Each kernel step has one home: the cgroup join is `cgroupPlan` (v1, by the thread) or
- * `moveIntoCgroup` (v2); /proc is mounts.ts (6.18) or `fillProcPeer`; limits are `setRlimits`.
+ * `moveIntoCgroup` (v2); /proc is proc.ts; limits are `setRlimits`.
  */
 import { trace } from "../base/trace.ts";
 import type { ContainerSpec } from "../base/spec.ts";
@@ -34,8 +34,7 @@ import { ContainerThread } from "./threads.ts";
 import { childExit, forgetChild } from "./children.ts";
 import { childrenOf, Gate } from "./gate.ts";
 import { startWatcher, type Watcher } from "./watcher.ts";
-import { makeReadonly, mask, type ProcPeer } from "./mounts.ts";
-import { linux } from "./kernel.ts";
+import { fillProc, prepareProc, releaseProc, removeProcDir } from "./proc.ts";
 
 /** Who the container is, beyond its spec. */
 export interface ContainerMeta {
@@ -156,7 +155,7 @@ export async function startContainer(
     gate,
     cgroup,
     options,
-    (pid) => fillProc(pid, proc.dir, spec),
+    (pid) => fillProc(pid, proc, spec),
   );
   thread.end();
   const state: ContainerState = {
@@ -369,113 +368,6 @@ export async function compileFilter(
   const cacheDir = `${runRoot()}/seccomp`;
   Deno.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
   return compileSeccomp(spec.linux.seccomp, { cacheDir });
-}
-
-/** The host directory that becomes the container's /proc (mounts.ts ProcPeer), shared. */
-function prepareProc(id: string): ProcPeer {
-  const dir = `${runRoot()}/proc/${id.slice(0, 16)}`;
-  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  libc.mount(dir, dir, "", libc.MS_BIND);
-  libc.mount("", dir, "", libc.MS_SHARED);
-  return { dir };
-}
-
-let namesPidns: boolean | undefined;
-
-/**
- * Mounts the container's /proc on the host's side of its peer directory, once its first
- * process (PID 1 of its namespace) waits at the gate. Linux 6.18 takes the namespace as a mount
- * option; before, a procfs shows the namespace of the process that mounts it, so a process of the
- * container's namespace does it: mount(8), spawned from this thread into that namespace (PID 2
- * for the moment it lives). Docker's masked and read-only /proc paths are made there too, each
- * in one step, and everything reaches the container's /proc by propagation, which is then cut
- * before the host's side is unmounted.
- */
-async function fillProc(pid: number, dir: string, spec: ContainerSpec): Promise<void> {
-  const options = "nosuid,nodev,noexec";
-  namesPidns ??= Deno.env.get("MINI_DOCKER_PROC") !== "helper" && libc.procTakesPidns();
-  if (namesPidns) {
-    try {
-      libc.mount("proc", dir, "proc", MS_PROC, `pidns=/proc/${pid}/ns/pid`);
-    } catch (err) {
-      throw new UserError(`Cannot mount /proc for the container: ${(err as Error).message}`);
-    }
-  } else {
-    await mountProcFromInside(pid, dir, options);
-  }
-  const inProc = (path: string) => path.startsWith("/proc/");
-  const at = (path: string) => `${dir}${path.slice("/proc".length)}`;
-  try {
-    for (const path of spec.linux.maskedPaths.filter(inProc)) mask(linux, at(path));
-    for (const path of spec.linux.readonlyPaths.filter(inProc)) makeReadonly(linux, at(path));
-  } catch (err) {
-    throw new UserError(`Cannot hide /proc paths from the container: ${(err as Error).message}`);
-  }
-  releaseProc({ dir });
-}
-
-const MS_PROC = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC;
-
-/** mount(8) as PID 2 of the container's namespace, mounting its procfs on `dir`. */
-async function mountProcFromInside(pid: number, dir: string, options: string): Promise<void> {
-  const self = libc.open("/proc/thread-self/ns/pid", libc.O_RDONLY | libc.O_CLOEXEC);
-  const target = libc.open(`/proc/${pid}/ns/pid`, libc.O_RDONLY | libc.O_CLOEXEC);
-  let helper: number;
-  try {
-    libc.setns(target, libc.CLONE_NEWPID);
-    try {
-      helper = libc.spawn(
-        mountProgram(),
-        ["mount", "-n", "-t", "proc", "-o", options, "proc", dir],
-        ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
-        { actions: [{ closefrom: 3 }] },
-      );
-    } finally {
-      libc.setns(self, libc.CLONE_NEWPID);
-    }
-  } finally {
-    libc.close(target);
-    libc.close(self);
-  }
-  const status = await childExit(helper);
-  if (!status.success) {
-    throw new UserError(`Cannot mount /proc for the container: mount exited with ${status.code}`);
-  }
-}
-
-/** Cuts the container's /proc from the host's peer directory, and removes that directory. */
-export function releaseProc(proc: ProcPeer): void {
-  // The procfs on top of the directory's own bind: each unmount takes the top one, made
-  // private first so that its unmount does not propagate.
-  for (let i = 0; i < 4; i++) {
-    try {
-      libc.mount("", proc.dir, "", libc.MS_REC | libc.MS_PRIVATE);
-      libc.umount2(proc.dir, libc.MNT_DETACH);
-    } catch {
-      break;
-    }
-  }
-}
-
-/**
- * Removes the peer directory, once the container has ended: removing a directory detaches what
- * is mounted on it in every mount namespace, the container's /proc included.
- */
-export function removeProcDir(proc: ProcPeer): void {
-  try {
-    Deno.removeSync(proc.dir);
-  } catch { /* gone */ }
-}
-
-let mountPath: string | undefined;
-function mountProgram(): string {
-  mountPath ??= ["/usr/bin/mount", "/bin/mount", "/usr/sbin/mount", "/sbin/mount"].find(exists);
-  if (mountPath === undefined) {
-    throw new UserError(
-      "Cannot find mount(8), which Linux before 6.18 needs to give a container its /proc: install util-linux",
-    );
-  }
-  return mountPath;
 }
 
 async function finish(

@@ -82,6 +82,19 @@ export function allCapabilities(): string[] {
   return CAPABILITIES.slice(0, Math.min(lastCapability(), CAPABILITIES.length - 1) + 1);
 }
 
+/**
+ * The capabilities this process holds (its permitted set): a container can get no other, and
+ * mini-docker may run without some (this machine's root has no CAP_SYS_RESOURCE, for one).
+ */
+export function heldCapabilities(): string[] {
+  let mask = (1n << 64n) - 1n;
+  try {
+    const hex = /^CapPrm:\s*([0-9a-f]+)$/m.exec(Deno.readTextFileSync("/proc/self/status"))?.[1];
+    if (hex !== undefined) mask = BigInt(`0x${hex}`);
+  } catch { /* no /proc: assume all */ }
+  return allCapabilities().filter((_, bit) => (mask >> BigInt(bit)) & 1n);
+}
+
 /** The bit number of a capability name ("CAP_SYS_ADMIN" -> 21), or undefined. */
 export function capabilityNumber(name: string): number | undefined {
   const n = (CAPABILITIES as readonly string[]).indexOf(name);
@@ -115,13 +128,22 @@ export function normalizeCapability(name: string, flag: string): string {
  */
 export function containerCapabilities(
   opts: { add?: readonly string[]; drop?: readonly string[]; privileged?: boolean },
+  held: readonly string[] = heldCapabilities(),
 ): string[] {
-  if (opts.privileged) return allCapabilities();
+  // "All" is all that mini-docker holds itself.
+  if (opts.privileged) return [...held];
   const add = (opts.add ?? []).map((c) => normalizeCapability(c, "--cap-add"));
   const drop = (opts.drop ?? []).map((c) => normalizeCapability(c, "--cap-drop"));
+  for (const c of add) {
+    if (c !== "ALL" && !held.includes(c)) {
+      throw new UserError(
+        `Cannot add capability ${c}: mini-docker does not hold it itself (see CapPrm in /proc/self/status)`,
+      );
+    }
+  }
   let caps: string[];
   if (add.includes("ALL")) {
-    caps = allCapabilities().filter((c) => !drop.includes(c));
+    caps = held.filter((c) => !drop.includes(c));
   } else if (drop.includes("ALL")) {
     caps = add;
   } else {

@@ -23,6 +23,15 @@ function caps(stdout: string): Record<string, bigint> {
 
 const CAPS = ["/bin/sh", "-c", "grep ^Cap /proc/self/status"];
 
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A TestEnv whose rootfs has the escape probe at /probe. */
 async function withProbe(): Promise<TestEnv> {
   const t = await TestEnv.create();
@@ -57,15 +66,17 @@ Deno.test(
       (await t.run(["run", "--cap-drop", "ALL", "--cap-add", "KILL", ...CAPS])).stdout,
     );
     assert.equal(only.Bnd, 1n << 5n);
-    const last = BigInt(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim());
+    // --privileged: every capability mini-docker holds (this machine's root lacks SYS_RESOURCE).
+    const held = caps(Deno.readTextFileSync("/proc/self/status")).Prm;
     const privileged = caps((await t.run(["run", "--privileged", ...CAPS])).stdout);
-    assert.equal(privileged.Eff, (1n << (last + 1n)) - 1n);
+    assert.equal(privileged.Eff, held);
     // exec gets the container's set.
     const id = (await t.run(["run", "-d", "--cap-add", "NET_ADMIN", "/bin/sleep", "300"])).stdout
       .trim();
     const exec = caps((await t.run(["exec", id, ...CAPS])).stdout);
     assert.equal(exec.Eff, DOCKER_CAPS | (1n << 12n));
-    assert.equal((await t.run(["rm", "-f", id])).code, 0);
+    const rm = await t.run(["rm", "-f", id]);
+    assert.equal(rm.code, 0, rm.stderr);
   },
 );
 
@@ -149,6 +160,8 @@ Deno.test("escape probes from published container CVEs are refused", opts, async
     "sysrq": "EROFS",
     "remount-proc-sys": "EPERM",
   };
+  // Not every kernel has /proc/sysrq-trigger (this one may not): refused either way.
+  if (!exists("/proc/sysrq-trigger")) expected.sysrq = "ENOENT";
   for (const [name, result] of Object.entries(expected)) {
     assert.equal(got[name], result, `${name}: ${r.stdout}`);
   }
@@ -166,15 +179,23 @@ Deno.test(
       "mknod /tmp/mem c 1 1 && /probe read /tmp/mem",
     ]);
     assert.equal(mem.stdout, "open EPERM\n", mem.stderr);
-    const zero = await t.run([
+    // /dev/kmsg (1:11) is not among the default devices: --device gives it, here write-only.
+    const kmsg = await t.run([
       "run",
       "--device",
-      "/dev/zero:/dev/myzero:r",
+      "/dev/kmsg:/dev/log-only:w",
       "/bin/sh",
       "-c",
-      "/probe read /dev/myzero; /probe write /dev/myzero",
+      "/probe read /dev/log-only; /probe write /dev/log-only",
     ]);
-    assert.equal(zero.stdout, "open ok\nread ok\nopen-for-write EPERM\n", zero.stderr);
+    assert.equal(kmsg.stdout, "open EPERM\nopen-for-write ok\n", kmsg.stderr);
+    const without = await t.run([
+      "run",
+      "/bin/sh",
+      "-c",
+      "mknod /tmp/k c 1 11; /probe write /tmp/k",
+    ]);
+    assert.equal(without.stdout, "open-for-write EPERM\n", without.stderr);
     // The standard nodes work.
     const std = await t.run([
       "run",
@@ -200,7 +221,8 @@ Deno.test("masked and read-only paths: Docker's lists", opts, async () => {
     ].join("; "),
   ]);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout.replace(/ /g, ""), "0\n0\nro\n5\n");
+  const readonly = ["sys", "bus", "fs", "irq", "sysrq-trigger"].filter((p) => exists(`/proc/${p}`));
+  assert.equal(r.stdout.replace(/ /g, ""), `0\n0\nro\n${readonly.length}\n`);
   // --privileged: nothing hidden (and no boundary).
   const p = await t.run([
     "run",
@@ -238,13 +260,17 @@ Deno.test(
     assert.equal((await t.run(["exec", id, "/bin/sh", "-c", "touch /tmp/stop"])).code, 0);
     await waitFor(
       () => {
-        return Deno.readTextFileSync(`${t.dir}/lib/containers/${id}/merged/tmp/scan.log`)
-          .includes("scanned");
+        try {
+          return Deno.readTextFileSync(`${t.dir}/lib/containers/${id}/upper/tmp/scan.log`)
+            .includes("scanned");
+        } catch {
+          return false;
+        }
       },
       10_000 * SLOWDOWN,
       "the scanner",
     );
-    const log = Deno.readTextFileSync(`${t.dir}/lib/containers/${id}/merged/tmp/scan.log`);
+    const log = Deno.readTextFileSync(`${t.dir}/lib/containers/${id}/upper/tmp/scan.log`);
     assert.equal(log, "scanned\n", "a process of mini-docker was seen from inside");
     // PID 1 is the init, one thread, in the container's root; nothing else of ours.
     const ps = await t.run([
@@ -256,7 +282,8 @@ Deno.test(
     ]);
     assert.equal(ps.stdout.split("\n").slice(0, 2).join(" "), "1 /sbin/docker-init", ps.stdout);
     assert.doesNotMatch(ps.stdout, /deno|mini-docker/);
-    assert.equal((await t.run(["rm", "-f", id])).code, 0);
+    const rm = await t.run(["rm", "-f", id]);
+    assert.equal(rm.code, 0, rm.stderr);
   },
 );
 
@@ -277,15 +304,16 @@ Deno.test(
       `echo 'app:x:1234:1234::/:/bin/sh' >>/etc/passwd; cp /etc/passwd /etc/passwd.real; ln -sf ${hostFile} /etc/passwd`,
     ]);
     assert.equal(setup.code, 0, setup.stderr);
-    const evil = await t.run(["exec", "-u", "evil", id, "/bin/id", "-u"]);
+    const evil = await t.run(["exec", "-u", "evil", id, "id", "-u"]);
     assert.notEqual(evil.code, 0);
     assert.doesNotMatch(evil.stdout, /4242/);
     assert.match(evil.stderr, /Cannot find user "evil"/);
     assert.equal(evil.stderr.trim().split("\n").length, 1, evil.stderr);
     await t.run(["exec", id, "/bin/sh", "-c", "mv /etc/passwd.real /etc/passwd"]);
-    const app = await t.run(["exec", "-u", "app", id, "/bin/id", "-u"]);
+    const app = await t.run(["exec", "-u", "app", id, "id", "-u"]);
     assert.equal(app.stdout, "1234\n", app.stderr);
-    assert.equal((await t.run(["rm", "-f", id])).code, 0);
+    const rm = await t.run(["rm", "-f", id]);
+    assert.equal(rm.code, 0, rm.stderr);
   },
 );
 
@@ -303,7 +331,7 @@ for (const user of ["root", "1000"]) {
       // The kernel's parent-death signal cannot reach it (see container/watcher.ts): the watcher.
       await waitFor(() => !isAlive(ref), 10_000 * SLOWDOWN, "the container's end");
       // What is left (state, cgroup) is cleaned by the next command that looks.
-      assert.equal((await t.run(["prune", "-f"])).code, 0);
+      assert.equal((await t.run(["prune"])).code, 0);
     },
   );
 }

@@ -1,0 +1,141 @@
+/**
+ * The container's /proc. A procfs shows the PID namespace of the process that mounts it (or,
+ * since Linux 6.18, the one it names), and no process of the container's namespace exists
+ * before its first one, which cannot mount anything: so the container's thread binds a host
+ * directory as /proc (mounts.ts), and the parent mounts the procfs there, with Docker's masked
+ * and read-only paths, once the first process waits at its gate. Mount propagation carries it
+ * into the container; then the link is cut and the host's side unmounted.
+ */
+import type { ContainerSpec } from "../base/spec.ts";
+import * as libc from "../base/libc.ts";
+import { UserError } from "../base/errors.ts";
+import { runRoot } from "../base/paths.ts";
+import { childExit } from "./children.ts";
+import { linux } from "./kernel.ts";
+import { makeReadonly, mask, type ProcPeer } from "./mounts.ts";
+
+/**
+ * The host directory that becomes the container's /proc (mounts.ts ProcPeer): `dir`, inside a
+ * shared mount of its own (`root`), so that the propagation can be cut from the host's side
+ * (by making `root` private) before anything is unmounted there.
+ */
+export function prepareProc(id: string): ProcPeer {
+  const root = `${runRoot()}/proc/${id.slice(0, 16)}`;
+  const dir = `${root}/proc`;
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  libc.mount(root, root, "", libc.MS_BIND);
+  libc.mount("", root, "", libc.MS_SHARED);
+  return { root, dir };
+}
+
+let namesPidns: boolean | undefined;
+
+/**
+ * Mounts the container's /proc on the host's side of its peer directory, once its first
+ * process (PID 1 of its namespace) waits at the gate. Linux 6.18 takes the namespace as a mount
+ * option; before, a procfs shows the namespace of the process that mounts it, so a process of the
+ * container's namespace does it: mount(8), spawned from this thread into that namespace (PID 2
+ * for the moment it lives). Docker's masked and read-only /proc paths are made there too, each
+ * in one step, and everything reaches the container's /proc by propagation, which is then cut
+ * before the host's side is unmounted.
+ */
+export async function fillProc(pid: number, proc: ProcPeer, spec: ContainerSpec): Promise<void> {
+  const dir = proc.dir;
+  const options = "nosuid,nodev,noexec";
+  namesPidns ??= Deno.env.get("MINI_DOCKER_PROC") !== "helper" && libc.procTakesPidns();
+  if (namesPidns) {
+    try {
+      libc.mount("proc", dir, "proc", MS_PROC, `pidns=/proc/${pid}/ns/pid`);
+    } catch (err) {
+      throw new UserError(`Cannot mount /proc for the container: ${(err as Error).message}`);
+    }
+  } else {
+    await mountProcFromInside(pid, dir, options);
+  }
+  const inProc = (path: string) => path.startsWith("/proc/");
+  const at = (path: string) => `${dir}${path.slice("/proc".length)}`;
+  try {
+    for (const path of spec.linux.maskedPaths.filter(inProc)) mask(linux, at(path));
+    for (const path of spec.linux.readonlyPaths.filter(inProc)) makeReadonly(linux, at(path));
+  } catch (err) {
+    throw new UserError(`Cannot hide /proc paths from the container: ${(err as Error).message}`);
+  }
+  releaseProc(proc);
+}
+
+const MS_PROC = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC;
+
+/** mount(8) as PID 2 of the container's namespace, mounting its procfs on `dir`. */
+async function mountProcFromInside(pid: number, dir: string, options: string): Promise<void> {
+  const self = libc.open("/proc/thread-self/ns/pid", libc.O_RDONLY | libc.O_CLOEXEC);
+  const target = libc.open(`/proc/${pid}/ns/pid`, libc.O_RDONLY | libc.O_CLOEXEC);
+  let helper: number;
+  try {
+    libc.setns(target, libc.CLONE_NEWPID);
+    try {
+      helper = libc.spawn(
+        mountProgram(),
+        ["mount", "-n", "-t", "proc", "-o", options, "proc", dir],
+        ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+        { actions: [{ closefrom: 3 }] },
+      );
+    } finally {
+      libc.setns(self, libc.CLONE_NEWPID);
+    }
+  } finally {
+    libc.close(target);
+    libc.close(self);
+  }
+  const status = await childExit(helper);
+  if (!status.success) {
+    throw new UserError(`Cannot mount /proc for the container: mount exited with ${status.code}`);
+  }
+}
+
+/**
+ * Cuts the container's /proc from the host's peer directory and unmounts the host's side. An
+ * unmount propagates along its parent's peer group: `root` is made private first.
+ */
+export function releaseProc(proc: ProcPeer): void {
+  try {
+    libc.mount("", proc.root, "", libc.MS_PRIVATE);
+  } catch {
+    return; // not mounted (any more)
+  }
+  for (const path of [proc.dir, proc.root]) {
+    try {
+      libc.mount("", path, "", libc.MS_REC | libc.MS_PRIVATE);
+      libc.umount2(path, libc.MNT_DETACH);
+    } catch { /* nothing mounted there */ }
+  }
+}
+
+/**
+ * Removes the peer directory, once the container has ended: removing a directory detaches what
+ * is mounted on it in every mount namespace, the container's /proc included.
+ */
+export function removeProcDir(proc: ProcPeer): void {
+  try {
+    Deno.removeSync(proc.root, { recursive: true });
+  } catch { /* gone */ }
+}
+
+let mountPath: string | undefined;
+function mountProgram(): string {
+  mountPath ??= ["/usr/bin/mount", "/bin/mount", "/usr/sbin/mount", "/sbin/mount"].find(exists);
+  if (mountPath === undefined) {
+    throw new UserError(
+      "Cannot find mount(8), which Linux before 6.18 needs to give a container its /proc: install util-linux",
+    );
+  }
+  return mountPath;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
