@@ -1,7 +1,8 @@
 /**
- * The one `Deno.dlopen` of mini-docker: every libc call the runtime makes is declared here, and
- * every failure becomes a `SyscallError` naming the call, the path and errno's text
- * (`mount "/proc": Operation not permitted`).
+ * mini-docker's binding of libc: every libc call the runtime makes is declared here, and every
+ * failure becomes a `SyscallError` naming the call, the path and errno's text
+ * (`mount "/proc": Operation not permitted`). (The only other `Deno.dlopen` is libseccomp's, in
+ * security/seccomp.ts.)
  *
  * The library is opened lazily, on first use, so that commands that never touch the kernel
  * directly (ps, images, --help) do not pay for it.
@@ -72,7 +73,6 @@ const SYS = Deno.build.arch === "aarch64"
     flock: 32,
     ioctl: 29,
     chdir: 49,
-    execve: 221,
     mount: 40,
     umount2: 39,
     pivot_root: 41,
@@ -82,14 +82,9 @@ const SYS = Deno.build.arch === "aarch64"
     prctl: 167,
     setsid: 157,
     umask: 166,
-    geteuid: 175,
     socket: 198,
-    connect: 203,
     lsetxattr: 6,
     lgetxattr: 9,
-    pidfd_open: 434,
-    pidfd_getfd: 438,
-    rt_sigaction: 134,
     setresuid: 147,
     setresgid: 149,
     setgroups: 159,
@@ -116,7 +111,6 @@ const SYS = Deno.build.arch === "aarch64"
     flock: 73,
     ioctl: 16,
     chdir: 80,
-    execve: 59,
     mount: 165,
     umount2: 166,
     pivot_root: 155,
@@ -126,14 +120,9 @@ const SYS = Deno.build.arch === "aarch64"
     prctl: 157,
     setsid: 112,
     umask: 95,
-    geteuid: 107,
     socket: 41,
-    connect: 42,
     lsetxattr: 189,
     lgetxattr: 192,
-    pidfd_open: 434,
-    pidfd_getfd: 438,
-    rt_sigaction: 13,
     setresuid: 117,
     setresgid: 119,
     setgroups: 116,
@@ -245,7 +234,6 @@ export const S_IFIFO = 0o010000;
 export const PR_SET_PDEATHSIG = 1;
 export const PR_SET_NO_NEW_PRIVS = 38;
 
-const TIOCSCTTY = 0x540e;
 const TIOCGWINSZ = 0x5413;
 const TIOCSWINSZ = 0x5414;
 const TIOCGPTN = 0x80045430;
@@ -355,14 +343,6 @@ export function chdir(path: string): void {
   check(sys(SYS.chdir, cstr(path)), "chdir", path);
 }
 
-/** execve(2): returns only on failure, by throwing. */
-export function execve(path: string, argv: readonly string[], env: readonly string[]): never {
-  const a = cstrArray(argv);
-  const e = cstrArray(env);
-  pin([a, e], () => sys(SYS.execve, cstr(path), a.array, e.array));
-  throw new SyscallError("exec", errno(), path);
-}
-
 export function open(path: string, flags: number, mode = 0): number {
   const fd = sys(SYS.openat, AT_FDCWD, cstr(path), flags, mode);
   check(fd, "open", path);
@@ -444,33 +424,13 @@ export function setresuid(ruid: number, euid = ruid, suid = ruid): void {
   check(sys(SYS.setresuid, ruid, euid, suid), "setuid");
 }
 
-export function geteuid(): number {
-  return sys(SYS.geteuid);
-}
-
 export function umask(mask: number): number {
   return sys(SYS.umask, mask);
 }
 
-const AF_UNIX = 1;
 const AF_INET = 2;
-const SOCK_STREAM = 1;
 const SOCK_DGRAM = 2;
 const SOCK_CLOEXEC = 0o2000000;
-
-/** Connects a new close-on-exec stream socket to the unix socket at `path`; returns its fd. */
-export function connectUnix(path: string): number {
-  const fd = sys(SYS.socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  check(fd, "socket");
-  // struct sockaddr_un { sa_family_t sun_family; char sun_path[108]; }
-  const addr = new Uint8Array(110);
-  new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
-  const p = encoder.encode(path);
-  if (p.length > 107) throw new SyscallError("connect", 36, /* ENAMETOOLONG */ path);
-  addr.set(p, 2);
-  check(sys(SYS.connect, fd, addr, 2 + p.length + 1), "connect", path);
-  return fd;
-}
 
 const SIOCGIFFLAGS = 0x8913n;
 const SIOCSIFFLAGS = 0x8914n;
@@ -526,11 +486,6 @@ export function openPty(): { master: number; slave: string } {
   }
 }
 
-/** Makes `fd` (a terminal) the controlling terminal of this new session. */
-export function setControllingTerminal(fd: number): void {
-  check(sys(SYS.ioctl, fd, TIOCSCTTY, 0), "TIOCSCTTY");
-}
-
 /** The size of the terminal on `fd`, or undefined when it is not a terminal. */
 export function getWindowSize(fd: number): { rows: number; cols: number } | undefined {
   const ws = new Uint8Array(8);
@@ -553,122 +508,12 @@ export async function readAsync(fd: number, buf: Uint8Array<ArrayBuffer>): Promi
   return Number(await pinAsync([buf], () => libc().read_async(fd, ptr, BigInt(buf.length))));
 }
 
-/**
- * posix_spawn(3): starts `path` with `argv` and `env` and returns its PID. Unlike fork, the
- * child runs only libc code until execve (clone with CLONE_VM|CLONE_VFORK), so it is safe here.
- */
-export function spawnProcess(
-  path: string,
-  argv: readonly string[],
-  env: readonly string[],
-): number {
-  const pid = new Int32Array(1);
-  const a = cstrArray(argv);
-  const e = cstrArray(env);
-  const file = cstr(path);
-  const ptr = Deno.UnsafePointer.of;
-  const rc = pin(
-    [pid, file, a, e],
-    () => libc().posix_spawn(ptr(pid), ptr(file), null, null, ptr(a.array), ptr(e.array)),
-  );
-  if (rc !== 0) throw new SyscallError("exec", rc, path);
-  return pid[0]!;
-}
-
 /** Waits (on a worker thread) for any child; returns its PID and raw wait status, or -1. */
 export async function waitAnyChild(): Promise<{ pid: number; status: number }> {
   const status = new Int32Array(1);
   const ptr = Deno.UnsafePointer.of(status);
   const pid = await pinAsync([status], () => libc().waitpid_async(-1, ptr, 0));
   return { pid, status: status[0]! };
-}
-
-/**
- * Waits (on a worker thread) for child `pid` to end; its raw wait status. A wait interrupted by
- * a signal is retried while the child still exists; a child that someone else reaped counts as
- * an exit with status 255.
- */
-export async function waitChild(pid: number): Promise<number> {
-  const status = new Int32Array(1);
-  const ptr = Deno.UnsafePointer.of(status);
-  for (let tries = 0; tries < 10; tries++) {
-    const got = await pinAsync([status], () => libc().waitpid_async(pid, ptr, 0));
-    if (got === pid) return status[0]!;
-    try {
-      Deno.statSync(`/proc/${pid}`);
-    } catch {
-      break;
-    }
-  }
-  return 255 << 8;
-}
-
-/** Reads from `fd` (blocking) up to and including the first newline; "" at end of stream. */
-export function readLine(fd: number): string {
-  const chunks: Uint8Array[] = [];
-  const buf = new Uint8Array(65536);
-  for (;;) {
-    const n = sys(SYS.read, fd, buf, buf.length);
-    check(n, "read");
-    if (n === 0) break;
-    chunks.push(buf.slice(0, n));
-    if (buf.subarray(0, n).includes(10)) break;
-  }
-  const all = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    all.set(c, off);
-    off += c.length;
-  }
-  return new TextDecoder().decode(all);
-}
-
-/**
- * A copy, in this process, of file descriptor `fd` of process `pid` (pidfd_getfd(2), Linux
- * 5.6): how the pseudo-terminal that a stage opened inside the container reaches mini-docker.
- */
-export function takeFd(pid: number, fd: number): number {
-  const pidfd = sys(SYS.pidfd_open, pid, 0);
-  check(pidfd, "pidfd_open");
-  try {
-    const copy = sys(SYS.pidfd_getfd, pidfd, fd, 0);
-    check(copy, "pidfd_getfd");
-    return copy;
-  } finally {
-    close(pidfd);
-  }
-}
-
-/**
- * Marks every file descriptor above 2 close-on-exec, so that nothing mini-docker inherited or
- * opened (a host directory, a pipe of whoever started it) reaches the container: a leaked fd is
- * a way out of it (runc's CVE-2024-21626).
- */
-export function closeExtraFdsOnExec(): void {
-  const F_SETFD = 2;
-  const FD_CLOEXEC = 1;
-  for (const entry of Deno.readDirSync("/proc/self/fd")) {
-    const fd = Number(entry.name);
-    if (fd > 2) sys(SYS.fcntl, fd, F_SETFD, FD_CLOEXEC);
-  }
-}
-
-/**
- * Gives every signal this process ignores its default action back, for the program it starts
- * next: an ignored signal stays ignored across execve (handled ones are reset by the kernel).
- */
-export function resetIgnoredSignals(): void {
-  const status = Deno.readTextFileSync("/proc/thread-self/status");
-  const hex = /^SigIgn:\s*([0-9a-f]+)$/m.exec(status)?.[1];
-  if (hex === undefined) return;
-  const ignored = BigInt(`0x${hex}`);
-  // struct sigaction as the kernel takes it: handler SIG_DFL (0), no flags, an empty mask.
-  const action = new Uint8Array(32);
-  for (let sig = 1; sig <= 64; sig++) {
-    if ((ignored >> BigInt(sig - 1)) & 1n) {
-      check(sys(SYS.rt_sigaction, sig, action, 0, 8), `sigaction ${sig}`);
-    }
-  }
 }
 
 export const PR_SET_DUMPABLE = 4;
@@ -772,14 +617,6 @@ export const O_NONBLOCK = 0o4000;
 export const O_PATH = 0o10000000;
 export const O_NOCTTY = 0o400;
 export const O_CREAT = 0o100;
-const F_DUPFD_CLOEXEC = 1030;
-
-/** A close-on-exec duplicate of `fd` numbered `min` or higher. */
-export function dupAbove(fd: number, min: number): number {
-  const copy = sys(SYS.fcntl, fd, F_DUPFD_CLOEXEC, min);
-  check(copy, "fcntl");
-  return copy;
-}
 
 /** open(2) on a worker thread: for a FIFO, it returns once the other end is opened. */
 export async function openAsync(path: string, flags: number): Promise<number> {

@@ -64,25 +64,24 @@ export async function execInContainer(
       delete spec.linux.seccomp;
     }
     using relay = options.tty ? openRelay() : undefined;
+    const prepared = thread.prepare({
+      mode: "join",
+      spec,
+      joinPid: state.process!.pid,
+      userSpec: options.user,
+      proc: { root: "", dir: "" },
+      tty: options.tty,
+    }, (master) => relay?.attach(master));
+    prepared.catch(() => {});
     using gate = Gate.create();
-    const { pid, status } = await runThread(
-      thread,
-      {
-        mode: "join",
-        spec,
-        joinPid: state.process!.pid,
-        userSpec: options.user,
-        cgroup: cgroupPlan(cgroup, container.linux.cgroupsPath),
-        proc: { root: "", dir: "" },
-        gateDir: gate.dirFd,
-        stdio: options.tty ? "tty" : options.interactive ? "inherit" : nullStdin(),
-        seccomp: await compileFilter(spec),
-        capabilities: capabilityMasks(spec),
-      },
-      gate,
-      cgroup,
-      { onPty: (master) => relay?.attach(master) },
-    );
+    using plan = cgroupPlan(cgroup, container.linux.cgroupsPath);
+    const { pid, status } = await runThread(thread, prepared, {
+      cgroup: plan.files,
+      gateDir: gate.dirFd,
+      stdio: options.tty ? "tty" : options.interactive ? "inherit" : nullStdin(),
+      seccomp: await compileFilter(spec),
+      capabilities: capabilityMasks(spec),
+    }, { gate, cgroup, spec });
     using signals = forwardSignals();
     signals.attach(pid);
     const relayed = relay?.relay();

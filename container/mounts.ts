@@ -106,14 +106,6 @@ export function mountInto(k: Kernel, root: string, m: Mount, proc: ProcPeer): vo
   }
 }
 
-/** `run --init`: the host's static init, read-only at INIT_PATH (it cannot be changed from inside). */
-export function bindInit(k: Kernel, root: string, binary: string): void {
-  const target = secureJoin(root, INIT_PATH);
-  ensureMountPoint(target, false);
-  k.mount(binary, target, "", libc.MS_BIND);
-  k.mount("", target, "", libc.MS_REMOUNT | libc.MS_BIND | libc.MS_RDONLY | libc.MS_NOSUID);
-}
-
 function ensureMountPoint(path: string, dir: boolean): void {
   try {
     Deno.lstatSync(path);

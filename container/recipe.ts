@@ -22,7 +22,6 @@ import { trace } from "../base/trace.ts";
 import { resolveUser } from "../images/passwd.ts";
 import {
   assembleRoot,
-  bindInit,
   createDevices,
   INIT_PATH,
   makeReadonly,
@@ -42,7 +41,10 @@ export interface CapabilityMasks {
   ambient: bigint;
 }
 
-/** What the parent tells the container's thread. */
+/**
+ * What the parent tells the container's thread first: enough to make it the container (its
+ * namespaces, root and mounts). The thread does that while the parent creates the cgroup.
+ */
 export interface ThreadConfig {
   /** "create": new namespaces for a new container; "join": enter a running one (`exec`). */
   mode: "create" | "join";
@@ -55,30 +57,40 @@ export interface ThreadConfig {
   joinPid?: number;
   /** "join": a user spec (`exec -u NAME[:GROUP]`), resolved in the container's own files. */
   userSpec?: string;
+  /** The host directory that becomes the container's /proc ("create"; see mounts.ts). */
+  proc: ProcPeer;
+  /** `-t`: a pseudo-terminal in the container's devpts for the first process. */
+  tty: boolean;
+}
+
+/**
+ * What the parent tells the container's thread then: how to start the first process. Every
+ * descriptor here was opened by the parent, in the host's view (they are the whole process's).
+ */
+export interface SpawnConfig {
   /**
    * cgroup v1: this thread joins the container's cgroup by itself (writing "0" to each `tasks`
    * file takes no lock and no RCU grace period), so that its first process is born there, and
-   * leaves it (back to `leave`) right after the spawn. It takes one `pids` slot meanwhile: with a
-   * pids limit the cgroup is created one above it, and `pidsMax` is written back first.
+   * leaves it (writing "0" to `leave`, its own) right after the spawn. It takes one `pids` slot
+   * meanwhile: with a pids limit the cgroup is created one above it, and `pidsMax` is written
+   * back first.
    */
-  cgroup?: { join: string[]; leave: string[]; pidsMax?: { file: string; limit: number } };
-  /** The host directory that becomes the container's /proc ("create"; see mounts.ts). */
-  proc: ProcPeer;
-  /** The gate's directory (an O_PATH descriptor of the whole process; see gate.ts). */
+  cgroup?: { join: number[]; leave: number[]; pidsMax?: { fd: number; limit: number } };
+  /** The gate's directory (an O_PATH descriptor; see gate.ts). */
   gateDir: number;
-  /** The first process's 0, 1, 2: this process's, these descriptors, or a new terminal. */
+  /** The first process's 0, 1, 2: this process's, these descriptors, or the new terminal. */
   stdio: "inherit" | "tty" | [number, number, number];
   /** The seccomp filter (compiled by the parent), installed right before the spawn. */
   seccomp?: { program: Uint8Array; flags: number };
   capabilities: CapabilityMasks;
-  /** `--init`: the host's static init, mounted read-only at INIT_PATH. */
-  initBinary?: string;
 }
 
 /** What the container's thread tells the parent. */
 export type ThreadMessage =
   /** The thread is up (its id names its children in /proc/self/task/TID/children). */
   | { type: "booted"; tid: number }
+  /** The thread is the container now, ready for its SpawnConfig. */
+  | { type: "prepared" }
   /** `-t`: the terminal's master side (a descriptor of the whole process), before the spawn. */
   | { type: "tty"; master: number }
   /** The first process has called execve: it runs. */
@@ -114,41 +126,33 @@ const NAMESPACES: [NamespaceType, number, string][] = [
 
 const CLONE_FS = 0x200;
 
-/** The recipe: from a fresh thread to the container's first process. Returns its PID. */
-export function containerRecipe(
+/** What the first phase leaves for the second. */
+export interface Prepared {
+  process: ContainerSpec["process"];
+  /** The command's executable, found in the container. */
+  path: string;
+  /** `-t`: the terminal's slave, in the container's devpts. */
+  ttySlave?: string;
+}
+
+/**
+ * The recipe's first phase: this thread becomes the container (namespaces, root, mounts,
+ * hostname, pivot_root), finds the command, and opens the terminal of `-t`.
+ */
+export function prepareContainer(
   k: Kernel,
   config: ThreadConfig,
   report: (message: ThreadMessage) => void,
-): number {
+): Prepared {
+  const { spec } = config;
   // A root, working directory and umask of this thread's own: pivot_root, chdir and setns into
   // a mount namespace below change only this thread.
   step("Cannot unshare the filesystem context", () => k.unshare(CLONE_FS));
-  // cgroup v1: this thread joins the container's cgroup, so its first process is born there.
-  // The files are the host's: opened now, before any namespace or mount, kept for leaving.
-  const cgroup = step("Cannot open the container's cgroup", () => openCgroup(k, config.cgroup));
-  try {
-    for (const fd of cgroup.join) {
-      step("Cannot join the container's cgroup", () => k.write(fd, "0"));
-    }
-    return becomeContainer(k, config, report);
-  } finally {
-    // cgroup v1: the pids limit back to the container's own, then out (the first process stays).
-    leaveCgroup(k, cgroup, config.cgroup?.pidsMax?.limit);
-  }
-}
-
-/** Everything after the cgroup: namespaces, root, user, privileges, the spawn. */
-function becomeContainer(
-  k: Kernel,
-  config: ThreadConfig,
-  report: (message: ThreadMessage) => void,
-): number {
-  const { spec } = config;
   if (config.mode === "join") {
     joinNamespaces(k, spec, config.joinPid!);
   } else {
     createNamespaces(k, spec);
-    prepareRoot(k, config, report);
+    prepareRoot(k, config);
   }
   // The user: `exec -u NAME` is looked up in the container's files, from inside.
   const process = config.userSpec === undefined ? spec.process : {
@@ -170,11 +174,35 @@ function becomeContainer(
     resolveExecutable(process.args[2] ?? "", process.env);
   }
   // -t: a terminal of the container's own devpts, so that its name resolves inside.
-  let tty: { master: number; slave: string } | undefined;
-  if (config.stdio === "tty") {
-    tty = step("Cannot create the terminal", () => k.openPty());
+  let ttySlave: string | undefined;
+  if (config.tty) {
+    const tty = step("Cannot create the terminal", () => k.openPty());
     report({ type: "tty", master: tty.master });
+    ttySlave = tty.slave;
   }
+  return { process, path, ttySlave };
+}
+
+/**
+ * The recipe's second phase: the cgroup (v1), the keyring, capabilities, user, seccomp, and the
+ * first process, which stops at its gate. Returns its PID once it has called execve.
+ */
+export function spawnContainer(k: Kernel, prepared: Prepared, config: SpawnConfig): number {
+  const cgroup = config.cgroup;
+  try {
+    // cgroup v1: this thread joins the container's cgroup, so its first process is born there.
+    for (const fd of cgroup?.join ?? []) {
+      step("Cannot join the container's cgroup", () => k.write(fd, "0"));
+    }
+    return spawnFirst(k, prepared, config);
+  } finally {
+    // cgroup v1: the pids limit back to the container's own, then out (the first process stays).
+    if (cgroup !== undefined) leaveCgroup(k, cgroup);
+  }
+}
+
+function spawnFirst(k: Kernel, prepared: Prepared, config: SpawnConfig): number {
+  const { process, path } = prepared;
   // A session keyring of its own: the host's root keyring is not the container's.
   step("Cannot create a session keyring", () => k.joinSessionKeyring());
   // Capabilities the container's processes may ever get, then no_new_privs when asked.
@@ -230,41 +258,20 @@ function becomeContainer(
   // The first process: it waits at the gate, then runs the command with nothing of ours open.
   try {
     return k.spawn(path, process.args, process.env, {
-      setsid: tty !== undefined,
-      actions: spawnActions(config, process.cwd, tty?.slave),
+      setsid: prepared.ttySlave !== undefined,
+      actions: spawnActions(config, process.cwd, prepared.ttySlave),
     });
   } catch (err) {
     throw execError(err, process.args[0] ?? "");
   }
 }
 
-interface CgroupFds {
-  join: number[];
-  leave: number[];
-  pidsMax?: number;
-}
-
-function openCgroup(k: Kernel, files: ThreadConfig["cgroup"]): CgroupFds {
-  const open = (path: string) => k.open(path, libc.O_WRONLY | libc.O_CLOEXEC);
-  return {
-    join: (files?.join ?? []).map(open),
-    leave: (files?.leave ?? []).map(open),
-    pidsMax: files?.pidsMax === undefined ? undefined : open(files.pidsMax.file),
-  };
-}
-
-function leaveCgroup(k: Kernel, fds: CgroupFds, pidsLimit?: number): void {
+function leaveCgroup(k: Kernel, cgroup: NonNullable<SpawnConfig["cgroup"]>): void {
   try {
-    if (fds.pidsMax !== undefined) k.write(fds.pidsMax, String(pidsLimit));
-    for (const fd of fds.leave) k.write(fd, "0");
+    if (cgroup.pidsMax !== undefined) k.write(cgroup.pidsMax.fd, String(cgroup.pidsMax.limit));
+    for (const fd of cgroup.leave) k.write(fd, "0");
   } catch {
     // This thread ends right after; it leaves the cgroup with its end.
-  } finally {
-    for (
-      const fd of [...fds.join, ...fds.leave, ...(fds.pidsMax === undefined ? [] : [fds.pidsMax])]
-    ) {
-      k.close(fd);
-    }
   }
 }
 
@@ -307,12 +314,7 @@ function joinNamespaces(k: Kernel, spec: ContainerSpec, pid: number): void {
 }
 
 /** The container's file system, from the host's view to its own root. */
-function prepareRoot(
-  k: Kernel,
-  config: ThreadConfig,
-  report: (message: ThreadMessage) => void,
-): void {
-  void report;
+function prepareRoot(k: Kernel, config: ThreadConfig): void {
   const { spec } = config;
   const root = spec.root.path;
   // No mount of ours may propagate to the host; host mounts may still reach the container's
@@ -326,9 +328,6 @@ function prepareRoot(
   trace("recipe: root assembled");
   for (const m of spec.mounts) {
     step(`Cannot mount ${m.type} on "${m.destination}"`, () => mountInto(k, root, m, config.proc));
-  }
-  if (config.initBinary !== undefined) {
-    step("Cannot provide the init", () => bindInit(k, root, config.initBinary!));
   }
   step("Cannot create devices", () => createDevices(k, spec));
   if (spec.linux.namespaces.some((ns) => ns.type === "network" && ns.path === undefined)) {
@@ -358,7 +357,7 @@ function prepareRoot(
  * mini-docker released it; then its working directory and, with -t, its controlling terminal.
  */
 export function spawnActions(
-  config: Pick<ThreadConfig, "stdio" | "gateDir">,
+  config: Pick<SpawnConfig, "stdio" | "gateDir">,
   cwd: string,
   ttySlave?: string,
 ): libc.FileAction[] {

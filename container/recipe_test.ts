@@ -7,7 +7,14 @@ import assert from "node:assert/strict";
 import { newSpec } from "../base/spec.ts";
 import * as libc from "../base/libc.ts";
 import type { Kernel } from "./kernel.ts";
-import { containerRecipe, spawnActions, StepError, type ThreadConfig } from "./recipe.ts";
+import {
+  prepareContainer,
+  spawnActions,
+  type SpawnConfig,
+  spawnContainer,
+  StepError,
+  type ThreadConfig,
+} from "./recipe.ts";
 
 type Call = [string, ...unknown[]];
 
@@ -72,46 +79,40 @@ function testConfig(root: string, over: Partial<ThreadConfig> = {}): ThreadConfi
     capabilities: { bounding: ["CAP_CHOWN"], effective: [], permitted: [] },
   });
   // The standard mounts are the recipe's business; their targets live in the temp root.
-  return {
-    mode: "create",
-    spec,
-    proc: { root, dir: root },
-    gateDir: 7,
-    stdio: "inherit",
-    seccomp: { program: new Uint8Array(16), flags: 0 },
-    capabilities: {
-      bounding: 1n,
-      effective: 0n,
-      permitted: 0n,
-      inheritable: 0n,
-      ambient: 0n,
-    },
-    cgroup: {
-      join: ["/cg/tasks"],
-      leave: ["/own/tasks"],
-      pidsMax: { file: "/cg/pids.max", limit: 5 },
-    },
-    ...over,
-  };
+  return { mode: "create", spec, proc: { root, dir: root }, tty: false, ...over };
+}
+
+const SPAWN: SpawnConfig = {
+  gateDir: 7,
+  stdio: "inherit",
+  seccomp: { program: new Uint8Array(16), flags: 0 },
+  capabilities: { bounding: 1n, effective: 0n, permitted: 0n, inheritable: 0n, ambient: 0n },
+  cgroup: { join: [100], leave: [101], pidsMax: { fd: 102, limit: 5 } },
+};
+
+/** Both phases, as the thread runs them. */
+function containerRecipe(k: Kernel, config: ThreadConfig, spawn: SpawnConfig = SPAWN): number {
+  return spawnContainer(k, prepareContainer(k, config, () => {}), spawn);
 }
 
 Deno.test("recipe: the kernel's steps in order, from a fresh thread to the spawn", () => {
   const root = Deno.makeTempDirSync({ prefix: "mini-docker-recipe-" });
   try {
     const calls: Call[] = [];
-    const pid = containerRecipe(recordingKernel(calls), testConfig(root), () => {});
+    const pid = containerRecipe(recordingKernel(calls), testConfig(root));
     assert.equal(pid, 4242);
     const names = calls.map((c) => c[0]);
     const at = (name: string) => names.indexOf(name);
     const last = (name: string) => names.lastIndexOf(name);
-    // The fs context first; the cgroup (v1) before any namespace; namespaces before mounts.
+    // The fs context first; namespaces before mounts.
     assert.deepEqual(calls[0], ["unshare", 0x200]);
-    assert.deepEqual(calls.slice(1, 4).map((c) => c[0]), ["open", "open", "open"]);
-    assert.deepEqual(calls[4], ["write", 100, "0"]);
     const flags = libc.CLONE_NEWPID | libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC |
       libc.CLONE_NEWNET;
-    assert.deepEqual(calls[5], ["unshare", flags]);
-    assert.deepEqual(calls[6], ["mount", "", "/", "", libc.MS_REC | libc.MS_SLAVE, ""]);
+    assert.deepEqual(calls[1], ["unshare", flags]);
+    assert.deepEqual(calls[2], ["mount", "", "/", "", libc.MS_REC | libc.MS_SLAVE, ""]);
+    // The cgroup (v1) in the second phase, before anything that the child inherits.
+    assert.ok(at("write") > at("pivotRoot") && at("write") < at("joinSessionKeyring"));
+    assert.deepEqual(calls[at("write")], ["write", 100, "0"]);
     // /proc is a bind of the parent's peer directory, not a procfs of this thread's namespace.
     assert.ok(calls.some((c) => c[0] === "mount" && c[1] === root && c[2] === `${root}/proc`));
     assert.ok(!calls.some((c) => c[0] === "mount" && c[3] === "proc"));
@@ -163,10 +164,10 @@ Deno.test("recipe: exec joins the container's namespaces and mounts nothing", ()
   const root = Deno.makeTempDirSync({ prefix: "mini-docker-recipe-" });
   try {
     const calls: Call[] = [];
-    const config = testConfig(root, { mode: "join", joinPid: 77, cgroup: undefined });
+    const config = testConfig(root, { mode: "join", joinPid: 77 });
     config.spec.process.cwd = root; // the thread really changes directory: a real one
     config.spec.process.args = [`${root}/bin/sh`];
-    containerRecipe(recordingKernel(calls), config, () => {});
+    containerRecipe(recordingKernel(calls), config, { ...SPAWN, cgroup: undefined });
     const opened = calls.filter((c) => c[0] === "open").map((c) => c[1]);
     assert.deepEqual(opened, [
       "/proc/77/ns/ipc",
@@ -195,10 +196,10 @@ Deno.test("recipe: a failed step is one message, and the cgroup is left all the 
   try {
     const calls: Call[] = [];
     assert.throws(
-      () => containerRecipe(recordingKernel(calls, "pivotRoot"), testConfig(root), () => {}),
+      () => containerRecipe(recordingKernel(calls, "capset"), testConfig(root)),
       (err) =>
         err instanceof StepError && err.exitCode === 125 &&
-        /^Cannot pivot to the new root: pivotRoot: Operation not permitted$/.test(err.message),
+        /^Cannot install the seccomp filter: capset: Operation not permitted$/.test(err.message),
     );
     assert.ok(!calls.some((c) => c[0] === "spawn"));
     assert.deepEqual(calls.filter((c) => c[0] === "write").at(-1), ["write", 101, "0"]);
@@ -214,7 +215,7 @@ Deno.test("recipe: a missing command is 127 before anything is spawned", () => {
     const config = testConfig(root);
     config.spec.process.args = ["no-such-command"];
     assert.throws(
-      () => containerRecipe(recordingKernel(calls), config, () => {}),
+      () => containerRecipe(recordingKernel(calls), config),
       (err) => err instanceof StepError && err.exitCode === 127,
     );
     assert.ok(!calls.some((c) => c[0] === "spawn"));

@@ -29,7 +29,7 @@ import {
   stateDir,
   writeState,
 } from "./state.ts";
-import type { CapabilityMasks, ThreadConfig } from "./recipe.ts";
+import type { CapabilityMasks, SpawnConfig } from "./recipe.ts";
 import { ContainerThread } from "./threads.ts";
 import { childExit, forgetChild } from "./children.ts";
 import { childrenOf, Gate } from "./gate.ts";
@@ -94,19 +94,9 @@ export async function startContainer(
   await using cleanup = new AsyncDisposableStack();
   cleanup.defer(() => thread.end());
 
-  // The cgroup exists with its limits before any process of the container does. On v1 the
-  // thread joins it and holds one pids slot while it spawns (see ThreadConfig.cgroup).
+  // What the container's thread needs to become the container: its state directory (with the
+  // /etc files it mounts) and its /proc peer directory. It starts on them at once.
   trace("start");
-  const driver = cgroupDriver();
-  const name = spec.linux.cgroupsPath.split("/").pop()!;
-  const pidsLimit = spec.linux.resources.pids?.limit;
-  const slot = driver.version === 1 && pidsLimit !== undefined && pidsLimit > 0;
-  const cgroup = driver.create(
-    name,
-    slot ? { ...spec.linux.resources, pids: { limit: pidsLimit! + 1 } } : spec.linux.resources,
-  );
-  cleanup.defer(() => cgroup.destroy());
-
   const state0 = createState({
     id: meta.id,
     name: meta.name,
@@ -127,34 +117,50 @@ export async function startContainer(
   }
   spec = { ...spec, mounts: [...spec.mounts, ...etcFiles(spec, dir)] };
   Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify(spec, null, 2) + "\n");
-
-  trace("cgroup, state, files");
-  using gate = Gate.create();
   const proc = prepareProc(meta.id);
   cleanup.defer(() => {
     releaseProc(proc);
     removeProcDir(proc);
   });
+  trace("state, files");
+  const prepared = thread.prepare(
+    { mode: "create", spec, proc, tty: options.stdio === "tty" },
+    options.onPty,
+  );
+  prepared.catch(() => {});
+
+  // Meanwhile: the cgroup, with its limits, before any process of the container exists. On v1
+  // the thread joins it and holds one pids slot while it spawns (see SpawnConfig.cgroup).
+  const driver = cgroupDriver();
+  const name = spec.linux.cgroupsPath.split("/").pop()!;
+  const pidsLimit = spec.linux.resources.pids?.limit;
+  const slot = driver.version === 1 && pidsLimit !== undefined && pidsLimit > 0;
+  const cgroup = driver.create(
+    name,
+    slot ? { ...spec.linux.resources, pids: { limit: pidsLimit! + 1 } } : spec.linux.resources,
+  );
+  // The thread ends first: on v1 it may be inside the cgroup.
+  cleanup.defer(() => cgroup.destroy());
+  cleanup.defer(() => thread.end());
+  trace("cgroup");
+  using gate = Gate.create();
   const watcher = options.dieWithParent ? startWatcher(gate.dir, cgroup) : undefined;
   cleanup.defer(() => watcher?.[Symbol.dispose]());
+  using plan = cgroupPlan(cgroup, spec.linux.cgroupsPath, slot ? pidsLimit : undefined);
+  const seccomp = await compileFilter(spec);
+  trace("gate, watcher, seccomp");
 
-  trace("gate, proc, watcher");
-  const config: ThreadConfig = {
-    mode: "create",
-    spec,
-    cgroup: cgroupPlan(cgroup, spec.linux.cgroupsPath, slot ? pidsLimit : undefined),
-    proc,
-    gateDir: gate.dirFd,
-    stdio: options.stdio,
-    seccomp: await compileFilter(spec),
-    capabilities: capabilityMasks(spec),
-  };
   const { pid, status } = await runThread(
     thread,
-    config,
-    gate,
-    cgroup,
-    options,
+    prepared,
+    {
+      cgroup: plan.files,
+      gateDir: gate.dirFd,
+      stdio: options.stdio,
+      seccomp,
+      capabilities: capabilityMasks(spec),
+    },
+    { gate, cgroup, spec, onSpawn: options.onSpawn },
     (pid) => fillProc(pid, proc, spec),
   );
   thread.end();
@@ -182,28 +188,31 @@ export async function startContainer(
 }
 
 /**
- * Gives the thread its configuration and walks the first process through the gate: v2 moves
- * it into the cgroup, `atGate` does the caller's part, its resource limits are set, and it is
- * released. Returns once it has called execve. A failure kills it and throws.
+ * Waits for the thread's first phase, gives it the SpawnConfig, and walks the first process
+ * through its gate: v2 moves it into the cgroup, `atGate` does the caller's part, its resource
+ * limits are set, and it is released. Returns once it has called execve. A failure kills it and
+ * throws.
  */
 export async function runThread(
   thread: ContainerThread,
-  config: ThreadConfig,
-  gate: Gate,
-  cgroup: Cgroup,
-  options: Pick<StartOptions, "onPty" | "onSpawn">,
+  prepared: Promise<{ message: string; exitCode: number } | undefined>,
+  config: SpawnConfig,
+  at: { gate: Gate; cgroup: Cgroup; spec: ContainerSpec; onSpawn?: (pid: number) => void },
   atGate: (pid: number) => Promise<void> = () => Promise.resolve(),
 ): Promise<{ pid: number; status: Promise<Deno.CommandStatus> }> {
-  trace("seccomp compiled");
+  const { gate, cgroup, spec } = at;
   const tid = await thread.booted;
-  const outcome = thread.run(config, options.onPty);
+  const ready = await prepared;
+  if (ready !== undefined) throw failure(ready);
+  trace("thread prepared");
+  const outcome = thread.spawn(config);
   // Until the first process has arrived at the gate, the thread may fail instead.
   const arrived = gate.arrival().then(() => undefined);
   const first = await Promise.race([arrived, outcome]);
   if (first !== undefined) {
     gate.cancel();
     await arrived.catch(() => {});
-    throw failure(first);
+    throw failure(first.type === "failed" ? first : {});
   }
   trace("at the gate");
   const pid = childrenOf(tid)[0];
@@ -213,9 +222,9 @@ export async function runThread(
   try {
     if (cgroup.threadFiles === undefined) await moveIntoCgroup(cgroup, pid);
     await atGate(pid);
-    setRlimits(pid, config.spec.process.rlimits ?? [], config.spec.process.user);
+    setRlimits(pid, spec.process.rlimits ?? [], spec.process.user);
     trace("cgroup, /proc, limits");
-    options.onSpawn?.(pid);
+    at.onSpawn?.(pid);
     const released = gate.release();
     // The thread reports once posix_spawn has returned: the command runs (or could not).
     const result = await outcome;
@@ -244,39 +253,55 @@ export async function runThread(
   return { pid, status };
 }
 
-function failure(outcome: { type: string; exitCode?: number; message?: string }): UserError {
+function failure(outcome: { exitCode?: number; message?: string }): UserError {
   return new UserError(outcome.message ?? "The container's thread failed", outcome.exitCode);
 }
 
 /**
- * cgroup v1: the files the container's thread writes to join the cgroup (each hierarchy's
- * `tasks`), to leave it again (those of this process's own cgroups), and its pids limit.
- * cgroup v2 has nothing of the kind for a domain cgroup: undefined (the parent moves the
- * first process at the gate).
+ * cgroup v1: descriptors of the files the container's thread writes to join the cgroup (each
+ * hierarchy's `tasks`), to leave it again (those of this process's own cgroups), and of its
+ * pids limit; opened here, in the host's view. cgroup v2 has nothing of the kind for a domain
+ * cgroup: no files (the parent moves the first process at the gate). Dispose of it after the
+ * spawn.
  */
 export function cgroupPlan(
   cgroup: Cgroup,
   cgroupsPath: string,
   pidsLimit?: number,
-): ThreadConfig["cgroup"] {
-  if (cgroup.threadFiles === undefined) return undefined;
-  const own = Deno.readTextFileSync("/proc/self/cgroup").split("\n");
-  const leave = cgroup.threadFiles.map((file) => {
-    // <mount>/<cgroupsPath>/tasks -> <mount><this process's own cgroup>/tasks
-    const mount = file.slice(0, file.length - `/${cgroupsPath}/tasks`.length);
-    const controllers = mount.slice(mount.lastIndexOf("/") + 1);
-    const line = own.find((l) => l.split(":")[1] === controllers);
-    const path = line?.slice(line.indexOf(":", line.indexOf(":") + 1) + 1) ?? "/";
-    return `${mount}${path === "/" ? "" : path}/tasks`;
-  });
-  const pidsDir = cgroup.paths.find((p) => exists(`${p}/pids.max`));
-  return {
-    join: [...cgroup.threadFiles],
-    leave,
-    pidsMax: pidsLimit === undefined || pidsDir === undefined
-      ? undefined
-      : { file: `${pidsDir}/pids.max`, limit: pidsLimit },
+): { files?: SpawnConfig["cgroup"] } & Disposable {
+  const fds: number[] = [];
+  const open = (path: string) => {
+    const fd = libc.open(path, libc.O_WRONLY | libc.O_CLOEXEC);
+    fds.push(fd);
+    return fd;
   };
+  const dispose = () => fds.forEach((fd) => libc.close(fd));
+  if (cgroup.threadFiles === undefined) return { [Symbol.dispose]: dispose };
+  try {
+    const own = Deno.readTextFileSync("/proc/self/cgroup").split("\n");
+    const leave = cgroup.threadFiles.map((file) => {
+      // <mount>/<cgroupsPath>/tasks -> <mount><this process's own cgroup>/tasks
+      const mount = file.slice(0, file.length - `/${cgroupsPath}/tasks`.length);
+      const controllers = mount.slice(mount.lastIndexOf("/") + 1);
+      const line = own.find((l) => l.split(":")[1] === controllers);
+      const path = line?.slice(line.indexOf(":", line.indexOf(":") + 1) + 1) ?? "/";
+      return `${mount}${path === "/" ? "" : path}/tasks`;
+    });
+    const pidsDir = cgroup.paths.find((p) => exists(`${p}/pids.max`));
+    return {
+      files: {
+        join: cgroup.threadFiles.map(open),
+        leave: leave.map(open),
+        pidsMax: pidsLimit === undefined || pidsDir === undefined
+          ? undefined
+          : { fd: open(`${pidsDir}/pids.max`), limit: pidsLimit },
+      },
+      [Symbol.dispose]: dispose,
+    };
+  } catch (err) {
+    dispose();
+    throw new UserError(`Cannot open the container's cgroup: ${(err as Error).message}`);
+  }
 }
 
 function exists(path: string): boolean {
@@ -361,7 +386,7 @@ export function capabilityMasks(spec: ContainerSpec): CapabilityMasks {
 /** The spec's seccomp filter compiled for this machine (libseccomp), or undefined. */
 export async function compileFilter(
   spec: ContainerSpec,
-): Promise<ThreadConfig["seccomp"]> {
+): Promise<SpawnConfig["seccomp"]> {
   if (spec.linux.seccomp === undefined) return undefined;
   const { compileSeccomp } = await import("../security/seccomp.ts");
   // libseccomp takes 15-25 ms over Docker's profile; a program it made before costs 0.2 ms.

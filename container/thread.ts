@@ -5,7 +5,15 @@
  * else may run on it. Keep its imports to the recipe's: they are every container's start-up.
  */
 import { trace } from "../base/trace.ts";
-import { containerRecipe, StepError, type ThreadConfig, type ThreadMessage } from "./recipe.ts";
+import {
+  prepareContainer,
+  type Prepared,
+  type SpawnConfig,
+  spawnContainer,
+  StepError,
+  type ThreadConfig,
+  type ThreadMessage,
+} from "./recipe.ts";
 import { linux } from "./kernel.ts";
 import { gettid } from "../base/libc.ts";
 import { EXIT_ENGINE } from "../base/errors.ts";
@@ -13,25 +21,41 @@ import { EXIT_ENGINE } from "../base/errors.ts";
 /** The worker's global scope, as much of it as this module uses. */
 const scope = self as unknown as {
   postMessage(message: ThreadMessage): void;
-  onmessage: ((event: MessageEvent<ThreadConfig>) => void) | null;
+  onmessage: ((event: MessageEvent<ThreadConfig | SpawnConfig>) => void) | null;
   close(): void;
 };
 
+function failed(err: unknown): ThreadMessage {
+  return {
+    type: "failed",
+    exitCode: err instanceof StepError ? err.exitCode : EXIT_ENGINE,
+    message: err instanceof Error ? err.message : String(err),
+  };
+}
+
 trace("thread booted");
 scope.postMessage({ type: "booted", tid: gettid() });
+let prepared: Prepared | undefined;
 scope.onmessage = (event) => {
+  if (prepared === undefined) {
+    // First message: become the container.
+    trace("thread configured");
+    try {
+      prepared = prepareContainer(linux, event.data as ThreadConfig, (m) => scope.postMessage(m));
+      scope.postMessage({ type: "prepared" });
+    } catch (err) {
+      scope.postMessage(failed(err));
+      scope.close();
+    }
+    return;
+  }
+  // Second message: start the first process. The thread is spent after that.
   scope.onmessage = null;
-  trace("thread configured");
   let outcome: ThreadMessage;
   try {
-    const pid = containerRecipe(linux, event.data, (message) => scope.postMessage(message));
-    outcome = { type: "spawned", pid };
+    outcome = { type: "spawned", pid: spawnContainer(linux, prepared, event.data as SpawnConfig) };
   } catch (err) {
-    outcome = {
-      type: "failed",
-      exitCode: err instanceof StepError ? err.exitCode : EXIT_ENGINE,
-      message: err instanceof Error ? err.message : String(err),
-    };
+    outcome = failed(err);
   }
   trace("thread: spawn returned");
   scope.postMessage(outcome);
