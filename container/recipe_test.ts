@@ -242,3 +242,25 @@ Deno.test("spawnActions: stdio, the gate with nothing else open, the directory, 
     { dup2: [0, 2] },
   ]);
 });
+
+Deno.test("recipe: a namespace given by path is joined, not created", () => {
+  const root = Deno.makeTempDirSync({ prefix: "mini-docker-recipe-" });
+  try {
+    const calls: Call[] = [];
+    const config = testConfig(root);
+    config.spec.linux.namespaces = config.spec.linux.namespaces.map((ns) =>
+      ns.type === "network" ? { type: "network", path: "/run/netns/x" } : ns
+    );
+    containerRecipe(recordingKernel(calls), config);
+    const open = calls.findIndex((c) => c[0] === "open" && c[1] === "/run/netns/x");
+    assert.ok(open >= 0);
+    assert.deepEqual(calls[open + 1], ["setns", 100, libc.CLONE_NEWNET]);
+    const unshared = calls.find((c) => c[0] === "unshare" && c[1] !== 0x200)![1] as number;
+    assert.equal(unshared & libc.CLONE_NEWNET, 0);
+    assert.ok((unshared & libc.CLONE_NEWPID) !== 0);
+    // The loopback of a namespace the container joins is not its to bring up.
+    assert.ok(!calls.some((c) => c[0] === "interfaceUp"));
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});

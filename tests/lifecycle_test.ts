@@ -3,7 +3,8 @@
  * prune, and the shared supervisor. Real containers on a busybox rootfs.
  */
 import assert from "node:assert/strict";
-import { killSupervisors, type Result, TestEnv, waitFor } from "./helpers.ts";
+import { isAlive, processRef } from "../container/state.ts";
+import { killSupervisors, type Result, SLOWDOWN, TestEnv, waitFor } from "./helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -243,12 +244,14 @@ Deno.test("a supervisor killed with SIGKILL loses no container", opts, async () 
 Deno.test("SIGKILL of a foreground mini-docker: prune removes what is left", opts, async () => {
   await using t = await TestEnv.create();
   const child = t.spawn(["run", "/bin/sleep", "300"]);
-  const { id } = await t.waitRunning();
+  const { id, pid } = await t.waitRunning();
+  const container = processRef(pid);
   child.kill("SIGKILL");
   await child.status;
   await child.stdout.cancel();
   await child.stderr.cancel();
-  // The container died with it (parent-death signal); its state and cgroup remain until prune.
+  // The container dies with it (its watcher kills it); its state and cgroup remain until prune.
+  await waitFor(() => !isAlive(container), 10_000 * SLOWDOWN, "the container's end");
   assert.ok(t.containerIds().includes(id));
   const pruned = ok(await t.run(["prune"]));
   assert.match(pruned, new RegExp(id));

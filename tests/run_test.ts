@@ -454,6 +454,21 @@ Deno.test(
   },
 );
 
+Deno.test("the command is in its cgroup from its first instruction", opts, async () => {
+  await using t = await TestEnv.create();
+  // cat is the container's first process itself (no shell before it): what it reads of its own
+  // cgroup it read as soon as it ran.
+  const r = await t.run(["run", "--memory", "64m", "/bin/cat", "/proc/self/cgroup"]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split("\n");
+  const mine = lines.filter((l) => l.includes(`/${t.cgroupParent}/`));
+  // v2: one line; v1: every hierarchy the container's cgroup has (memory among them).
+  assert.ok(mine.length >= 1, r.stdout);
+  if (!lines.some((l) => l.startsWith("0::"))) {
+    assert.ok(mine.some((l) => /:memory:/.test(l)), r.stdout);
+  }
+});
+
 Deno.test("the command starts with no signal ignored: yes | head ends quietly", opts, async () => {
   await using t = await TestEnv.create();
   // Deno ignores SIGPIPE, and an ignored signal stays ignored across execve: without the reset,
