@@ -78,6 +78,7 @@ export async function confinement(
       ? p.defaultSeccompProfile()
       : p.readSeccompProfile(profile);
     seccomp = p.resolveSeccomp(docker, { capabilities: caps });
+    checkStartable(seccomp, profile);
   }
   const devices: Device[] = [];
   const deviceRules: LinuxDeviceCgroup[] = flags.privileged
@@ -207,4 +208,71 @@ function hostDevices(): Device[] {
   };
   walk("/dev");
   return out;
+}
+
+/** Default actions after which a system call the filter does not allow ends the caller. */
+const KILLING = new Set([
+  "SCMP_ACT_KILL",
+  "SCMP_ACT_KILL_THREAD",
+  "SCMP_ACT_KILL_PROCESS",
+  "SCMP_ACT_TRAP",
+]);
+
+/**
+ * What the thread that starts a container still calls once its filter is installed: capset,
+ * then posix_spawn (the child's stack, clone or clone3, the child's signals and descriptors, its
+ * execve or exit), then its own end (V8's memory and futexes).
+ */
+const NEEDED_AFTER_FILTER = [
+  "capset",
+  "mmap",
+  "munmap",
+  "mprotect",
+  "madvise",
+  "clone",
+  "rt_sigprocmask",
+  "rt_sigaction",
+  "dup2",
+  "close",
+  "close_range",
+  "openat",
+  "fchdir",
+  "chdir",
+  "execve",
+  "exit",
+  "exit_group",
+  "futex",
+  "write",
+];
+
+/**
+ * A filter whose default action kills must still let the container start: the thread that
+ * installs it goes on to spawn the command under it, and a kill there would leave the start
+ * half-done. Such a profile must allow (unconditionally) what that takes; clone3 may also be
+ * answered with an errno (glibc then falls back to clone), as Docker's profile does.
+ */
+function checkStartable(filter: LinuxSeccomp, source: string): void {
+  if (!KILLING.has(filter.defaultAction)) return;
+  const allowed = new Set<string>();
+  let clone3 = false;
+  for (const rule of filter.syscalls ?? []) {
+    const plain = rule.args === undefined || rule.args.length === 0;
+    for (const name of rule.names) {
+      if (plain && rule.action === "SCMP_ACT_ALLOW") allowed.add(name);
+      if (
+        name === "clone3" && (rule.action === "SCMP_ACT_ALLOW" || rule.action === "SCMP_ACT_ERRNO")
+      ) {
+        clone3 = true;
+      }
+    }
+  }
+  const missing = NEEDED_AFTER_FILTER.filter((name) => !allowed.has(name));
+  if (!clone3) missing.push("clone3 (allowed, or SCMP_ACT_ERRNO)");
+  if (missing.length > 0) {
+    throw new UserError(
+      `Seccomp profile "${source}" kills by default (${filter.defaultAction}) but does not allow ${
+        missing.join(", ")
+      }, which starting the container's first process needs: allow them, or default to SCMP_ACT_ERRNO`,
+    );
+  }
 }

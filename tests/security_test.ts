@@ -396,6 +396,13 @@ Deno.test("bad security input: one line, 125, nothing left behind", opts, async 
   await using t = await TestEnv.create();
   Deno.writeTextFileSync(`${t.dir}/broken.json`, '{"defaultAction": ');
   Deno.writeTextFileSync(`${t.dir}/badaction.json`, '{"defaultAction": "SCMP_ACT_MAYBE"}');
+  Deno.writeTextFileSync(
+    `${t.dir}/killer.json`,
+    JSON.stringify({
+      defaultAction: "SCMP_ACT_KILL_PROCESS",
+      syscalls: [{ names: ["read", "write"], action: "SCMP_ACT_ALLOW" }],
+    }),
+  );
   const cases: [string[], RegExp][] = [
     [["--cap-add", "NOPE"], /Unknown capability "NOPE" in --cap-add/],
     [["--cap-drop", "CAP_"], /Unknown capability "CAP_" in --cap-drop/],
@@ -403,6 +410,10 @@ Deno.test("bad security input: one line, 125, nothing left behind", opts, async 
     [["--security-opt", `seccomp=${t.dir}/broken.json`], /broken\.json/],
     [["--security-opt", `seccomp=${t.dir}/badaction.json`], /SCMP_ACT_MAYBE/],
     [["--security-opt", "apparmor=x"], /Invalid --security-opt "apparmor=x"/],
+    [
+      ["--security-opt", `seccomp=${t.dir}/killer.json`],
+      /kills by default .* does not allow capset/,
+    ],
     [["--device", "/dev/nonexistent"], /Cannot use --device "\/dev\/nonexistent"/],
     [["--device", "/etc/hostname"], /not a device node/],
     [["--ulimit", "nofile=abc"], /Invalid --ulimit "nofile=abc"/],
