@@ -122,18 +122,38 @@ async function connectSupervisor(): Promise<Deno.UnixConn> {
     cwd: "/",
   }).spawn();
   child.unref();
-  const deadline = Date.now() + 10_000;
+  // A supervisor boots in tens of milliseconds here, in seconds under emulation: wait while it
+  // lives, and say why when it has died.
+  let exited = false;
+  child.status.then(() => exited = true);
+  const deadline = Date.now() + 120_000;
+  let lost: number | undefined;
   for (;;) {
     try {
       return await Deno.connect({ transport: "unix", path });
     } catch (err) {
-      if (Date.now() > deadline) {
+      // A supervisor that lost the race to another one exits at once: then the winner counts.
+      const orphaned = exited && !supervisorAlive();
+      lost ??= orphaned ? Date.now() : undefined;
+      if (!orphaned) lost = undefined;
+      if (Date.now() > deadline || (lost !== undefined && Date.now() - lost > 2000)) {
         throw new UserError(
           `Cannot reach the supervisor at "${path}": ${(err as Error).message} (see ${log})`,
         );
       }
       await new Promise((r) => setTimeout(r, 10));
     }
+  }
+}
+
+/** Whether this build's supervisor process (the one holding its lock) is alive. */
+function supervisorAlive(): boolean {
+  try {
+    const pid = Number(Deno.readTextFileSync(`${supervisorDir()}/${buildId()}.pid`).trim());
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -53,7 +53,11 @@ Deno.test(
     const w = child.stdin.getWriter();
     await w.write(new TextEncoder().encode("hello\n"));
     await w.close();
-    const out = new TextDecoder().decode((await child.output()).stdout).replaceAll("\r", "");
+    // script(1) answers the end of its input with the terminal's VEOF character, which is NUL
+    // while mini-docker keeps the terminal raw: when that comes before the container has read
+    // its line (a slow machine), the container's terminal echoes it as "^@". Not input of ours.
+    const out = new TextDecoder().decode((await child.output()).stdout).replaceAll("\r", "")
+      .replaceAll("^@", "");
     assert.match(out, /^33 111$/m);
     // The terminal comes from the container's own devpts, so its name resolves there.
     assert.match(out, /^\/dev\/pts\/0$/m);
