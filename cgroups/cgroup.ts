@@ -48,8 +48,8 @@ export interface Cgroup {
   /**
    * v1 only: each hierarchy's `tasks` file. A thread that writes "0" there moves only itself,
    * and without the lock that moving a whole process takes, whose first writer waits for an
-   * RCU grace period (5-15 ms). The init stage joins this way: only its main thread, the one
-   * that execs the command, needs to be in. v2 has no such file for a domain cgroup.
+   * RCU grace period (5-15 ms). The thread that starts a container joins this way, so that
+   * the process it spawns is born inside. v2 has no such file for a domain cgroup.
    */
   readonly threadFiles?: readonly string[];
   /** Host PIDs of the processes in the cgroup. */

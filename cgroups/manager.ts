@@ -5,8 +5,8 @@
  * re-exported here, so callers import everything from this file.
  *
  * What a caller gets: `create` makes the container's cgroup with its limits and device rules
- * before any process of the container exists; `procsFiles` (and on v1 `threadFiles`) are where
- * the engine moves the init stage in; `pids`, `stats` and `oomKills` read it while it runs;
+ * before any process of the container exists; `procsFiles` (v2) are where the engine moves the
+ * container's first process in, and on v1 the container's thread joins by `threadFiles`; `pids`, `stats` and `oomKills` read it while it runs;
  * `updatePids` lowers the pids limit once the container's first process exists; `destroy`
  * kills what is left and removes the directories. `open` and `list` find existing cgroups.
  */

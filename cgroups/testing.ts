@@ -43,7 +43,7 @@ export type Probe =
 
 /**
  * Runs `sh` that first moves itself into the cgroup (its PID to each of `procsFiles`, as the
- * engine moves the init stage) and then tries each probe in turn. Each result is "ok" or the
+ * engine moves a container's first process) and then tries each probe in turn. Each result is "ok" or the
  * kernel's reason, such as "Operation not permitted" (what a device rule's denial gives).
  * Opening for read or write reads and writes nothing: only the open is checked.
  */

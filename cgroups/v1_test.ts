@@ -40,7 +40,7 @@ function sleeper(): Deno.ChildProcess {
   return new Deno.Command("sleep", { args: ["60"], stdout: "null", stderr: "null" }).spawn();
 }
 
-/** Moves a process into the cgroup as the init stage does (it writes "0" for itself). */
+/** Moves a process into the cgroup, as the engine moves a container's first process (v2). */
 function join(procsFiles: readonly string[], pid: number): void {
   for (const file of procsFiles) Deno.writeTextFileSync(file, String(pid));
 }

@@ -11,8 +11,8 @@
  * its reason. Asynchronous Deno APIs would run on other threads, which are still the host's.
  *
  * The first process stops at a gate before its execve (gate.ts): the parent moves it into its
- * cgroup (v2), mounts /proc for it on kernels before 6.18 (mounts.ts, ProcMethod), sets its
- * resource limits, and only then lets it run its first instruction.
+ * cgroup (v2), mounts its /proc (proc.ts), sets its resource limits, and only then lets it run
+ * its first instruction.
  */
 import type { ContainerSpec, NamespaceType } from "../base/spec.ts";
 import * as libc from "../base/libc.ts";

@@ -436,8 +436,7 @@ Deno.test(
   opts,
   async () => {
     await using t = await TestEnv.create();
-    // The shell leaves fd 7 open across exec: mini-docker, its init stage and the command would
-    // all inherit it.
+    // The shell leaves fd 7 open across exec: mini-docker and the command would both inherit it.
     const main = new URL("../main.ts", import.meta.url).pathname;
     const out = await new Deno.Command("sh", {
       args: [
