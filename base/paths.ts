@@ -34,3 +34,13 @@ export function absolutePath(path: string): string {
   }
   return `/${parts.join("/")}`;
 }
+
+/** Whether `path` exists (following symlinks). */
+export function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

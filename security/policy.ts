@@ -144,22 +144,27 @@ export function deviceFromFlag(spec: string): { device: Device; rule: LinuxDevic
   } catch (err) {
     throw new UserError(`Cannot use --device "${host}": ${(err as Error).message}`);
   }
-  const type = info.isCharDevice ? "c" : info.isBlockDevice ? "b" : undefined;
-  if (type === undefined || info.rdev === null) {
+  const device = deviceNode(container, info);
+  if (device === undefined) {
     throw new UserError(`Cannot use --device "${host}": it is not a device node`);
   }
+  const { type, major, minor } = device;
+  return { device, rule: { allow: true, type, major, minor, access } };
+}
+
+/** The device node `info` describes, to be made at `path`; undefined when it is not one. */
+function deviceNode(path: string, info: Deno.FileInfo): Device | undefined {
+  const type = info.isCharDevice ? "c" : info.isBlockDevice ? "b" : undefined;
+  if (type === undefined || info.rdev === null) return undefined;
   const { major, minor } = splitDev(info.rdev);
   return {
-    device: {
-      path: container,
-      type,
-      major,
-      minor,
-      fileMode: (info.mode ?? 0o660) & 0o7777,
-      uid: info.uid ?? 0,
-      gid: info.gid ?? 0,
-    },
-    rule: { allow: true, type, major, minor, access },
+    path,
+    type,
+    major,
+    minor,
+    fileMode: (info.mode ?? 0o660) & 0o7777,
+    uid: info.uid ?? 0,
+    gid: info.gid ?? 0,
   };
 }
 
@@ -190,19 +195,8 @@ function hostDevices(): Device[] {
         continue;
       }
       try {
-        const info = Deno.lstatSync(path);
-        const type = info.isCharDevice ? "c" : info.isBlockDevice ? "b" : undefined;
-        if (type === undefined || info.rdev === null) continue;
-        const { major, minor } = splitDev(info.rdev);
-        out.push({
-          path,
-          type,
-          major,
-          minor,
-          fileMode: (info.mode ?? 0o660) & 0o7777,
-          uid: info.uid ?? 0,
-          gid: info.gid ?? 0,
-        });
+        const device = deviceNode(path, Deno.lstatSync(path));
+        if (device !== undefined) out.push(device);
       } catch { /* gone */ }
     }
   };
