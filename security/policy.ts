@@ -153,7 +153,10 @@ export function deviceFromFlag(spec: string): { device: Device; rule: LinuxDevic
 }
 
 /** The device node `info` describes, to be made at `path`; undefined when it is not one. */
-function deviceNode(path: string, info: Deno.FileInfo): Device | undefined {
+function deviceNode(
+  path: string,
+  info: Deno.FileInfo,
+): (Device & { type: "c" | "b" }) | undefined {
   const type = info.isCharDevice ? "c" : info.isBlockDevice ? "b" : undefined;
   if (type === undefined || info.rdev === null) return undefined;
   const { major, minor } = splitDev(info.rdev);
