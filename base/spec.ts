@@ -150,6 +150,36 @@ export interface RootLayers {
   work?: string;
 }
 
+/** A published port (`-p`): a host address and port forwarded to the container's port. */
+export interface PortMapping {
+  /** The host address it is published on; "" = every address of the host. */
+  hostIp: string;
+  /** The host port; 0 = a free one, chosen when the container starts. */
+  hostPort: number;
+  containerPort: number;
+  protocol: "tcp" | "udp";
+}
+
+/** mini-docker extension: the container's network, as Docker's `run` flags set it. */
+export interface ContainerNetwork {
+  /** "bridge" (the default network), "host", "none", or the name of a user-defined network. */
+  mode: string;
+  /** `--network-alias`: more names that the network's DNS resolves to the container. */
+  aliases: string[];
+  /** `--ip`: the container's address on a user-defined network; absent = the next free one. */
+  ip?: string;
+  /** `-p`, and with `-P` every exposed port on a free host port. */
+  ports: PortMapping[];
+  /** `-P` was given. */
+  publishAll: boolean;
+  /** The image's ExposedPorts and `--expose`, as "80/tcp". */
+  exposedPorts: string[];
+  /** `--dns`: the container's name servers (the upstreams of a network with its own DNS). */
+  dns: string[];
+  /** `--add-host NAME:IP` lines for /etc/hosts. */
+  extraHosts: string[];
+}
+
 /** The container, OCI-shaped. */
 export interface ContainerSpec {
   ociVersion: string;
@@ -172,6 +202,8 @@ export interface ContainerSpec {
   annotations: Record<string, string>;
   /** mini-docker extension: how `root.path` is assembled (see RootLayers). */
   rootLayers?: RootLayers;
+  /** mini-docker extension: the network (absent: the host's, as before networks existed). */
+  network?: ContainerNetwork;
 }
 
 /** The annotation that records `run --init` (shown by inspect). */
@@ -238,8 +270,10 @@ export interface SpecOptions {
   hostname: string;
   rootPath: string;
   rootLayers?: RootLayers;
-  /** Share the host's network namespace (`--network host`) instead of an empty one. */
+  /** Share the host's network namespace (`--network host`) instead of a new one. */
   hostNetwork: boolean;
+  /** The network settings (`--network`, `-p`, `--dns`, ...). */
+  network?: ContainerNetwork;
   resources: LinuxResources;
   cgroupsPath: string;
   user?: Process["user"];
@@ -353,6 +387,7 @@ export function newSpec(o: SpecOptions): ContainerSpec {
     },
     annotations: o.annotations ?? {},
     rootLayers: o.rootLayers,
+    ...(o.network !== undefined && { network: o.network }),
   };
 }
 
@@ -407,6 +442,24 @@ export function validateSpec(spec: ContainerSpec): void {
   }
   if (r.cpu?.quota !== undefined && (r.cpu.quota < 1000 || (r.cpu.period ?? 100000) < 1000)) {
     fail(`Invalid CPU quota ${r.cpu.quota}: the minimum is 1000 microseconds per period`);
+  }
+  const net = spec.network;
+  if (net !== undefined) {
+    const own = spec.linux.namespaces.some((ns) => ns.type === "network");
+    if ((net.mode === "host") === own) {
+      fail(`Invalid network mode "${net.mode}": it does not match the spec's namespaces`);
+    }
+    for (const p of net.ports) {
+      const port = (n: number, min: number) => Number.isInteger(n) && n >= min && n <= 65535;
+      if (!port(p.containerPort, 1) || !port(p.hostPort, 0) || !/^(tcp|udp)$/.test(p.protocol)) {
+        fail(`Invalid port mapping ${JSON.stringify(p)}`);
+      }
+    }
+    if ((net.mode === "host" || net.mode === "none") && net.ports.length > 0) {
+      fail(
+        `Cannot publish ports with --network ${net.mode}: the container has no network of its own to forward them to`,
+      );
+    }
   }
 }
 

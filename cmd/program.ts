@@ -19,6 +19,8 @@ import { pullCommand } from "./pull.ts";
 import { importCommand } from "./import.ts";
 import { imagesCommand } from "./images.ts";
 import { rmiCommand } from "./rmi.ts";
+import { networkCommand } from "./network.ts";
+import { portCommand } from "./port.ts";
 
 const EXAMPLES = `
 Examples:
@@ -80,6 +82,8 @@ export function program(): Command<unknown[], Record<string, unknown>> {
     .addCommand(inspectCommand())
     .addCommand(pruneCommand())
     .addCommand(statsCommand())
+    .addCommand(portCommand())
+    .addCommand(networkCommand())
     .addCommand(pullCommand())
     .addCommand(importCommand())
     .addCommand(imagesCommand())

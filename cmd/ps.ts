@@ -1,8 +1,29 @@
 /** `mini-docker ps`: containers, with Docker's columns. */
 import { Command } from "@commander-js/extra-typings";
-import { type ContainerState, listStates } from "../container/state.ts";
+import { type ContainerState, listStates, stateDir } from "../container/state.ts";
 import { cleanupStale } from "../container/lifecycle.ts";
 import { humanDuration, tabulate } from "./format.ts";
+import { formatPort } from "./publish.ts";
+import { publishedPorts } from "./port.ts";
+import type { ContainerSpec } from "../base/spec.ts";
+
+/**
+ * Docker's PORTS column: the published ports of a running container, then the ports its image or
+ * --expose exposes that nothing publishes ("80/tcp").
+ */
+async function portsText(s: ContainerState): Promise<string> {
+  if (s.status !== "running") return "";
+  const published = await publishedPorts(s);
+  let exposed: string[] = [];
+  try {
+    const spec: ContainerSpec = JSON.parse(
+      Deno.readTextFileSync(`${stateDir(s.id)}/config.json`),
+    );
+    exposed = spec.network?.exposedPorts ?? [];
+  } catch { /* no config */ }
+  const shown = new Set(published.map((p) => `${p.containerPort}/${p.protocol}`));
+  return [...published.map(formatPort), ...exposed.filter((e) => !shown.has(e))].join(", ");
+}
 
 /** Docker's STATUS column: "Up 5 seconds", "Exited (0) 3 seconds ago", "Created". */
 export function statusText(s: ContainerState, now = Date.now()): string {
@@ -49,7 +70,7 @@ Examples:
           command,
           `${humanDuration(Date.now() - Date.parse(s.created))} ago`,
           statusText(s),
-          "",
+          await portsText(s),
           s.name,
         ]);
       }

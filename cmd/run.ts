@@ -17,6 +17,8 @@ Examples:
   mini-docker run --memory 100M --cpus 0.5 /bin/sh -c 'echo limited'
   mini-docker run -e GREETING=hi -w /tmp /bin/sh -c 'echo $GREETING from $PWD'
   mini-docker run --network none /bin/ip addr              only a loopback interface
+  mini-docker run -d -p 8080:80 httpd -f -p 80 -h /etc      a web server on the host's port 8080
+  mini-docker run --network app ping -c1 db                on a network of yours ("network create")
   mini-docker run --rootfs ./my-root /bin/true             another root filesystem
   mini-docker run -d --name web /bin/sh -c 'while :; do date; sleep 1; done'
   mini-docker run -it /bin/sh                              a shell on a pseudo-terminal

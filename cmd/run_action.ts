@@ -3,7 +3,14 @@
  * parser in cmd/run_args.ts): flags -> ContainerSpec (validated before any work) -> runtime.
  * It loads neither commander nor node: modules, and the image store only when an image is used.
  */
-import { DEFAULT_PATH, INIT_ANNOTATION, newSpec, validateSpec } from "../base/spec.ts";
+import {
+  type ContainerNetwork,
+  DEFAULT_PATH,
+  INIT_ANNOTATION,
+  newSpec,
+  type PortMapping,
+  validateSpec,
+} from "../base/spec.ts";
 import { ExitCode, UserError } from "../base/errors.ts";
 import { mergeEnv, parseEnvEntry, parseEnvFile } from "./units.ts";
 import { resourcesFromFlags, statsReporter } from "./resources.ts";
@@ -16,6 +23,7 @@ import { confinement } from "../security/policy.ts";
 import { formatBytes, parseUlimit } from "./units.ts";
 import { assertRootfs, defaultRootfs, rootfsStatus } from "../rootfs/check.ts";
 import type { RunFlags } from "./run_args.ts";
+import { parseAddHost, parseDns, parseExpose, parsePublish } from "./publish.ts";
 import { lazy } from "../base/lazy.ts";
 import type { resolveImage } from "../images/mod.ts";
 
@@ -24,6 +32,7 @@ type ResolvedImage = Awaited<ReturnType<typeof resolveImage>>;
 /** The image store, loaded only when the run uses an image. */
 const images = () => lazy<typeof import("../images/mod.ts")>("../images/mod.ts", import.meta.url);
 type Supervisor = typeof import("../container/supervisor.ts");
+type Networks = typeof import("../network/mod.ts");
 type Users = typeof import("../images/user.ts");
 
 /** Runs `command` with `opts`; a foreground run ends by throwing the container's ExitCode. */
@@ -145,11 +154,50 @@ async function resolveRoot(opts: RunFlags): Promise<RootSource> {
   }
 }
 
+/**
+ * The network flags read into the spec's network (Docker's rules): `-P` publishes every exposed
+ * port (the image's and --expose's) that no -p publishes, on a free host port.
+ */
+export function networkFromFlags(
+  opts: RunFlags,
+  imagePorts: readonly string[] = [],
+): ContainerNetwork {
+  const mode = opts.network === "default" ? "bridge" : opts.network;
+  if (mode === "") {
+    throw new UserError('Invalid --network "": name a network, or bridge, host or none');
+  }
+  const ports: PortMapping[] = opts.publish.flatMap(parsePublish);
+  const exposed = [
+    ...new Set([
+      ...imagePorts.flatMap((p) => parseExpose(p, "exposed port of the image")),
+      ...opts.expose.flatMap((p) => parseExpose(p)),
+      ...ports.map((p) => `${p.containerPort}/${p.protocol}`),
+    ]),
+  ];
+  if (opts.publishAll) {
+    for (const e of exposed) {
+      const [port, protocol] = e.split("/") as [string, "tcp" | "udp"];
+      if (ports.some((p) => p.containerPort === Number(port) && p.protocol === protocol)) continue;
+      ports.push({ hostIp: "", hostPort: 0, containerPort: Number(port), protocol });
+    }
+  }
+  if (opts.ip !== undefined && !/^\d{1,3}(\.\d{1,3}){3}$/.test(opts.ip)) {
+    throw new UserError(`Invalid --ip "${opts.ip}": expected an IPv4 address, such as 10.1.0.5`);
+  }
+  return {
+    mode,
+    aliases: opts.networkAlias,
+    ...(opts.ip !== undefined && { ip: opts.ip }),
+    ports,
+    publishAll: opts.publishAll === true,
+    exposedPorts: exposed,
+    dns: opts.dns.map(parseDns),
+    extraHosts: opts.addHost.map(parseAddHost),
+  };
+}
+
 /** Turns the command line into a validated spec. Reads files and images named by flags. */
 export async function buildRun(positional: string[], opts: RunFlags) {
-  if (opts.network !== "host" && opts.network !== "none") {
-    throw new UserError(`Invalid network mode "${opts.network}": use "host" or "none"`);
-  }
   if (opts.workdir !== undefined && !opts.workdir.startsWith("/")) {
     throw new UserError(`Invalid working directory "${opts.workdir}": it must be an absolute path`);
   }
@@ -161,8 +209,18 @@ export async function buildRun(positional: string[], opts: RunFlags) {
   const resources = resourcesFromFlags(opts);
   const rlimits = opts.ulimit.map(parseUlimit);
   const init = opts.init ? findInit() : undefined;
+  // The network flags first (bad input is found before an image is pulled); the image's exposed
+  // ports come in below.
+  networkFromFlags(opts);
   const root = await resolveRoot(opts);
   const config = root.image?.config ?? {};
+  const network = networkFromFlags(opts, Object.keys(config.ExposedPorts ?? {}));
+  if (
+    network.mode !== "host" && network.mode !== "none" || network.ip !== undefined ||
+    network.aliases.length > 0
+  ) {
+    (await lazy<Networks>("../network/mod.ts", import.meta.url)).checkNetwork(network);
+  }
 
   // Docker's rules: --entrypoint replaces the image's entrypoint and drops its Cmd; arguments
   // after the options replace Cmd.
@@ -228,7 +286,8 @@ export async function buildRun(positional: string[], opts: RunFlags) {
     rootLayers: overlay
       ? { lower: root.layers, upper: `${layerDir}/upper`, work: `${layerDir}/work` }
       : { lower: root.layers },
-    hostNetwork: opts.network === "host",
+    hostNetwork: network.mode === "host",
+    network,
     terminal: opts.tty === true,
     resources,
     capabilities: security.capabilities,

@@ -107,10 +107,47 @@ export const RUN_OPTIONS: readonly RunOption[] = [
     kind: "value",
   },
   {
-    flags: "--network <mode>",
-    description: "network: host (share the host's, default) or none (only loopback)",
+    flags: "--network <network>",
+    description:
+      "bridge (the default network), host (share the host's), none (only loopback), or a network's name",
     kind: "value",
-    default: "host",
+    default: "bridge",
+  },
+  {
+    flags: "--network-alias <alias>",
+    description: "another name of the container on a user-defined network (repeatable)",
+    kind: "list",
+  },
+  {
+    flags: "--ip <address>",
+    description: "the container's IPv4 address on a user-defined network",
+    kind: "value",
+  },
+  {
+    flags: "-p, --publish <[ip:]host:container[/proto]>",
+    description:
+      "publish a container port on the host, e.g. 8080:80, or 80 (a free port) (repeatable)",
+    kind: "list",
+  },
+  {
+    flags: "-P, --publish-all",
+    description: "publish every exposed port on a free host port",
+    kind: "flag",
+  },
+  {
+    flags: "--expose <port[/proto]>",
+    description: "expose a port or a range, for -P (repeatable)",
+    kind: "list",
+  },
+  {
+    flags: "--dns <address>",
+    description: "a name server for the container (repeatable)",
+    kind: "list",
+  },
+  {
+    flags: "--add-host <host:ip>",
+    description: "add a line to /etc/hosts, e.g. db:10.0.0.5 or gw:host-gateway (repeatable)",
+    kind: "list",
   },
   {
     flags: "-d, --detach",
@@ -178,6 +215,13 @@ export interface RunFlags extends ResourceFlags {
   image?: string;
   entrypoint?: string;
   network: string;
+  networkAlias: string[];
+  ip?: string;
+  publish: string[];
+  publishAll?: true;
+  expose: string[];
+  dns: string[];
+  addHost: string[];
   detach?: true;
   rm?: true;
   interactive?: true;

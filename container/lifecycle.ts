@@ -19,6 +19,29 @@ import { signalName } from "../base/signals.ts";
 import { cgroupDriver } from "../cgroups/manager.ts";
 import { runRoot } from "../base/paths.ts";
 import { releaseProc } from "./proc.ts";
+import { networks } from "./start.ts";
+
+/**
+ * Whether any container may hold a network (network/endpoints.ts keeps its records here): the
+ * network module is loaded only then.
+ */
+function networkRecordsExist(): boolean {
+  try {
+    for (const e of Deno.readDirSync(`${runRoot()}/networks/endpoints`)) {
+      if (!e.name.startsWith("keeper-")) return true;
+    }
+  } catch { /* none */ }
+  return false;
+}
+
+/** Releases the network of a container that has ended (its address, rules, namespace). */
+async function releaseNetwork(id: string): Promise<void> {
+  if (!networkRecordsExist()) return;
+  const problem = await (await networks()).release(id);
+  if (problem !== undefined) {
+    console.error(`mini-docker: container ${id.slice(0, 12)}: network teardown: ${problem}`);
+  }
+}
 
 /** Whether the container's PID 1 is alive. */
 export function isRunning(state: ContainerState): boolean {
@@ -79,7 +102,7 @@ export async function removeContainer(state: ContainerState, force: boolean): Pr
       throw new UserError(`Container ${state.id.slice(0, 12)} did not exit after SIGKILL`);
     }
   }
-  await destroyCgroup(state);
+  await Promise.all([destroyCgroup(state), releaseNetwork(state.id)]);
   withLock(() => removeState(state.id));
 }
 
@@ -96,12 +119,21 @@ async function destroyCgroup(state: ContainerState): Promise<void> {
 
 /**
  * Cleans what killed mini-docker processes left: containers whose waiter and process are gone
- * (their cgroup is destroyed; foreground and --rm ones are removed), cgroups with no container,
- * and sync sockets. Returns the ids of the containers removed.
+ * (their cgroup is destroyed, their network released; foreground and --rm ones are removed),
+ * networks and cgroups with no container, and sync sockets. Returns the ids of the containers
+ * removed.
  */
 export async function cleanupStale(): Promise<string[]> {
   const removed: string[] = [];
   const states = listStates(); // Reconciles: dead containers are "exited" from here on.
+  // Networks whose container has ended with nobody to release them, or is gone entirely.
+  if (networkRecordsExist()) {
+    const byId = new Map(states.map((s) => [s.id, s]));
+    await (await networks()).releaseGone((id) => {
+      const s = byId.get(id);
+      return s === undefined ? !stateExists(id) : s.status === "exited" && !isAlive(s.owner);
+    });
+  }
   for (const s of states) {
     if (s.status !== "exited" || isAlive(s.owner)) continue;
     await destroyCgroup(s);
@@ -135,6 +167,16 @@ export async function cleanupStale(): Promise<string[]> {
   } catch { /* no containers dir */ }
   removeStaleRunFiles();
   return removed;
+}
+
+/** Whether a container's directory exists (a container being created has one before its state). */
+function stateExists(id: string): boolean {
+  try {
+    Deno.statSync(stateDir(id));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Milliseconds since `path` was last modified (0 when it is gone). */

@@ -3,18 +3,22 @@
  * privileges stays on this (the main) thread, and the container's thread (recipe.ts) does the
  * rest. In order:
  *
- * 1. state, cgroup (with its limits and device rules), the container's /etc files, the gate,
- *    and for a foreground run the watcher — while the container's thread boots;
+ * 1. state, the network (ports, address, a namespace that the driver connects meanwhile:
+ *    network/mod.ts), the container's /etc files, the cgroup (with its limits and device
+ *    rules), the gate, and for a foreground run the watcher — while the container's thread
+ *    boots;
  * 2. the seccomp filter compiled, the thread configured: it makes itself the container and
  *    spawns the first process, which stops at the gate;
  * 3. at the gate: cgroup v2 moves the process in (v1: it was born in), /proc is mounted for it
- *    on kernels before 6.18, its resource limits are set; then it is released and runs.
+ *    on kernels before 6.18, its network is connected, its resource limits are set; then it is
+ *    released and runs.
  *
  * Each kernel step has one home: the cgroup join is `cgroupPlan` (v1, by the thread) or
  * `moveIntoCgroup` (v2); /proc is proc.ts; limits are `setRlimits`.
  */
 import { trace } from "../base/trace.ts";
-import type { ContainerSpec } from "../base/spec.ts";
+import type { ContainerNetwork, ContainerSpec } from "../base/spec.ts";
+import { lazy } from "../base/lazy.ts";
 import * as libc from "../base/libc.ts";
 import { UserError } from "../base/errors.ts";
 import { runRoot } from "../base/paths.ts";
@@ -32,9 +36,76 @@ import {
 import type { CapabilityMasks, SpawnConfig } from "./recipe.ts";
 import { ContainerThread } from "./threads.ts";
 import { childExit, forgetChild } from "./children.ts";
+import { readUntilEnd } from "./poller.ts";
 import { childrenOf, Gate } from "./gate.ts";
 import { startWatcher, type Watcher } from "./watcher.ts";
 import { fillProc, prepareProc, releaseProc, removeProcDir } from "./proc.ts";
+import { type EtcNetwork, hostsFile, resolvConf } from "../network/etc.ts";
+import type { Attachment } from "../network/mod.ts";
+
+type Networks = typeof import("../network/mod.ts");
+
+/**
+ * The network module (network/mod.ts), loaded on first use (a run with `--network host` or
+ * `none` never loads it), with the way its driver starts programs: `runProgram`.
+ */
+export async function networks(): Promise<Networks> {
+  const loaded = await lazy<Networks>("../network/mod.ts", import.meta.url);
+  loaded.setRunner(runProgram);
+  return loaded;
+}
+
+/**
+ * Runs a program to its end as mini-docker starts every process (posix_spawn, reaped by the one
+ * reaper of children.ts): `stdin` as its input, its output collected.
+ */
+export async function runProgram(
+  path: string,
+  args: readonly string[],
+  options: { env: readonly string[]; stdin: string },
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const input = libc.pipe();
+  const out = libc.pipe();
+  const err = libc.pipe();
+  let pid: number;
+  try {
+    pid = libc.spawn(path, [path.slice(path.lastIndexOf("/") + 1), ...args], options.env, {
+      actions: [
+        { dup2: [input[0], 0] },
+        { dup2: [out[1], 1] },
+        { dup2: [err[1], 2] },
+        { closefrom: 3 },
+      ],
+    });
+  } catch (e) {
+    for (const fd of [...input, ...out, ...err]) libc.close(fd);
+    throw new UserError(`Cannot run ${path}: ${(e as Error).message}`);
+  } finally {
+    for (const fd of [input[0], out[1], err[1]]) libc.close(fd);
+  }
+  const status = childExit(pid);
+  const chunks: [Uint8Array[], Uint8Array[]] = [[], []];
+  const read = [out[0], err[0]].map((fd, i) =>
+    readUntilEnd(fd, (chunk) => chunks[i]!.push(chunk)).finally(() => libc.close(fd))
+  );
+  try {
+    libc.writeAll(input[1], new TextEncoder().encode(options.stdin));
+  } catch { /* it did not read its input: its status says why */ }
+  libc.close(input[1]);
+  const [end] = await Promise.all([status, ...read]);
+  const text = (parts: Uint8Array[]) => new TextDecoder().decode(concat(parts));
+  return { code: end.code, stdout: text(chunks[0]), stderr: text(chunks[1]) };
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
 
 /** Who the container is, beyond its spec. */
 export interface ContainerMeta {
@@ -115,7 +186,28 @@ export async function startContainer(
   for (const d of [spec.root.path, spec.rootLayers?.upper, spec.rootLayers?.work]) {
     if (d !== undefined) Deno.mkdirSync(d, { recursive: true, mode: 0o755 });
   }
-  spec = { ...spec, mounts: [...spec.mounts, ...etcFiles(spec, dir)] };
+  // Its network: ports bound, an address, a namespace of its own that the thread joins and the
+  // driver connects meanwhile (awaited at the gate).
+  let attachment: Attachment | undefined;
+  if (ownNetwork(spec.network)) {
+    attachment = (await networks()).attach(
+      { id: meta.id, name: state0.name, hostname: spec.hostname },
+      spec.network,
+    );
+    const attached = attachment;
+    cleanup.defer(() => attached.release().then(() => {}));
+    spec = {
+      ...spec,
+      linux: {
+        ...spec.linux,
+        namespaces: spec.linux.namespaces.map((ns) =>
+          ns.type === "network" ? { type: "network", path: attached.netns } : ns
+        ),
+      },
+    };
+    trace("network attached");
+  }
+  spec = { ...spec, mounts: [...spec.mounts, ...etcFiles(spec, dir, attachment?.etc)] };
   Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify(spec, null, 2) + "\n");
   const proc = prepareProc(meta.id);
   cleanup.defer(() => {
@@ -161,7 +253,9 @@ export async function startContainer(
       capabilities: capabilityMasks(spec),
     },
     { gate, cgroup, spec, onSpawn: options.onSpawn },
-    (pid) => fillProc(pid, proc, spec),
+    async (pid) => {
+      await Promise.all([fillProc(pid, proc, spec), attachment?.ready]);
+    },
   );
   thread.end();
   const state: ContainerState = {
@@ -181,7 +275,9 @@ export async function startContainer(
     status,
     cgroup,
     finish(hooks = {}) {
-      finished ??= finish(state, status, cgroup, watcher, hooks).finally(() => removeProcDir(proc));
+      finished ??= finish(state, status, { cgroup, watcher, attachment }, hooks).finally(() =>
+        removeProcDir(proc)
+      );
       return finished;
     },
   };
@@ -395,13 +491,18 @@ export async function compileFilter(
   return compileSeccomp(spec.linux.seccomp, { cacheDir });
 }
 
+/** Whether the container has a network of mini-docker's (not the host's, not `none`). */
+function ownNetwork(network: ContainerNetwork | undefined): network is ContainerNetwork {
+  return network !== undefined && network.mode !== "host" && network.mode !== "none";
+}
+
 async function finish(
   started: ContainerState,
   status: Promise<Deno.CommandStatus>,
-  cgroup: Cgroup,
-  watcher: Watcher | undefined,
+  owned: { cgroup: Cgroup; watcher?: Watcher; attachment?: Attachment },
   hooks: FinishHooks,
 ): Promise<ContainerState> {
+  const { cgroup, watcher, attachment } = owned;
   const end = await status;
   trace("container exited");
   let oomKills = 0;
@@ -422,8 +523,15 @@ async function finish(
     writeState(state);
   } catch { /* removed meanwhile (rm -f) */ }
   hooks.beforeCleanup?.(cgroup, state);
-  // The cgroup goes in any case; the directory (state, log, layer) only with auto-remove.
-  await cgroup.destroy();
+  // The cgroup and the network go in any case (a stopped container holds no address, as in
+  // Docker); the directory (state, log, layer) only with auto-remove.
+  const [, problem] = await Promise.all([
+    cgroup.destroy(),
+    attachment?.release().finally(() => trace("network released")),
+  ]);
+  if (problem !== undefined) {
+    console.error(`mini-docker: container ${state.name}: network teardown: ${problem}`);
+  }
   watcher?.[Symbol.dispose]();
   if (state.autoRemove) removeState(state.id);
   trace("cleaned up");
@@ -431,16 +539,10 @@ async function finish(
 }
 
 /** The files under the state directory that the container sees in /etc. */
-function etcFiles(spec: ContainerSpec, dir: string): ContainerSpec["mounts"] {
-  const hosts = [
-    "127.0.0.1\tlocalhost",
-    "::1\tlocalhost ip6-localhost ip6-loopback",
-    `127.0.1.1\t${spec.hostname}`,
-    "",
-  ].join("\n");
+function etcFiles(spec: ContainerSpec, dir: string, net?: EtcNetwork): ContainerSpec["mounts"] {
   Deno.writeTextFileSync(`${dir}/hostname`, `${spec.hostname}\n`);
-  Deno.writeTextFileSync(`${dir}/hosts`, hosts);
-  Deno.writeTextFileSync(`${dir}/resolv.conf`, hostResolvConf());
+  Deno.writeTextFileSync(`${dir}/hosts`, hostsFile(spec.hostname, spec.network, net));
+  Deno.writeTextFileSync(`${dir}/resolv.conf`, resolvConf(hostResolvConf(), spec.network, net));
   return ["hostname", "hosts", "resolv.conf"].map((name) => ({
     destination: `/etc/${name}`,
     type: "bind",
@@ -450,7 +552,7 @@ function etcFiles(spec: ContainerSpec, dir: string): ContainerSpec["mounts"] {
 }
 
 /** The host's resolver configuration; systemd-resolved's stub is replaced by its upstreams. */
-function hostResolvConf(): string {
+export function hostResolvConf(): string {
   const read = (p: string) => {
     try {
       return Deno.readTextFileSync(p);

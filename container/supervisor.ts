@@ -62,6 +62,9 @@ export function buildId(): string {
       "mounts.ts",
       "state.ts",
       "../base/libc.ts",
+      "../network/mod.ts",
+      "../network/netavark.ts",
+      "../network/endpoints.ts",
     ]
       .map((f) => new URL(`./${f}`, import.meta.url).pathname)
     : [exe];

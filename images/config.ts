@@ -28,6 +28,8 @@ export interface RuntimeConfig {
   Entrypoint?: string[] | null;
   Cmd?: string[] | null;
   User?: string;
+  /** The ports the image says it serves ("80/tcp": {}), which `run -P` publishes. */
+  ExposedPorts?: Record<string, Record<string, never>>;
 }
 
 /** The parts of an image config this tool reads. */
@@ -123,6 +125,10 @@ export function parseImageConfig(bytes: Uint8Array): ImageConfig {
   if (c.Entrypoint === null || stringArray(c.Entrypoint)) config.Entrypoint = c.Entrypoint;
   if (c.Cmd === null || stringArray(c.Cmd)) config.Cmd = c.Cmd;
   if (typeof c.User === "string" && c.User !== "") config.User = c.User;
+  if (c.ExposedPorts !== null && typeof c.ExposedPorts === "object") {
+    const ports = Object.keys(c.ExposedPorts).filter((k) => /^\d{1,5}(\/(tcp|udp|sctp))?$/.test(k));
+    if (ports.length > 0) config.ExposedPorts = Object.fromEntries(ports.map((k) => [k, {}]));
+  }
   return {
     created: typeof doc.created === "string" ? doc.created : undefined,
     architecture: typeof doc.architecture === "string" ? doc.architecture : undefined,

@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import { buildBusyboxRootfs } from "../rootfs/prepare.ts";
 import { type Cgroup, cgroupDriver } from "../cgroups/manager.ts";
+import { hostRoutes, overlaps } from "../network/ip.ts";
+import { createHash } from "node:crypto";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -24,24 +26,48 @@ export interface Result {
 }
 
 /**
- * One isolated mini-docker world: temp run root, data root and cgroup parent, and a working
- * directory whose `rootfs/alpine` is a busybox root filesystem (so the seed's command lines run
- * verbatim). Dispose it to remove everything (failing when something was left behind).
+ * A /16 of 10.0.0.0/8 for one test environment's networks, picked at random among those that
+ * overlap no route of the host: environments side by side (and the user's own networks) never
+ * share a subnet.
+ */
+function testPool(): number {
+  const routes = hostRoutes();
+  for (;;) {
+    const second = 64 + Math.floor(Math.random() * 190);
+    const candidate = { address: ((10 << 24) | (second << 16)) >>> 0, prefix: 16 };
+    if (!routes.some((r) => overlaps(r, candidate))) return second;
+  }
+}
+
+/**
+ * One isolated mini-docker world: temp run root, data root and cgroup parent, a network pool
+ * and default bridge of its own, and a working directory whose `rootfs/alpine` is a busybox root
+ * filesystem (so the seed's command lines run verbatim). Dispose it to remove everything
+ * (failing when something was left behind).
  */
 export class TestEnv implements AsyncDisposable {
   readonly dir: string;
   readonly rootfs: string;
   readonly env: Record<string, string>;
   readonly cgroupParent: string;
+  /** The default network's bridge interface. */
+  readonly bridge: string;
+  /** Networks get /24s of 10.<poolOctet>.0.0/16. */
+  readonly poolOctet: number;
 
   private constructor(dir: string) {
     this.dir = dir;
     this.rootfs = `${dir}/work/rootfs/alpine`;
-    this.cgroupParent = `mini-docker-test-${crypto.randomUUID().slice(0, 8)}`;
+    const tag = crypto.randomUUID().slice(0, 8);
+    this.cgroupParent = `mini-docker-test-${tag}`;
+    this.bridge = `mdt-${tag}`;
+    this.poolOctet = testPool();
     this.env = {
       MINI_DOCKER_ROOT: `${dir}/lib`,
       MINI_DOCKER_RUNROOT: `${dir}/run`,
       MINI_DOCKER_CGROUP_PARENT: this.cgroupParent,
+      MINI_DOCKER_BRIDGE: this.bridge,
+      MINI_DOCKER_SUBNET_POOL: `base=10.${this.poolOctet}.0.0/16,size=24`,
       MINI_DOCKER_ROOTFS: "",
       // Never the internet: without a rootfs, the default image is looked for on a closed port.
       MINI_DOCKER_DEFAULT_IMAGE: "127.0.0.1:9/none:latest",
@@ -122,14 +148,81 @@ export class TestEnv implements AsyncDisposable {
     throw new Error("no container reached running");
   }
 
-  /** Fails when anything of this environment is left: state, layers, mounts, cgroups, processes. */
-  assertNothingLeft(): void {
+  /**
+   * Fails when anything of this environment is left: state, layers, mounts, cgroups, processes,
+   * and of its networks: endpoint records (address allocations), kept namespaces, container
+   * veths, port forwarding rules. Networks themselves outlive containers (with their bridge,
+   * rules and keeper, as Docker's docker0): `networksToo` checks that they are gone as well.
+   */
+  assertNothingLeft(networksToo = false, networkIds = this.networkIds()): void {
     assert.deepEqual(this.containerIds(), [], "containers left behind");
+    const keeper = `${this.dir}/run/networks/netns/keeper-`;
     const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
-      .filter((l) => l.includes(this.dir));
+      .filter((l) => l.includes(this.dir) && (networksToo || !l.includes(keeper)));
     assert.deepEqual(mounts, [], "mounts left behind");
     assert.deepEqual(leftoverCgroups(this.cgroupParent), [], "cgroups left behind");
     assert.deepEqual(processesIn(this.cgroupParent), [], "processes left behind");
+    assert.deepEqual(
+      this.networkLeftovers(networksToo, networkIds),
+      [],
+      "network state left behind",
+    );
+  }
+
+  /** The ids of this environment's networks (the default one included, once used). */
+  networkIds(): string[] {
+    try {
+      return [...Deno.readDirSync(`${this.dir}/lib/networks`)]
+        .filter((e) => e.name.endsWith(".json"))
+        .map((e) => e.name.slice(0, -5));
+    } catch {
+      return [];
+    }
+  }
+
+  /** What is left of this environment's networks, one line per thing (see assertNothingLeft). */
+  networkLeftovers(networksToo: boolean, networkIds = this.networkIds()): string[] {
+    const out: string[] = [];
+    try {
+      for (const e of Deno.readDirSync(`${this.dir}/run/networks/endpoints`)) {
+        if (networksToo || !e.name.startsWith("keeper-")) out.push(`endpoint record ${e.name}`);
+      }
+    } catch { /* no network used */ }
+    // The default network's bridge, and br-<id> of the others.
+    const bridges = [this.bridge, ...networkIds.map((id) => `br-${id.slice(0, 12)}`)];
+    for (const bridge of bridges) {
+      let ports: string[];
+      try {
+        ports = [...Deno.readDirSync(`/sys/class/net/${bridge}/brif`)].map((e) => e.name);
+      } catch {
+        continue; // no such bridge
+      }
+      if (networksToo) out.push(`bridge ${bridge}`);
+      // One port is the network's keeper; any other is a container's veth.
+      if (ports.length > 1) out.push(`veths on ${bridge}: ${ports.join(" ")}`);
+    }
+    // netavark names its chains after a network (mini-docker gives it the network's id):
+    // NETAVARK-<hash> (NAT) and NETAVARK-DN-<hash> (port forwarding), and marks port forwarding
+    // rules with a "dnat name: <network>" comment.
+    const hashes = networkIds.map((id) =>
+      createHash("sha512").update(id).digest("hex").toUpperCase().slice(0, 13)
+    );
+    const pool = new RegExp(`\\b10\\.${this.poolOctet}\\.\\d+\\.\\d+`);
+    for (const line of iptablesRules()) {
+      const ours = pool.test(line) || hashes.some((h) => line.includes(h)) ||
+        bridges.some((b) => new RegExp(`-[io] ${b}\\b`).test(line)) ||
+        networkIds.some((id) => line.includes(`dnat name: ${id}`));
+      // Without networksToo only a container's rules count: port forwarding.
+      const forContainer = /DNAT|dnat name|--dport/.test(line);
+      if (ours && (networksToo || forContainer)) out.push(`rule ${line}`);
+    }
+    return out;
+  }
+
+  /** Waits until the DNS server of this environment's networks (aardvark-dns) has left. */
+  async waitDnsGone(timeoutMs = 5_000 * SLOWDOWN): Promise<void> {
+    const config = `${this.dir}/run/networks`;
+    await waitFor(() => processesWith(config).length === 0, timeoutMs, "aardvark-dns to leave");
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -137,6 +230,15 @@ export class TestEnv implements AsyncDisposable {
     killSupervisors(`${this.dir}/run`);
     try {
       this.assertNothingLeft();
+      // Networks outlive their containers by design: remove them, then check that nothing of
+      // them is left either.
+      const networks = this.networkIds();
+      if (networks.length > 0) {
+        const rm = await this.run(["network", "rm", ...networks]);
+        assert.equal(rm.code, 0, `network rm: ${rm.stderr}`);
+      }
+      this.assertNothingLeft(true, networks);
+      await this.waitDnsGone();
     } finally {
       for (const dir of cgroupDirs(this.cgroupParent).reverse()) {
         try {
@@ -146,6 +248,29 @@ export class TestEnv implements AsyncDisposable {
       await Deno.remove(this.dir, { recursive: true });
     }
   }
+}
+
+/** The host's iptables rules (IPv4, every table), one per line; none without iptables. */
+export function iptablesRules(): string[] {
+  try {
+    const out = new Deno.Command("iptables-save", { stdout: "piped", stderr: "null" }).outputSync();
+    return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.startsWith("-A "));
+  } catch {
+    return [];
+  }
+}
+
+/** PIDs of processes whose command line mentions `text`. */
+export function processesWith(text: string): number[] {
+  const pids: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
+      if (cmdline.includes(text)) pids.push(Number(e.name));
+    } catch { /* exited */ }
+  }
+  return pids;
 }
 
 /** Every cgroup directory at or under `parent`, on v1 and v2. */

@@ -341,5 +341,7 @@ Deno.test("--root and --runroot choose where containers live", opts, async () =>
   assert.equal(ok(await t.run(["ps", "-q"])), "", "the default root does not see it");
   assert.match(ok(await t.run(["--root", root, "--runroot", runroot, "ps"])), /alt$/m);
   ok(await t.run(["--root", root, "--runroot", runroot, "rm", "-f", "alt"]));
+  // Its default network (bridge, rules, keeper) lives in those roots too.
+  ok(await t.run(["--root", root, "--runroot", runroot, "network", "rm", "bridge"]));
   killSupervisors(runroot);
 });

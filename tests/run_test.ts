@@ -268,8 +268,15 @@ Deno.test("isolation: hostname, PID 1, /proc, mounts, network none", opts, async
   assert.equal(n.stdout.split("\n")[0]!.trim(), "lo");
   assert.equal(n.stdout.split("\n").filter((l) => /^\s*\w+$/.test(l)).length, 1, n.stdout);
   assert.match(n.stdout, /<LOOPBACK,UP/);
-  // --network host (default) sees the host's interfaces.
-  const h = await t.run(["run", "/bin/sh", "-c", "tail -n +3 /proc/net/dev | wc -l"]);
+  // --network host sees the host's interfaces.
+  const h = await t.run([
+    "run",
+    "--network",
+    "host",
+    "/bin/sh",
+    "-c",
+    "tail -n +3 /proc/net/dev | wc -l",
+  ]);
   const hostIfaces = Deno.readTextFileSync("/proc/net/dev").trim().split("\n").length - 2;
   assert.equal(Number(h.stdout.trim()), hostIfaces);
   // /sys is read-only, /dev has the standard nodes, /etc files are provided.
@@ -358,7 +365,7 @@ Deno.test("bad input: one clear line, exit 125, nothing left behind", opts, asyn
     [["run", "--cpus", "half", "/bin/true"], /Cannot parse CPU count "half"/],
     [["run", "--cpus", "999", "/bin/true"], /Invalid CPU count "999"/],
     [["run"], /No command given/],
-    [["run", "--network", "bridge", "/bin/true"], /Invalid network mode "bridge"/],
+    [["run", "--network", "nosuchnet", "/bin/true"], /No such network: nosuchnet/],
     [["run", "-w", "relative", "/bin/true"], /Invalid working directory "relative"/],
     [["run", "--hostname", "bad host", "/bin/true"], /Invalid hostname "bad host"/],
     [

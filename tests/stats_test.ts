@@ -28,6 +28,8 @@ Deno.test("stats shows the memory a container allocated, within 10%", opts, asyn
   // 64 MiB in a tmpfs file: shared memory, charged to the container's cgroup and not cache
   // that docker stats would leave out.
   await using c = await startRunning(t, [
+    "--network",
+    "host",
     "--name",
     "hog",
     "-m",
