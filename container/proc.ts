@@ -9,7 +9,7 @@
 import type { ContainerSpec } from "../base/spec.ts";
 import * as libc from "../base/libc.ts";
 import { UserError } from "../base/errors.ts";
-import { runRoot } from "../base/paths.ts";
+import { exists, runRoot } from "../base/paths.ts";
 import { childExit } from "./children.ts";
 import { linux } from "./kernel.ts";
 import { makeReadonly, mask, type ProcPeer } from "./mounts.ts";
@@ -129,13 +129,4 @@ function mountProgram(): string {
     );
   }
   return mountPath;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

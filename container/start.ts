@@ -21,7 +21,7 @@ import type { ContainerNetwork, ContainerSpec } from "../base/spec.ts";
 import { lazy } from "../base/lazy.ts";
 import * as libc from "../base/libc.ts";
 import { UserError } from "../base/errors.ts";
-import { runRoot } from "../base/paths.ts";
+import { exists, runRoot } from "../base/paths.ts";
 import { type Cgroup, cgroupDriver } from "../cgroups/manager.ts";
 import { capabilityMask } from "../security/capabilities.ts";
 import {
@@ -31,6 +31,7 @@ import {
   readState,
   removeState,
   stateDir,
+  withLock,
   writeState,
 } from "./state.ts";
 import type { CapabilityMasks, SpawnConfig } from "./recipe.ts";
@@ -400,15 +401,6 @@ export function cgroupPlan(
   }
 }
 
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * cgroup v2: moves the first process into the cgroup while it waits at the gate (v2 moves whole
  * processes only, and glibc 2.36's posix_spawn cannot start one inside a cgroup). The kernel
@@ -520,7 +512,11 @@ async function finish(
     finishedAt: new Date().toISOString(),
   };
   try {
-    writeState(state);
+    // Under the store's lock: `rm -f` may be removing the container at this moment, and a state
+    // written into a directory being removed would bring it back.
+    withLock(() => {
+      if (readState(started.id) !== undefined) writeState(state);
+    });
   } catch { /* removed meanwhile (rm -f) */ }
   hooks.beforeCleanup?.(cgroup, state);
   // The cgroup and the network go in any case (a stopped container holds no address, as in
