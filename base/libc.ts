@@ -849,3 +849,78 @@ export async function pollReadable(fds: readonly number[]): Promise<boolean[]> {
   if (n < 0) throw new SyscallError("poll", errno());
   return fds.map((_, i) => (buf[i * 2 + 1]! >>> 16) !== 0);
 }
+
+// Process bookkeeping for a parent of whole process trees (the benchmark, bench/proc.ts): wait4
+// with the resource usage of what was reaped, kill, and the subreaper flag of prctl.
+
+/** prctl(2) option: orphaned descendants are re-parented to this process, not to init. */
+export const PR_SET_CHILD_SUBREAPER = 36;
+/** wait4(2) option: return at once when no child has changed state. */
+export const WNOHANG = 1;
+export const ESRCH = 3;
+export const ECHILD = 10;
+export const O_APPEND = 0o2000;
+
+const SYS_WAIT4 = ARM64 ? 260 : 61;
+const SYS_KILL = ARM64 ? 129 : 62;
+
+/** Resource usage of a reaped child and the descendants it waited for (struct rusage). */
+export interface Rusage {
+  /** ru_utime and ru_stime, milliseconds. */
+  userMs: number;
+  sysMs: number;
+  /** ru_maxrss: the peak resident set of the largest single process, KiB. */
+  maxRssKiB: number;
+}
+
+/** What wait4 reaped: its PID (0: none has exited yet, with WNOHANG), wait status and usage. */
+export interface Waited {
+  pid: number;
+  status: number;
+  usage: Rusage;
+}
+
+/** struct rusage on 64-bit Linux: ru_utime, ru_stime (struct timeval), ru_maxrss (long). */
+function rusage(buf: Uint8Array<ArrayBuffer>): Rusage {
+  const v = new DataView(buf.buffer);
+  const ms = (at: number) =>
+    Number(v.getBigInt64(at, true)) * 1000 + Number(v.getBigInt64(at + 8, true)) / 1000;
+  return { userMs: ms(0), sysMs: ms(16), maxRssKiB: Number(v.getBigInt64(32, true)) };
+}
+
+/**
+ * wait4(2) on this thread: reaps child `pid` (-1: any child) and returns its usage; with
+ * WNOHANG, `pid` 0 when none has exited yet. No child at all is a SyscallError with ECHILD.
+ */
+export function wait4(pid: number, options = 0): Waited {
+  const status = new Int32Array(1);
+  const usage = new Uint8Array(144);
+  const reaped = sys(SYS_WAIT4, pid, status, options, usage);
+  check(reaped, "wait4");
+  return { pid: reaped, status: status[0]!, usage: rusage(usage) };
+}
+
+const WAIT_SYMBOLS = {
+  wait4: { parameters: ["i32", "pointer", "i32", "pointer"], result: "i32", nonblocking: true },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+let waitLib: Deno.DynamicLibrary<typeof WAIT_SYMBOLS>["symbols"] | undefined;
+
+/** wait4(2) on a worker thread (the event loop keeps going): waits for child `pid` to end. */
+export async function wait4Async(pid: number): Promise<Waited> {
+  const f = waitLib ??= Deno.dlopen("libc.so.6", WAIT_SYMBOLS).symbols;
+  const status = new Int32Array(1);
+  const usage = new Uint8Array(144);
+  const reaped = await pinAsync(
+    [status, usage],
+    () => f.wait4(pid, Deno.UnsafePointer.of(status), 0, Deno.UnsafePointer.of(usage)),
+  );
+  // errno is the worker thread's, out of reach here.
+  if (reaped < 0) throw new Error(`wait4 of process ${pid} failed`);
+  return { pid: reaped, status: status[0]!, usage: rusage(usage) };
+}
+
+/** kill(2): sends `signal` to process `pid`, or to process group -`pid`. */
+export function kill(pid: number, signal: number): void {
+  check(sys(SYS_KILL, pid, signal), "kill");
+}

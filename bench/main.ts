@@ -1,16 +1,17 @@
 /**
  * `deno task bench`: mini-docker side by side with unshare, bwrap, runc, crun and podman, in one
  * run, on one busybox root filesystem. Installs what it lacks (Debian packages), measures
- * start-up, scale, memory, limits and where mini-docker's start-up goes, prints one report and
- * writes it as JSON and SVG under bench/results/. Exits 1 when a tool failed to run its payload.
- * Benchmarks are not tests: nothing here asserts a timing. See bench/README.md.
+ * start-up, scale, memory, limits, and the phases of mini-docker's start-up with the cost of its
+ * confinement, prints one report and writes it as Markdown, JSON and SVG under bench/results/.
+ * Exits 1 when a tool failed to run its payload. Benchmarks are not tests: nothing here asserts a
+ * timing. See bench/README.md.
  */
 import { detectLayout } from "../cgroups/manager.ts";
 import { installPeers, versions } from "./peers.ts";
 import { killSpawned, setSubreaper } from "./proc.ts";
 import { cpuLimit, memoryLimitOverhead } from "./limits.ts";
 import { memory } from "./memory.ts";
-import { profile } from "./profile.ts";
+import { phases } from "./phases.ts";
 import { hyperfine } from "./hyperfine.ts";
 import { formatReport, formatSvg, type Results } from "./report.ts";
 import { scale } from "./scale.ts";
@@ -18,27 +19,30 @@ import { startup } from "./startup.ts";
 import { denoPath, launchers, REPO, startupTools } from "./tools.ts";
 import { NAMESPACES, Workspace } from "./workspace.ts";
 
-const SECTIONS = ["startup", "scale", "memory", "limits", "profile"] as const;
+const SECTIONS = ["startup", "scale", "memory", "limits", "phases"] as const;
 type Section = typeof SECTIONS[number];
 
 const USAGE =
-  `Usage: deno task bench [--quick] [--runs N] [--only SECTION,...] [--no-podman] [--no-install]
+  `Usage: deno task bench [--quick] [--runs N] [--only SECTION,...] [--no-podman] [--hyperfine]
+                       [--no-install]
 
 Benchmarks mini-docker against unshare, bwrap, runc, crun and podman (as root). Sections:
   startup  run /bin/true: wall median/min/max, CPU, peak RSS, ratios (with and without --memory)
   scale    50 containers of "sleep 2" at once: time until all run, until all are gone, CPU
   memory   the runtime's own memory per container, with 1 and 50 containers
   limits   --cpus 0.5 accuracy from the cgroup counter; the start-up cost of a memory limit
-  profile  where mini-docker's start-up goes (components, module graphs, perf and strace)
+  phases   mini-docker's start-up phases (MINI_DOCKER_TRACE) and component costs: the Worker,
+           capabilities, seccomp, device rules
 
   --quick        fewer runs (a smoke run of a minute or two)
-  --runs N       start-up runs per tool (default 25; 5 with --quick)
+  --runs N       start-up runs per tool, and traced runs of the phases (default 25; 5 with
+                 --quick)
   --only LIST    run only these sections (comma-separated)
   --no-podman    leave podman out (it is the slowest to install and to run)
   --hyperfine    also time the start-up rows with hyperfine (a cross-check, not interleaved)
   --no-install   do not install missing Debian packages
 
-The report goes to stdout; bench/results/<date>.json and .svg keep it.`;
+The report goes to stdout; bench/results/<date>.md, .json and .svg keep it.`;
 
 interface Options {
   quick: boolean;
@@ -145,8 +149,9 @@ async function main(args: string[]): Promise<number> {
     scaleRounds: q ? 1 : 3,
     memoryCounts: "1,50",
     cpuSeconds: q ? 2 : 5,
-    profileRuns: q ? 3 : 10,
-    tracedRuns: q ? 1 : 3,
+    phaseRuns: opts.runs,
+    probes: q ? 3 : 10,
+    probeRepeats: q ? 5 : 20,
   };
   const results: Results = {
     date: new Date().toISOString(),
@@ -235,20 +240,17 @@ async function main(args: string[]): Promise<number> {
         }
       }
     }
-    if (s.has("profile")) {
-      log("profile: components, module graphs, perf and strace timelines");
-      results.profile = await profile(ws, {
-        runs: settings.profileRuns,
-        tracedRuns: settings.tracedRuns,
+    if (s.has("phases")) {
+      log(`phases: ${settings.phaseRuns} traced runs of mini-docker run /bin/true`);
+      results.phases = await phases(ws, L, {
+        runs: settings.phaseRuns,
+        probes: settings.probes,
+        repeats: settings.probeRepeats,
+        denoBoot: results.startup?.find((x) => x.id === "deno-empty" && !x.failure)?.wallMs,
         log,
       });
-      for (const c of results.profile.components) {
-        if (c.failure !== undefined && !c.optional) {
-          results.failures.push(`profile, ${c.label}: ${c.failure}`);
-        }
-      }
-      if (results.profile.failure !== undefined) {
-        results.failures.push(`profile: ${results.profile.failure}`);
+      if (results.phases.failure !== undefined) {
+        results.failures.push(`phases: ${results.phases.failure}`);
       }
     }
   } finally {

@@ -1,9 +1,9 @@
 /**
  * Section 3, memory: resident memory of the runtime's own processes while its containers run,
  * per container, with 1 and with N containers. The runtime's processes are the launchers and
- * their descendants outside the containers' PID namespaces (for mini-docker: the CLI process
- * that waits for the container; the init stage has become the payload by then; for runc and
- * crun: the foreground `run` process). RSS counts shared pages (the Deno binary, libc) in every
+ * their descendants outside the containers' PID namespaces (for mini-docker: the `run` process
+ * that waits for the container, and its watcher `sh`; for runc and crun: the foreground `run`
+ * process). RSS counts shared pages (the Deno binary, libc) in every
  * process; PSS divides them among the processes sharing them, so PSS per container is what
  * one more container costs. Sampled 1 s after the last payload started.
  */

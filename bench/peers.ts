@@ -13,8 +13,6 @@ export const PEERS: Readonly<Record<string, string>> = {
   "busybox-static": "busybox",
   // GNU time measures peak RSS without counting the bench's own memory (see startup.ts).
   time: "/usr/bin/time",
-  // The start-up profile traces one run of mini-docker.
-  strace: "strace",
   // unshare, mount (both essential on Debian, listed for other derivatives).
   "util-linux": "unshare",
   mount: "mount",
@@ -33,14 +31,17 @@ async function installed(pkg: string): Promise<boolean> {
   }
 }
 
+/** Runs apt-get; its output is progress, so it goes to stderr (stdout is the report's). */
 async function aptGet(args: string[]): Promise<void> {
-  const status = await new Deno.Command("apt-get", {
+  const child = new Deno.Command("apt-get", {
     args,
     env: { DEBIAN_FRONTEND: "noninteractive" },
     stdin: "null",
-    stdout: "inherit",
+    stdout: "piped",
     stderr: "inherit",
-  }).output();
+  }).spawn();
+  await child.stdout.pipeTo(Deno.stderr.writable, { preventClose: true });
+  const status = await child.status;
   if (!status.success) throw new Error(`"apt-get ${args.join(" ")}" failed (${status.code})`);
 }
 

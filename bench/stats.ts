@@ -25,8 +25,3 @@ export function summarize(values: readonly number[]): Summary {
     n: values.length,
   };
 }
-
-/** Rounds for the JSON output (3 decimals). */
-export function round3(x: number): number {
-  return Math.round(x * 1000) / 1000;
-}

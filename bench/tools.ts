@@ -1,14 +1,22 @@
 /**
  * The command lines compared, one per row of the start-up table. Every row runs the same
  * payload (`/bin/true` of the same busybox rootfs) in the same namespaces (pid, mount, uts,
- * ipc: mini-docker's default, no network namespace), and `launch(args)` gives the command
- * line that runs any other payload the same way (scale, memory and limit sections).
+ * ipc; no network namespace: mini-docker runs with `--network host`), and `launchers` give the
+ * command lines that run any other payload the same way (scale, memory and limit sections).
  */
+import { DEFAULT_CAPABILITIES } from "../security/capabilities.ts";
+import { defaultSeccompProfile, resolveSeccomp } from "../security/seccomp_profile.ts";
 import type { Workspace } from "./workspace.ts";
 
 /** The repository (parent of bench/). */
 export const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const MAIN = `${REPO}/main.ts`;
+
+/**
+ * mini-docker's flags in every section: the host's network, so that it creates the namespaces
+ * every other tool does (NAMESPACES) and no network of its own, whatever its default network.
+ */
+const MD_FLAGS = ["--network", "host"];
 
 /** 64 MiB, the memory limit of the "memory limit" rows. */
 export const MEMORY_LIMIT = 64 * 1024 * 1024;
@@ -54,6 +62,7 @@ export function launchers(ws: Workspace): Launchers {
       "--quiet",
       MAIN,
       "run",
+      ...MD_FLAGS,
       "--rootfs",
       ws.rootfs,
       ...flags,
@@ -73,6 +82,13 @@ export async function startupTools(ws: Workspace, opts: { podman: boolean }): Pr
   const emptyProgram = `${ws.dir}/empty.ts`;
   Deno.writeTextFileSync(emptyProgram, "");
   const runcTrue = await ws.bundle("runc-true", { args: payload });
+  // What mini-docker gives every container: Docker's 14 capabilities and Docker's seccomp
+  // profile, resolved for them exactly as mini-docker resolves it.
+  const docker = {
+    capabilities: DEFAULT_CAPABILITIES,
+    seccomp: resolveSeccomp(defaultSeccompProfile(), { capabilities: DEFAULT_CAPABILITIES }),
+  };
+  const runcDocker = await ws.bundle("runc-docker", { args: payload, docker });
   const runcMem = await ws.bundle("runc-mem", { args: payload, memory: MEMORY_LIMIT });
   const crunTrue = await ws.bundle("crun-true", { args: payload });
   const crunMem = await ws.bundle("crun-mem", { args: payload, memory: MEMORY_LIMIT });
@@ -118,15 +134,24 @@ export async function startupTools(ws: Workspace, opts: { podman: boolean }): Pr
       argv: () => L.miniDocker(payload),
       env: ws.mdEnv,
       note:
-        "`deno run -A --quiet main.ts run --rootfs R /bin/true` from source: CLI Deno + init Deno (re-exec), cgroup (memory, cpu, cpuacct, pids), overlayfs layer, /dev, /proc, /sys, masked paths, pivot_root; waits for cleanup.",
+        "`deno run -A --quiet main.ts run --network host --rootfs R /bin/true` from source: one Deno, whose Worker thread becomes the container; cgroup (memory, cpu, cpuacct, pids, devices with Docker's rules), overlayfs layer, /dev, /proc, /sys, masked paths, pivot_root, Docker's 14 capabilities and seccomp profile; waits for cleanup.",
     },
     {
       id: "mini-docker-wrapper",
       label: "./mini-docker run",
       family: "mini-docker",
-      argv: () => [`${REPO}/mini-docker`, "run", "--rootfs", ws.rootfs, ...payload],
+      argv: () => [`${REPO}/mini-docker`, "run", ...MD_FLAGS, "--rootfs", ws.rootfs, ...payload],
       env: ws.mdEnv,
       note: "The same through the ./mini-docker shell wrapper (one more exec of sh).",
+    },
+    {
+      id: "mini-docker-unconfined",
+      label: "mini-docker run --security-opt seccomp=unconfined",
+      family: "mini-docker",
+      argv: () => L.miniDocker(payload, ["--security-opt", "seccomp=unconfined"]),
+      env: ws.mdEnv,
+      note:
+        "As mini-docker run without a seccomp filter: no profile resolved, compiled or installed (capabilities and device rules stay).",
     },
     {
       id: "mini-docker-mem",
@@ -182,7 +207,15 @@ export async function startupTools(ws: Workspace, opts: { podman: boolean }): Pr
       family: "runc",
       argv: (n) => L.runc(`runc-${n}`, runcTrue),
       note:
-        "`runc run` of a bundle from `runc spec` (terminal false, root = R read-write, namespaces pid/mount/uts/ipc): cgroup (all v1 controllers), /dev, /proc, /sys, masked paths, capabilities, rlimits, pivot_root.",
+        "`runc run` of a bundle from `runc spec` (terminal false, root = R read-write, namespaces pid/mount/uts/ipc): cgroup (all v1 controllers, runc's default device rules), /dev, /proc, /sys, masked paths, 3 capabilities, no_new_privs, no seccomp filter, rlimits, pivot_root.",
+    },
+    {
+      id: "runc-docker",
+      label: "runc run (Docker's seccomp profile)",
+      family: "runc",
+      argv: (n) => L.runc(`runcd-${n}`, runcDocker),
+      note:
+        "As runc run, confined like mini-docker: `linux.seccomp` = Docker's default profile resolved for Docker's 14 capabilities (the filter mini-docker installs, as OCI JSON), those 14 as bounding, effective and permitted set, no no_new_privs.",
     },
     {
       id: "runc-mem",
@@ -231,7 +264,7 @@ export async function startupTools(ws: Workspace, opts: { podman: boolean }): Pr
     family: "deno",
     argv: () => [deno, "run", "-A", "--quiet", emptyProgram],
     note:
-      "Not a container: Deno starting an empty program, the price of each of mini-docker's two Deno processes.",
+      "Not a container: Deno starting an empty program, the floor of any Deno program (mini-docker starts one per container).",
   });
   return tools;
 }

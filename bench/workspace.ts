@@ -6,6 +6,7 @@
  * (`mdbench-<random>`), state and storage under the temp directory: real containers are never
  * touched, and `dispose` removes processes, mounts, cgroups and files whatever happened.
  */
+import type { LinuxSeccomp } from "../base/spec.ts";
 import { buildBusyboxRootfs } from "../rootfs/prepare.ts";
 
 /** Where cgroupfs lives. */
@@ -13,7 +14,7 @@ const CGROUP_ROOT = "/sys/fs/cgroup";
 /** crun 1.8.1 refuses a hybrid host whose cgroup2 mount lists a controller (hugetlb here). */
 const UNIFIED_CONTROLLERS = `${CGROUP_ROOT}/unified/cgroup.controllers`;
 
-/** The namespaces every tool creates: mini-docker's default (no network namespace). */
+/** The namespaces every tool creates (no network namespace: mini-docker gets `--network host`). */
 export const NAMESPACES = ["pid", "mount", "uts", "ipc"] as const;
 
 /** What a container of a bundle runs, and under which limits. */
@@ -23,6 +24,12 @@ export interface BundleOptions {
   memory?: number;
   /** CPU quota in CPUs (0.5 = 50 ms per 100 ms). */
   cpus?: number;
+  /**
+   * Docker's confinement instead of `runc spec`'s: these capabilities as bounding, effective and
+   * permitted set, this seccomp filter (an OCI LinuxSeccomp), and no no_new_privs (Docker's
+   * default, and mini-docker's).
+   */
+  docker?: { capabilities: readonly string[]; seccomp: LinuxSeccomp };
 }
 
 /** The bench's temp world. */
@@ -143,6 +150,12 @@ export class Workspace implements AsyncDisposable {
       resources.cpu = { quota: Math.round(opts.cpus * 100_000), period: 100_000 };
     }
     config.linux.resources = resources;
+    if (opts.docker !== undefined) {
+      const caps = [...opts.docker.capabilities];
+      config.process.capabilities = { bounding: caps, effective: caps, permitted: caps };
+      config.process.noNewPrivileges = false;
+      config.linux.seccomp = opts.docker.seccomp;
+    }
     const dir = `${this.dir}/bundles/${id}`;
     Deno.mkdirSync(dir, { recursive: true });
     Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify(config, null, 1));

@@ -2,7 +2,7 @@
  * Test helper (also read by the bench's profile): module graphs from `deno info --json`, reduced
  * to what runs. Type-only imports are erased at run time, and modules loaded with a computed
  * specifier (base/lazy.ts) are not in the graph at all. container/lazy_test.ts checks what a run
- * loads; bench/profile.ts reports it. It lives under tests/ because product tests may not import
+ * loads; the benchmark's history had it. It lives under tests/ because product tests may not import
  * bench/.
  */
 
