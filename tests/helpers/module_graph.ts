@@ -1,9 +1,7 @@
 /**
- * Test helper (also read by the bench's profile): module graphs from `deno info --json`, reduced
- * to what runs. Type-only imports are erased at run time, and modules loaded with a computed
- * specifier (base/lazy.ts) are not in the graph at all. container/lazy_test.ts checks what a run
- * loads; the benchmark's history had it. It lives under tests/ because product tests may not import
- * bench/.
+ * Test helper: module graphs from `deno info --json`, reduced to what runs. Type-only imports are
+ * erased at run time, and modules loaded with a computed specifier (base/lazy.ts) are not in the
+ * graph at all. container/lazy_test.ts checks what a run loads with it.
  */
 
 /** The part of `deno info --json` read here. */
