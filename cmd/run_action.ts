@@ -54,7 +54,7 @@ export async function runAction(
   if (!opts.detach && opts.tty && opts.interactive && !Deno.stdin.isTerminal()) {
     throw new UserError("The input device is not a TTY: drop -t, or run from a terminal");
   }
-  const { spec, meta } = await buildRun(command, opts);
+  const { spec, meta, defaultSeccomp } = await buildRun(command, opts);
   if (opts.detach) {
     thread?.end();
     const { startDetached } = await lazy<Supervisor>("../container/supervisor.ts", import.meta.url);
@@ -64,12 +64,14 @@ export async function runAction(
       interactive: opts.interactive === true,
       tty: opts.tty === true,
       autoRemove: opts.rm === true,
+      defaultSeccomp,
     });
     console.log(id);
     return;
   }
   const final = await runContainer(spec, meta, {
     thread,
+    defaultSeccomp,
     tty: opts.tty === true,
     beforeCleanup: opts.statsReport ? statsReporter(spec.linux.resources) : undefined,
   });
@@ -268,7 +270,7 @@ export async function buildRun(positional: string[], opts: RunFlags) {
     flagEnv,
   );
 
-  const security = await confinement(opts, user ?? { uid: 0 });
+  const security = await confinement(opts, user ?? { uid: 0 }, { deferDefault: true });
   const layerDir = stateDir(id);
   const overlay = overlaySupported();
   if (!overlay) {
@@ -312,6 +314,8 @@ export async function buildRun(positional: string[], opts: RunFlags) {
   validateSpec(spec);
   return {
     spec,
+    /** Docker's default seccomp profile, for the engine to resolve (see security/policy.ts). */
+    defaultSeccomp: security.defaultSeccomp === true,
     meta: {
       id,
       name: opts.name,

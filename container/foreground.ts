@@ -18,6 +18,8 @@ export interface RunOptions extends FinishHooks {
   tty?: boolean;
   /** A container thread started early by main.ts. */
   thread?: ContainerThread;
+  /** Docker's default seccomp profile, resolved during the start (StartOptions). */
+  defaultSeccomp?: boolean;
 }
 
 /** Runs a container in the foreground and returns its final state (exit code, OOM). */
@@ -36,6 +38,7 @@ export async function runContainer(
     dieWithParent: true,
     autoRemove: true,
     detached: false,
+    defaultSeccomp: options.defaultSeccomp,
   });
   const relayed = pty?.relay();
   // While the container runs: clean what killed runs left (their cgroups and state).

@@ -17,7 +17,7 @@
  * `moveIntoCgroup` (v2); /proc is proc.ts; limits are `setRlimits`.
  */
 import { trace } from "../base/trace.ts";
-import type { ContainerNetwork, ContainerSpec } from "../base/spec.ts";
+import type { ContainerNetwork, ContainerSpec, LinuxSeccomp } from "../base/spec.ts";
 import { lazy } from "../base/lazy.ts";
 import * as libc from "../base/libc.ts";
 import { UserError } from "../base/errors.ts";
@@ -133,6 +133,12 @@ export interface StartOptions {
   thread?: ContainerThread;
   /** Called with the first process's PID before it runs (signal forwarding must be ready). */
   onSpawn?: (pid: number) => void;
+  /**
+   * The container gets Docker's default seccomp profile, resolved for its capabilities here,
+   * while its thread does its first phase (the spec has no `linux.seccomp` yet): reading and
+   * resolving Docker's profile takes about 3 ms that the thread need not wait for.
+   */
+  defaultSeccomp?: boolean;
 }
 
 /** A container whose command is running. */
@@ -209,7 +215,6 @@ export async function startContainer(
     trace("network attached");
   }
   spec = { ...spec, mounts: [...spec.mounts, ...etcFiles(spec, dir, attachment?.etc)] };
-  Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify(spec, null, 2) + "\n");
   const proc = prepareProc(meta.id);
   cleanup.defer(() => {
     releaseProc(proc);
@@ -240,6 +245,10 @@ export async function startContainer(
   const watcher = options.dieWithParent ? startWatcher(gate.dir, cgroup) : undefined;
   cleanup.defer(() => watcher?.[Symbol.dispose]());
   using plan = cgroupPlan(cgroup, spec.linux.cgroupsPath, slot ? pidsLimit : undefined);
+  if (options.defaultSeccomp && spec.linux.seccomp === undefined) {
+    spec = { ...spec, linux: { ...spec.linux, seccomp: await defaultFilter(spec) } };
+  }
+  Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify(spec, null, 2) + "\n");
   const seccomp = await compileFilter(spec);
   trace("gate, watcher, seccomp");
 
@@ -469,6 +478,13 @@ export function capabilityMasks(spec: ContainerSpec): CapabilityMasks {
     inheritable: capabilityMask(c?.inheritable ?? []),
     ambient: capabilityMask(c?.ambient ?? []),
   };
+}
+
+/** Docker's default seccomp profile resolved for the container's capabilities. */
+async function defaultFilter(spec: ContainerSpec): Promise<LinuxSeccomp> {
+  const p = await import("../security/seccomp_profile.ts");
+  const capabilities = spec.process.capabilities?.bounding ?? [];
+  return p.resolveSeccomp(p.defaultSeccompProfile(), { capabilities });
 }
 
 /** The spec's seccomp filter compiled for this machine (libseccomp), or undefined. */

@@ -37,6 +37,8 @@ export interface StartRequest {
   /** `-t`: give the container a pseudo-terminal; its output is logged as stdout. */
   tty: boolean;
   autoRemove: boolean;
+  /** Docker's default seccomp profile, resolved during the start (StartOptions). */
+  defaultSeccomp?: boolean;
 }
 
 export type StartReply = { ok: true; id: string } | {
@@ -257,6 +259,7 @@ async function serve(conn: Deno.UnixConn): Promise<void> {
       },
       dieWithParent: false,
       autoRemove: request.autoRemove,
+      defaultSeccomp: request.defaultSeccomp,
       detached: true,
     });
   } catch (err) {

@@ -39,16 +39,24 @@ export interface Confinement {
   capabilities: LinuxCapabilities;
   noNewPrivileges: boolean;
   seccomp?: LinuxSeccomp;
+  /** Docker's default profile, left for the engine to resolve (see `confinement`). */
+  defaultSeccomp?: boolean;
   devices: Device[];
   deviceRules: LinuxDeviceCgroup[];
   /** --privileged: no masked or read-only paths. */
   unmasked: boolean;
 }
 
-/** Turns the flags into the container's confinement. Bad input is a UserError (125). */
+/**
+ * Turns the flags into the container's confinement. Bad input is a UserError (125). With
+ * `deferDefault`, Docker's own profile is not resolved here but marked `defaultSeccomp` (the
+ * engine resolves it while the container's thread works: it takes milliseconds); a profile of
+ * the user's is always read and checked here, before any work.
+ */
 export async function confinement(
   flags: SecurityFlags,
   user: { uid: number },
+  opts: { deferDefault?: boolean } = {},
 ): Promise<Confinement> {
   const caps = containerCapabilities({
     add: flags.capAdd,
@@ -72,7 +80,8 @@ export async function confinement(
     }
   }
   let seccomp: LinuxSeccomp | undefined;
-  if (!flags.privileged && profile !== "unconfined") {
+  const defaultSeccomp = !flags.privileged && profile === "default" && opts.deferDefault === true;
+  if (!flags.privileged && profile !== "unconfined" && !defaultSeccomp) {
     const p = await import("./seccomp_profile.ts");
     const docker = profile === "default"
       ? p.defaultSeccompProfile()
@@ -102,6 +111,7 @@ export async function confinement(
     },
     noNewPrivileges,
     seccomp,
+    defaultSeccomp,
     devices,
     deviceRules,
     unmasked: flags.privileged === true,
