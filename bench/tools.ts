@@ -154,6 +154,15 @@ export async function startupTools(ws: Workspace, opts: { podman: boolean }): Pr
         "As mini-docker run without a seccomp filter: no profile resolved, compiled or installed (capabilities and device rules stay).",
     },
     {
+      id: "mini-docker-bridge",
+      label: "mini-docker run --network bridge",
+      family: "mini-docker",
+      argv: () => L.miniDocker(payload, ["--network", "bridge"]),
+      env: ws.mdEnv,
+      note:
+        "As mini-docker run on its default network: a network namespace with a veth on a bridge, an address, NAT, through netavark (the bridge itself and its rules stay from one run to the next, as Docker's docker0 does).",
+    },
+    {
       id: "mini-docker-mem",
       label: "mini-docker run --memory 64m",
       family: "mini-docker",

@@ -8,6 +8,7 @@
  */
 import type { LinuxSeccomp } from "../base/spec.ts";
 import { buildBusyboxRootfs } from "../rootfs/prepare.ts";
+import { denoPath, REPO } from "./tools.ts";
 
 /** Where cgroupfs lives. */
 const CGROUP_ROOT = "/sys/fs/cgroup";
@@ -67,6 +68,9 @@ export class Workspace implements AsyncDisposable {
       MINI_DOCKER_ROOT: `${dir}/md/lib`,
       MINI_DOCKER_RUNROOT: `${dir}/md/run`,
       MINI_DOCKER_CGROUP_PARENT: `${this.cgroupTag}/md`,
+      // The bridge row's network: a bridge and addresses of the bench's own.
+      MINI_DOCKER_BRIDGE: `mdb${dir.slice(-6).replace(/[^A-Za-z0-9]/g, "x")}`,
+      MINI_DOCKER_SUBNET_POOL: "base=10.231.0.0/16,size=24",
     };
     this.podmanFlags = [
       "--root",
@@ -175,6 +179,10 @@ export class Workspace implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     const problems: string[] = [];
     killCgroups(this.cgroupTag);
+    // The bridge row's network (bridge, NAT rules, addresses): mini-docker's own removal first.
+    await run(denoPath(), ["run", "-A", "--quiet", `${REPO}/main.ts`, "network", "rm", "bridge"], {
+      env: this.mdEnv,
+    }).catch(() => {/* never made */});
     let resetFailure: string | undefined;
     if (this.#podmanUsed) {
       // podman's own removal first (containers, layers, its mounts), then whatever is left. It
@@ -206,8 +214,18 @@ function controllersListed(): boolean {
   }
 }
 
-async function run(program: string, args: string[]): Promise<void> {
-  const out = await new Deno.Command(program, { args, stdout: "piped", stderr: "piped" }).output();
+async function run(
+  program: string,
+  args: string[],
+  opts: { env?: Record<string, string> } = {},
+): Promise<void> {
+  const out = await new Deno.Command(program, {
+    args,
+    env: opts.env,
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output();
   if (!out.success) {
     const why = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
     throw new Error(`"${program} ${args.join(" ")}" failed: ${why}`);
