@@ -14,7 +14,7 @@
  * cgroup (v2), mounts its /proc (proc.ts), sets its resource limits, and only then lets it run
  * its first instruction.
  */
-import type { ContainerSpec, NamespaceType } from "../base/spec.ts";
+import type { ContainerSpec, LinuxSeccomp, NamespaceType } from "../base/spec.ts";
 import * as libc from "../base/libc.ts";
 import { EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND } from "../base/errors.ts";
 import type { Kernel } from "./kernel.ts";
@@ -61,6 +61,11 @@ export interface ThreadConfig {
   proc: ProcPeer;
   /** `-t`: a pseudo-terminal in the container's devpts for the first process. */
   tty: boolean;
+  /**
+   * Docker's default seccomp profile, for the capabilities of `spec.process`: the thread resolves
+   * and compiles it itself (thread.ts), ahead, while it waits for this configuration.
+   */
+  defaultSeccomp?: boolean;
 }
 
 /**
@@ -89,8 +94,8 @@ export interface SpawnConfig {
 export type ThreadMessage =
   /** The thread is up (its id names its children in /proc/self/task/TID/children). */
   | { type: "booted"; tid: number }
-  /** The thread is the container now, ready for its SpawnConfig. */
-  | { type: "prepared" }
+  /** The thread is the container now, ready for its SpawnConfig (and the default filter it made). */
+  | { type: "prepared"; seccomp?: LinuxSeccomp }
   /** `-t`: the terminal's master side (a descriptor of the whole process), before the spawn. */
   | { type: "tty"; master: number }
   /** The first process has called execve: it runs. */

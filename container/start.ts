@@ -17,7 +17,7 @@
  * `moveIntoCgroup` (v2); /proc is proc.ts; limits are `setRlimits`.
  */
 import { trace } from "../base/trace.ts";
-import type { ContainerNetwork, ContainerSpec, LinuxSeccomp } from "../base/spec.ts";
+import type { ContainerNetwork, ContainerSpec } from "../base/spec.ts";
 import { lazy } from "../base/lazy.ts";
 import * as libc from "../base/libc.ts";
 import { UserError } from "../base/errors.ts";
@@ -221,8 +221,9 @@ export async function startContainer(
     removeProcDir(proc);
   });
   trace("state, files");
+  const defaultSeccomp = options.defaultSeccomp === true && spec.linux.seccomp === undefined;
   const prepared = thread.prepare(
-    { mode: "create", spec, proc, tty: options.stdio === "tty" },
+    { mode: "create", spec, proc, tty: options.stdio === "tty", defaultSeccomp },
     options.onPty,
   );
   prepared.catch(() => {});
@@ -245,12 +246,15 @@ export async function startContainer(
   const watcher = options.dieWithParent ? startWatcher(gate.dir, cgroup) : undefined;
   cleanup.defer(() => watcher?.[Symbol.dispose]());
   using plan = cgroupPlan(cgroup, spec.linux.cgroupsPath, slot ? pidsLimit : undefined);
-  if (options.defaultSeccomp && spec.linux.seccomp === undefined) {
-    spec = { ...spec, linux: { ...spec.linux, seccomp: await defaultFilter(spec) } };
-  }
-  Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify(spec, null, 2) + "\n");
-  const seccomp = await compileFilter(spec);
+  // An explicit filter is compiled here; Docker's default one by the thread (thread.ts).
+  const seccomp = defaultSeccomp ? undefined : await compileFilter(spec);
   trace("gate, watcher, seccomp");
+  const ready = await prepared;
+  if (ready.type === "prepared" && ready.seccomp !== undefined) {
+    spec = { ...spec, linux: { ...spec.linux, seccomp: ready.seccomp } };
+  }
+  // The spec as the container runs it (exec reads it).
+  Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify(spec, null, 2) + "\n");
 
   const { pid, status } = await runThread(
     thread,
@@ -301,7 +305,7 @@ export async function startContainer(
  */
 export async function runThread(
   thread: ContainerThread,
-  prepared: Promise<{ message: string; exitCode: number } | undefined>,
+  prepared: Promise<{ type: "prepared" } | { type: "failed"; message: string; exitCode: number }>,
   config: SpawnConfig,
   at: { gate: Gate; cgroup: Cgroup; spec: ContainerSpec; onSpawn?: (pid: number) => void },
   atGate: (pid: number) => Promise<void> = () => Promise.resolve(),
@@ -309,7 +313,7 @@ export async function runThread(
   const { gate, cgroup, spec } = at;
   const tid = await thread.booted;
   const ready = await prepared;
-  if (ready !== undefined) throw failure(ready);
+  if (ready.type === "failed") throw failure(ready);
   trace("thread prepared");
   const outcome = thread.spawn(config);
   // Until the first process has arrived at the gate, the thread may fail instead.
@@ -478,13 +482,6 @@ export function capabilityMasks(spec: ContainerSpec): CapabilityMasks {
     inheritable: capabilityMask(c?.inheritable ?? []),
     ambient: capabilityMask(c?.ambient ?? []),
   };
-}
-
-/** Docker's default seccomp profile resolved for the container's capabilities. */
-async function defaultFilter(spec: ContainerSpec): Promise<LinuxSeccomp> {
-  const p = await import("../security/seccomp_profile.ts");
-  const capabilities = spec.process.capabilities?.bounding ?? [];
-  return p.resolveSeccomp(p.defaultSeccompProfile(), { capabilities });
 }
 
 /** The spec's seccomp filter compiled for this machine (libseccomp), or undefined. */

@@ -7,6 +7,7 @@ import type { SpawnConfig, ThreadConfig, ThreadMessage } from "./recipe.ts";
 import * as libc from "../base/libc.ts";
 
 type Failed = Extract<ThreadMessage, { type: "failed" }>;
+type Prepared = Extract<ThreadMessage, { type: "prepared" }>;
 type Outcome = Extract<ThreadMessage, { type: "spawned" | "failed" }>;
 
 /** A container's thread, booting or booted. */
@@ -14,7 +15,7 @@ export class ContainerThread {
   readonly #worker: Worker;
   /** Its thread id, once it has booted. */
   readonly booted: Promise<number>;
-  #prepared?: (m: { type: "prepared" } | Failed) => void;
+  #prepared?: (m: Prepared | Failed) => void;
   #outcome?: (m: Outcome) => void;
   #onTty?: (master: number) => void;
   #ended = false;
@@ -56,14 +57,15 @@ export class ContainerThread {
   }
 
   /**
-   * First step: the thread makes itself the container. Resolves once it has, or with the
-   * failure of a step. `onTty` gets the terminal's master (`-t`).
+   * First step: the thread makes itself the container. Resolves once it has (with the default
+   * seccomp filter it made, when asked), or with the failure of a step. `onTty` gets the
+   * terminal's master (`-t`).
    */
-  prepare(config: ThreadConfig, onTty?: (master: number) => void): Promise<Failed | undefined> {
+  prepare(config: ThreadConfig, onTty?: (master: number) => void): Promise<Prepared | Failed> {
     this.#onTty = onTty;
-    const done = new Promise<{ type: "prepared" } | Failed>((resolve) => this.#prepared = resolve);
+    const done = new Promise<Prepared | Failed>((resolve) => this.#prepared = resolve);
     this.#worker.postMessage(config);
-    return done.then((m) => m.type === "failed" ? m : undefined);
+    return done;
   }
 
   /** Second step: the first process. Resolves once it has called execve (after its gate). */
