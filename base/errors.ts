@@ -4,6 +4,12 @@
  * is not found.
  */
 
+/**
+ * Exit code of a command other than `run`/`create` that failed on what it was given (no such
+ * container, a container in the wrong state): Docker's CLI exits 1 for every error the daemon
+ * returns, and 125 only for its own (bad flags) and for `run` and `create`.
+ */
+export const EXIT_FAILURE = 1;
 /** Exit code when mini-docker itself fails (bad flag, missing rootfs, setup error). */
 export const EXIT_ENGINE = 125;
 /** Exit code when the container's command exists but cannot be invoked. */
@@ -41,13 +47,26 @@ export class ExitCode extends Error {
   }
 }
 
+/**
+ * A value as messages quote it: in double quotes, with control characters escaped, so that a
+ * value holding a newline still makes a one-line message: `Invalid hostname "a\nb"`.
+ */
+export function quote(value: string): string {
+  return JSON.stringify(value);
+}
+
+/** A message on one line: any line break left in it (an error of a library) is escaped. */
+export function oneLine(message: string): string {
+  return message.trim().replace(/\r?\n/g, "\\n");
+}
+
 /** Prints an error as every command does (one line on stderr) and returns its exit code. */
 export function reportError(err: unknown): number {
   if (err instanceof ExitCode) return err.code;
   if (err instanceof UserError) {
-    console.error(`mini-docker: ${err.message}`);
+    console.error(`mini-docker: ${oneLine(err.message)}`);
     return err.exitCode;
   }
-  console.error(`mini-docker: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(`mini-docker: ${oneLine(err instanceof Error ? err.message : String(err))}`);
   return EXIT_ENGINE;
 }

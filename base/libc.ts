@@ -43,6 +43,12 @@ const SYMBOLS = {
     result: "isize",
     nonblocking: true,
   },
+  write_async: {
+    name: "write",
+    parameters: ["i32", "pointer", "usize"],
+    result: "isize",
+    nonblocking: true,
+  },
   poll_async: {
     name: "poll",
     parameters: ["pointer", "u64", "i32"],
@@ -506,6 +512,24 @@ export function setWindowSize(fd: number, size: { rows: number; cols: number }):
 export async function readAsync(fd: number, buf: Uint8Array<ArrayBuffer>): Promise<number> {
   const ptr = Deno.UnsafePointer.of(buf);
   return Number(await pinAsync([buf], () => libc().read_async(fd, ptr, BigInt(buf.length))));
+}
+
+/**
+ * Writes all of `data` to `fd` on a worker thread: a pipe whose reader does not read blocks
+ * that thread, not the event loop. False when the descriptor refuses (its reader is gone).
+ */
+export async function writeAllAsync(fd: number, data: Uint8Array<ArrayBuffer>): Promise<boolean> {
+  let off = 0;
+  while (off < data.length) {
+    const part = data.subarray(off);
+    const ptr = Deno.UnsafePointer.of(part);
+    const n = Number(
+      await pinAsync([part], () => libc().write_async(fd, ptr, BigInt(part.length))),
+    );
+    if (n <= 0) return false;
+    off += n;
+  }
+  return true;
 }
 
 /** Waits (on a worker thread) for any child; returns its PID and raw wait status, or -1. */

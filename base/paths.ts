@@ -44,3 +44,41 @@ export function exists(path: string): boolean {
     return false;
   }
 }
+
+/**
+ * The bytes of the regular files under `dir` (hard links counted once; symbolic links and
+ * special files as their own size), as Docker sizes a container's writable layer. 0 when it
+ * does not exist.
+ */
+export function diskUsage(dir: string): number {
+  const seen = new Set<number>();
+  let total = 0;
+  const walk = (path: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(path)];
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const child = `${path}/${e.name}`;
+      let st: Deno.FileInfo;
+      try {
+        st = Deno.lstatSync(child);
+      } catch {
+        continue;
+      }
+      if (st.isDirectory) {
+        walk(child);
+        continue;
+      }
+      if (st.ino !== null && (st.nlink ?? 1) > 1) {
+        if (seen.has(st.ino)) continue;
+        seen.add(st.ino);
+      }
+      total += st.size;
+    }
+  };
+  walk(dir);
+  return total;
+}

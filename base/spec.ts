@@ -404,7 +404,9 @@ export function validateSpec(spec: ContainerSpec): void {
   }
   if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(spec.hostname)) {
     fail(
-      `Invalid hostname "${spec.hostname}": use 1 to 63 letters, digits, dots or dashes, starting with a letter or digit`,
+      `Invalid hostname ${
+        JSON.stringify(spec.hostname)
+      }: use 1 to 63 letters, digits, dots or dashes, starting with a letter or digit`,
     );
   }
   for (const e of spec.process.env) {

@@ -64,7 +64,19 @@ export interface Cgroup {
    * one) and lowers it with this once the container's first process exists.
    */
   updatePids(limit: number): void;
-  /** Kills every process in the cgroup, waits until it is empty, and removes its directories. */
+  /**
+   * Freezes every process in the cgroup (`pause`: v1 `freezer.state`, v2 `cgroup.freeze`) and
+   * resolves once the kernel reports them all frozen. A host without a freezer is a UserError.
+   */
+  freeze(): Promise<void>;
+  /** Thaws a frozen cgroup (`unpause`); resolves once the kernel reports it thawed. */
+  thaw(): Promise<void>;
+  /** Whether the cgroup is frozen (or freezing). */
+  frozen(): boolean;
+  /**
+   * Kills every process in the cgroup (thawing it first if it is frozen), waits until it is
+   * empty, and removes its directories.
+   */
   destroy(): Promise<void>;
 }
 

@@ -258,6 +258,32 @@ export async function killAndRemove(
   }
 }
 
+/** How long freezing or thawing may take before it is given up. */
+export const FREEZE_TIMEOUT_MS = 5000;
+
+/**
+ * Writes `value` to `file` in `dir`, then waits until `done()` says the kernel has finished
+ * (a freezer reports "FREEZING" or "frozen 0" until every task has stopped). Bounded: after
+ * `timeoutMs` a UserError says what did not happen.
+ */
+export async function writeAndWait(
+  dir: string,
+  file: string,
+  value: string,
+  done: () => boolean,
+  what: string,
+  timeoutMs: number = FREEZE_TIMEOUT_MS,
+): Promise<void> {
+  writeValue(dir, file, value);
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = 1; !done(); wait = Math.min(wait * 2, 50)) {
+    if (Date.now() >= deadline) {
+      throw new UserError(`Cannot ${what} cgroup ${dir}: not done after ${timeoutMs / 1000} s`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
+
 /** Removes empty cgroup directories; returns "" or the reason one is still busy. */
 function removeTree(tree: readonly string[], fs: CgroupFs): string {
   for (const dir of tree) {

@@ -12,8 +12,8 @@
  */
 import { cgroupParent } from "../base/paths.ts";
 import { CGROUP_ROOT, type CgroupDriver, type CgroupLayout } from "./cgroup.ts";
-import { exists } from "./fs.ts";
-import { CgroupV1Driver } from "./v1.ts";
+import { exists, readText } from "./fs.ts";
+import { CgroupV1Driver, findControllerMounts } from "./v1.ts";
 import { CgroupV2Driver } from "./v2.ts";
 
 export type { Cgroup, CgroupDriver, CgroupLayout, CgroupStats } from "./cgroup.ts";
@@ -44,4 +44,15 @@ export function cgroupDriver(opts: CgroupDriverOptions = {}): CgroupDriver {
   return detectLayout(root) === "v2"
     ? new CgroupV2Driver({ root, parent })
     : new CgroupV1Driver({ root, parent });
+}
+
+/**
+ * The controllers a container can get on this host: on v1 those mounted that the driver uses,
+ * on v2 those of the root's `cgroup.controllers`.
+ */
+export function availableControllers(root: string = CGROUP_ROOT): string[] {
+  if (detectLayout(root) === "v2") {
+    return (readText(`${root}/cgroup.controllers`) ?? "").split(/\s+/).filter((c) => c !== "");
+  }
+  return [...findControllerMounts(root).keys()].sort();
 }

@@ -3,8 +3,9 @@
  * controllers we need): one hierarchy per controller, the container's cgroup at
  * `<root>/<controller>/<parent>/<name>` in each. A combined mount (`cpu,cpuacct`, with `cpu`
  * and `cpuacct` as symlinks to it) is one directory shared by its controllers. It owns the v1
- * file names and formats, and which controllers a container gets: memory, cpu, cpuacct and pids
- * always, cpuset for CPU or memory-node limits, devices when there are device rules.
+ * file names and formats, and which controllers a container gets: memory, cpu, cpuacct, pids and
+ * freezer (`pause`) always, where the host mounts them; cpuset for CPU or memory-node limits,
+ * devices when there are device rules.
  * See https://docs.kernel.org/admin-guide/cgroup-v1/ for the file formats.
  */
 import { UserError } from "../base/errors.ts";
@@ -27,13 +28,18 @@ import {
   readText,
   removeQuietly,
   reported,
+  writeAndWait,
   writeValue,
 } from "./fs.ts";
 import type { Cgroup, CgroupDriver, CgroupStats } from "./cgroup.ts";
 import { type DeviceRule, devicesV1Writes, normalizeRules } from "./devices.ts";
 
-/** Controllers every container gets, limited or not: stats and kill work through them. */
-const ALWAYS = ["memory", "cpu", "cpuacct", "pids"] as const;
+/**
+ * Controllers every container gets, limited or not: stats and kill work through them, and
+ * `pause` through the freezer (it must hold the processes from their start: moving a running
+ * container's processes in at pause time would race with its forks).
+ */
+const ALWAYS = ["memory", "cpu", "cpuacct", "pids", "freezer"] as const;
 /**
  * Every controller this driver uses; cpuset only when CPUs or memory nodes are set, devices
  * only when there are device rules.
@@ -331,7 +337,51 @@ class CgroupV1 implements Cgroup {
     writeValue(dir, "pids.max", pidsMax(limit));
   }
 
+  async freeze(): Promise<void> {
+    const dir = this.#freezer();
+    try {
+      await writeAndWait(
+        dir,
+        "freezer.state",
+        "FROZEN",
+        () => this.#state() === "FROZEN",
+        "freeze",
+      );
+    } catch (err) {
+      writeValue(dir, "freezer.state", "THAWED"); // not half frozen
+      throw err;
+    }
+  }
+
+  async thaw(): Promise<void> {
+    const dir = this.#freezer();
+    await writeAndWait(dir, "freezer.state", "THAWED", () => this.#state() === "THAWED", "thaw");
+  }
+
+  frozen(): boolean {
+    const state = this.#state();
+    return state !== undefined && state !== "THAWED";
+  }
+
+  /** FROZEN, FREEZING or THAWED; undefined without a freezer. */
+  #state(): string | undefined {
+    const dir = this.#dirs.get("freezer");
+    return dir === undefined ? undefined : readText(`${dir}/freezer.state`)?.trim();
+  }
+
+  #freezer(): string {
+    const dir = this.#dirs.get("freezer");
+    if (dir === undefined) {
+      throw new UserError(
+        "Cannot pause or unpause: the freezer controller is not mounted on this host (cgroup v1)",
+      );
+    }
+    return dir;
+  }
+
   async destroy(): Promise<void> {
+    // A frozen task does not act on SIGKILL until it is thawed.
+    if (this.frozen()) writeValue(this.#dirs.get("freezer")!, "freezer.state", "THAWED");
     await killAndRemove(this.paths, this.#fs);
   }
 }

@@ -144,7 +144,7 @@ Deno.test("v1 applies limits, holds a process, reports stats and destroys", real
       pids: { limit: 50 },
     });
     const dir = (c: string) => `${ROOT}/${c}/${driver.parent}/c1`;
-    assert.deepEqual(cgroup.paths, ["memory", "cpu", "cpuacct", "pids"].map(dir));
+    assert.deepEqual(cgroup.paths, ["memory", "cpu", "cpuacct", "pids", "freezer"].map(dir));
     assert.deepEqual(cgroup.procsFiles, cgroup.paths.map((p) => `${p}/cgroup.procs`));
     assert.equal(read(`${dir("memory")}/memory.limit_in_bytes`), String(64 * MiB));
     assert.equal(read(`${dir("memory")}/memory.soft_limit_in_bytes`), String(32 * MiB));
@@ -191,18 +191,65 @@ Deno.test("v1 applies limits, holds a process, reports stats and destroys", real
 });
 
 Deno.test(
-  "v1 without limits still gets memory, cpu, cpuacct and pids; unlimited reads undefined",
+  "v1 without limits still gets memory, cpu, cpuacct, pids and freezer; unlimited reads undefined",
   real,
   async () => {
     const driver = testDriver();
     try {
       const cgroup = driver.create("c1", {});
-      assert.equal(cgroup.paths.length, 4);
+      assert.equal(cgroup.paths.length, 5);
       const stats = cgroup.stats();
       assert.equal(stats.memoryLimit, undefined);
       assert.equal(stats.pidsCurrent, 0);
       await cgroup.destroy();
     } finally {
+      await cleanup(driver);
+    }
+  },
+);
+
+Deno.test(
+  "v1 freezer: freeze stops every process, thaw resumes, destroy kills a frozen one",
+  real,
+  async () => {
+    const driver = testDriver();
+    let child: Deno.ChildProcess | undefined;
+    try {
+      const cgroup = driver.create("c1", {});
+      const state = `${ROOT}/freezer/${driver.parent}/c1/freezer.state`;
+      // A busy loop: it uses CPU time unless it is frozen.
+      child = new Deno.Command("sh", {
+        args: ["-c", "read go; while :; do :; done"],
+        stdin: "piped",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      join(cgroup.procsFiles, child.pid);
+      const writer = child.stdin.getWriter();
+      await writer.write(new TextEncoder().encode("go\n"));
+      const cpu = () => {
+        const fields = read(`/proc/${child!.pid}/stat`).replace(/^.*\) /, "").split(" ");
+        return Number(fields[11]) + Number(fields[12]); // utime + stime
+      };
+      await cgroup.freeze();
+      assert.equal(read(state), "FROZEN");
+      assert.equal(cgroup.frozen(), true);
+      const before = cpu();
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(cpu(), before, "no CPU time while frozen");
+      await cgroup.thaw();
+      assert.equal(read(state), "THAWED");
+      assert.equal(cgroup.frozen(), false);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(cpu() > before, "it runs again");
+      await cgroup.freeze();
+      await cgroup.destroy();
+      assert.equal((await child.status).signal, "SIGKILL");
+      await writer.close().catch(() => {});
+      child = undefined;
+      assert.deepEqual(leftovers(driver, "c1"), []);
+    } finally {
+      if (child) await reap(child);
       await cleanup(driver);
     }
   },

@@ -28,6 +28,7 @@ import {
   readText,
   removeQuietly,
   reported,
+  writeAndWait,
   writeValue,
 } from "./fs.ts";
 import type { Cgroup, CgroupDriver, CgroupStats } from "./cgroup.ts";
@@ -246,9 +247,43 @@ class CgroupV2 implements Cgroup {
     writeValue(this.#dir, "pids.max", pidsMax(limit));
   }
 
+  async freeze(): Promise<void> {
+    this.#checkFreezer();
+    try {
+      await writeAndWait(this.#dir, "cgroup.freeze", "1", () => this.#events() === "1", "freeze");
+    } catch (err) {
+      writeValue(this.#dir, "cgroup.freeze", "0"); // not half frozen
+      throw err;
+    }
+  }
+
+  async thaw(): Promise<void> {
+    this.#checkFreezer();
+    await writeAndWait(this.#dir, "cgroup.freeze", "0", () => this.#events() === "0", "thaw");
+  }
+
+  frozen(): boolean {
+    return readText(`${this.#dir}/cgroup.freeze`)?.trim() === "1";
+  }
+
+  /** The "frozen" field of cgroup.events: "1" once every task is frozen. */
+  #events(): string | undefined {
+    return /^frozen (\d)$/m.exec(readText(`${this.#dir}/cgroup.events`) ?? "")?.[1];
+  }
+
+  #checkFreezer(): void {
+    if (!exists(`${this.#dir}/cgroup.freeze`)) {
+      throw new UserError(
+        `Cannot pause or unpause: this kernel has no cgroup v2 freezer (cgroup.freeze, Linux 5.2+) in ${this.#dir}`,
+      );
+    }
+  }
+
   async destroy(): Promise<void> {
     const dir = this.#dir;
     if (!exists(dir)) return;
+    // Frozen tasks die of SIGKILL on v2, but a thawed cgroup also lets the fallback below work.
+    if (this.frozen()) writeValue(dir, "cgroup.freeze", "0");
     // One write kills the whole subtree (kernel 5.14+); older kernels get SIGKILL per PID.
     if (exists(`${dir}/cgroup.kill`)) writeValue(dir, "cgroup.kill", "1");
     await killAndRemove([dir], this.#fs);

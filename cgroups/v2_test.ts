@@ -70,6 +70,7 @@ function fakeCgroup2(
       write(`${path}/cgroup.subtree_control`, "\n");
       write(`${path}/cgroup.procs`, "");
       write(`${path}/cgroup.events`, "populated 0\nfrozen 0\n");
+      write(`${path}/cgroup.freeze`, "0\n");
       if (!opts.noKill) write(`${path}/cgroup.kill`, "");
       write(
         `${path}/cpu.stat`,
@@ -308,6 +309,43 @@ Deno.test("v2 destroy writes cgroup.kill, removes the container's cgroup and its
   await cgroup.destroy(); // a second destroy is a no-op
 });
 
+Deno.test("v2 freeze and thaw: cgroup.freeze, done when cgroup.events says frozen", async () => {
+  using fake = fakeCgroup2();
+  const driver = new CgroupV2Driver({ root: fake.root, parent: "mini-docker", fs: fake.fs });
+  const cgroup = driver.create("c1", {});
+  const dir = `${fake.root}/mini-docker/c1`;
+  // The kernel reports "frozen 1" once every task has stopped: a moment after the write here.
+  const kernel = (frozen: string) =>
+    setTimeout(
+      () => Deno.writeTextFileSync(`${dir}/cgroup.events`, `populated 1\nfrozen ${frozen}\n`),
+      30,
+    );
+  kernel("1");
+  await cgroup.freeze();
+  assert.equal(read(`${dir}/cgroup.freeze`), "1");
+  assert.equal(cgroup.frozen(), true);
+  kernel("0");
+  await cgroup.thaw();
+  assert.equal(read(`${dir}/cgroup.freeze`), "0");
+  assert.equal(cgroup.frozen(), false);
+  // A destroy of a frozen cgroup thaws it before it kills.
+  Deno.writeTextFileSync(`${dir}/cgroup.freeze`, "1");
+  await cgroup.destroy();
+  assert.equal(exists(dir), false);
+});
+
+Deno.test("v2 freeze without cgroup.freeze (kernel < 5.2): one UserError", async () => {
+  using fake = fakeCgroup2();
+  const driver = new CgroupV2Driver({ root: fake.root, parent: "mini-docker", fs: fake.fs });
+  const cgroup = driver.create("c1", {});
+  Deno.removeSync(`${fake.root}/mini-docker/c1/cgroup.freeze`);
+  await assert.rejects(
+    cgroup.freeze(),
+    (err: Error) => err instanceof UserError && /no cgroup v2 freezer/.test(err.message),
+  );
+  await cgroup.destroy();
+});
+
 Deno.test("v2 destroy without cgroup.kill (kernel < 5.14) still removes the cgroup", async () => {
   using fake = fakeCgroup2(ALL, { noKill: true });
   const driver = new CgroupV2Driver({ root: fake.root, parent: "mini-docker", fs: fake.fs });
@@ -408,6 +446,14 @@ Deno.test({
       const stats = cgroup.stats();
       assert.equal(typeof stats.cpuUsageUsec, "number"); // cpu.stat is a core file in v2
       assert.equal(stats.memoryUsage, undefined);
+      // The freezer is a core file too: the process stops ("T" is how a frozen task shows in
+      // v2's /proc) and goes on once thawed; a destroy of a frozen cgroup kills it.
+      await cgroup.freeze();
+      assert.equal(cgroup.frozen(), true);
+      assert.match(read(`/proc/${child.pid}/stat`).replace(/^.*\) /, ""), /^[ST] /);
+      await cgroup.thaw();
+      assert.equal(cgroup.frozen(), false);
+      await cgroup.freeze();
       await cgroup.destroy();
       assert.equal((await child.status).signal, "SIGKILL");
       child = undefined;

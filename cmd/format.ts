@@ -1,4 +1,8 @@
-/** How the commands print: Docker's table layout and its human durations. */
+/**
+ * How the commands print: Docker's table layout (its tabwriter: columns at least 10 wide, 3
+ * spaces apart), its `--format` (a template, `table TEMPLATE`, or `json`), its human durations.
+ */
+import { Template, type Value } from "./template.ts";
 
 /**
  * Lays out rows as Docker's tabwriter does: every column but the last padded to its widest cell
@@ -35,4 +39,50 @@ export function humanDuration(ms: number): string {
   if (hours < 24 * 30 * 2) return `${Math.floor(hours / 24 / 7)} weeks`;
   if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24 / 30)} months`;
   return `${Math.floor(hours / 24 / 365)} years`;
+}
+
+/** Docker's tabwriter settings for every table: a column is its widest cell plus 3, at least 10. */
+export const TABLE_MIN_WIDTH = 10;
+
+/** What `--format` knows of a list's rows: its default table and its columns' names. */
+export interface ListFormat {
+  /** The default table template ("table {{.ID}}\t..."). */
+  table: string;
+  /** Header text of each field, as Docker names the columns. */
+  headers: Record<string, string>;
+}
+
+/**
+ * The lines of a list under Docker's `--format`: `table` (the default columns), `table
+ * TEMPLATE` (a header row, then rows, laid out as a table), `json` (one JSON object per row),
+ * or a template (one rendered row per line, as is). `\t` and `\n` in a template are a tab and
+ * a newline. A template that does not parse is an error before any line.
+ */
+export function formatList(
+  rows: readonly Value[],
+  format: string | undefined,
+  list: ListFormat,
+): string[] {
+  const text = format === undefined || format === "" || format === "table" ? list.table : format;
+  if (text === "json") return rows.map((row) => JSON.stringify(row, jsonFields));
+  const isTable = text.startsWith("table");
+  const body = (isTable ? text.slice("table".length) : text).trim()
+    .replaceAll("\\t", "\t").replaceAll("\\n", "\n");
+  const template = Template.parse(body);
+  const rendered = rows.map((row) => template.render(row));
+  if (!isTable) return rendered.flatMap((r) => r.split("\n"));
+  const header: Record<string, Value> = { ...list.headers };
+  // Docker's header of a method column (`.Label "x"`) is the method's name.
+  for (const [key, value] of Object.entries(rows[0] ?? {})) {
+    if (typeof value === "function") header[key] = () => key.toUpperCase();
+  }
+  const cells = [template.render(header, { header: true }), ...rendered]
+    .flatMap((line) => line.split("\n"))
+    .map((line) => line.split("\t"));
+  return tabulate(cells, TABLE_MIN_WIDTH);
+}
+
+/** JSON of a row: its methods (functions) are not data. */
+function jsonFields(_key: string, value: unknown): unknown {
+  return typeof value === "function" ? undefined : value;
 }

@@ -1,6 +1,15 @@
 /** `mini-docker inspect`: a container's state and configuration as JSON. */
 import { Command } from "@commander-js/extra-typings";
-import { type ContainerState, findContainer, logPath, stateDir } from "../container/state.ts";
+import {
+  containerConfig,
+  type ContainerState,
+  displayStatus,
+  findContainer,
+  logPath,
+  stateDir,
+} from "../container/state.ts";
+import { ZERO_TIME } from "../base/time.ts";
+import { Template, TemplateParseError } from "./template.ts";
 import type { ContainerSpec } from "../base/spec.ts";
 import { INIT_ANNOTATION } from "../base/spec.ts";
 import { isRunning } from "../container/lifecycle.ts";
@@ -96,36 +105,62 @@ export function inspectContainer(
     spec = JSON.parse(Deno.readTextFileSync(`${stateDir(s.id)}/config.json`));
   } catch { /* created but not configured */ }
   const res = spec?.linux.resources;
+  const config = containerConfig(s);
+  const running = isRunning(s);
+  const dir = stateDir(s.id);
   return {
     Id: s.id,
-    Name: s.name,
     Created: s.created,
-    Path: s.command[0],
+    Path: s.command[0] ?? "",
     Args: s.command.slice(1),
     State: {
-      Status: s.status,
-      Running: isRunning(s),
-      Pid: s.status === "running" ? s.process?.pid ?? 0 : 0,
-      ExitCode: s.exitCode ?? 0,
+      Status: displayStatus(s),
+      Running: running,
+      Paused: running && s.paused === true,
+      Restarting: s.status === "restarting",
       OOMKilled: s.oomKilled ?? false,
-      StartedAt: s.startedAt ?? "",
-      FinishedAt: s.finishedAt ?? "",
+      Dead: false,
+      Pid: running ? s.process?.pid ?? 0 : 0,
+      ExitCode: s.exitCode ?? 0,
+      Error: s.error ?? "",
+      StartedAt: s.startedAt ?? ZERO_TIME,
+      FinishedAt: s.finishedAt ?? ZERO_TIME,
     },
     Image: s.image ?? "",
+    ResolvConfPath: `${dir}/resolv.conf`,
+    HostnamePath: `${dir}/hostname`,
+    HostsPath: `${dir}/hosts`,
+    LogPath: s.detached ? logPath(s.id) : "",
+    Name: `/${s.name}`,
+    RestartCount: s.restartCount ?? 0,
+    Driver: spec?.rootLayers?.upper === undefined ? "readonly" : "overlay",
+    Platform: "linux",
     Config: {
-      Hostname: spec?.hostname,
-      Env: spec?.process.env,
-      Cmd: s.command,
-      WorkingDir: spec?.process.cwd,
-      User: spec === undefined ? undefined : `${spec.process.user.uid}:${spec.process.user.gid}`,
-      Tty: spec?.process.terminal ?? false,
-      Image: s.imageRef ?? s.rootfs,
+      Hostname: spec?.hostname ?? "",
+      Domainname: "",
+      User: config.user,
+      AttachStdin: config.openStdin && config.stdinOnce,
+      AttachStdout: !s.detached || config.stdinOnce,
+      AttachStderr: !s.detached || config.stdinOnce,
       ExposedPorts: spec?.network === undefined || spec.network.exposedPorts.length === 0
         ? undefined
         : Object.fromEntries(spec.network.exposedPorts.map((p) => [p, {}])),
+      Tty: config.tty,
+      OpenStdin: config.openStdin,
+      StdinOnce: config.stdinOnce,
+      Env: spec?.process.env ?? [],
+      Cmd: config.cmd,
+      Image: s.imageRef ?? s.rootfs ?? "",
+      WorkingDir: spec?.process.cwd ?? "",
+      Entrypoint: config.entrypoint,
+      Labels: config.labels,
     },
     HostConfig: {
       AutoRemove: s.autoRemove,
+      RestartPolicy: {
+        Name: config.restartPolicy.name,
+        MaximumRetryCount: config.restartPolicy.maximumRetryCount,
+      },
       Init: spec?.annotations[INIT_ANNOTATION] === "true",
       Memory: res?.memory?.limit ?? 0,
       MemorySwap: res?.memory?.swap ?? 0,
@@ -141,12 +176,9 @@ export function inspectContainer(
       Dns: spec?.network?.dns ?? [],
       ExtraHosts: spec?.network?.extraHosts ?? null,
     },
-    Mounts: (spec?.mounts ?? []).filter((m) => m.type === "bind").map((m) => ({
-      Type: "bind",
-      Source: m.source,
-      Destination: m.destination,
-      RW: !m.options.includes("ro"),
-    })),
+    // Volumes and binds of the user's (none: mini-docker has no -v); the /etc files and the init
+    // are in *Path and HostConfig.Init, as Docker shows them.
+    Mounts: [],
     GraphDriver: spec?.rootLayers === undefined ? undefined : {
       Name: spec.rootLayers.upper === undefined ? "readonly" : "overlay",
       Data: {
@@ -158,7 +190,6 @@ export function inspectContainer(
     },
     NetworkSettings: networkSettings(spec, record),
     CgroupPath: s.cgroupsPath,
-    LogPath: s.detached ? logPath(s.id) : "",
   };
 }
 
@@ -174,46 +205,42 @@ function portBindings(spec: ContainerSpec | undefined) {
   return out;
 }
 
-/** A small subset of Go templates: `{{.A.B}}` and `{{json .A}}`, as used with Docker's -f. */
-export function formatTemplate(template: string, value: unknown): string {
-  return template.replace(/\{\{\s*(json\s+)?\.([\w.]*)\s*\}\}/g, (_, json, path: string) => {
-    let v: unknown = value;
-    for (const key of path.split(".").filter((k) => k !== "")) {
-      v = v !== null && typeof v === "object" ? (v as Record<string, unknown>)[key] : undefined;
-    }
-    if (json !== undefined) return JSON.stringify(v);
-    if (v === undefined || v === null) return "<no value>";
-    return typeof v === "object" ? JSON.stringify(v) : String(v);
-  });
-}
-
 export function inspectCommand() {
   return new Command("inspect")
     .description("Show containers' state and configuration as JSON")
     .argument("<container...>", "container names or ids (unique prefixes work)")
-    .option("-f, --format <template>", "a template such as '{{.State.ExitCode}}'")
+    .option("-f, --format <template>", "a Go template such as '{{.State.ExitCode}}', or json")
     .addHelpText(
       "after",
       `
 Examples:
   mini-docker inspect web
-  mini-docker inspect -f '{{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}}' web`,
+  mini-docker inspect -f '{{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}}' web
+  mini-docker inspect -f '{{json .Config.Labels}}' web`,
     )
     .action(async (refs, opts) => {
-      if (opts.format !== undefined && !opts.format.includes("{{")) {
-        throw new UserError(
-          `Invalid --format "${opts.format}": expected a template such as '{{.State.Status}}'`,
-        );
+      // A template that does not parse is refused before anything is looked up (Docker: 64).
+      let template: Template | undefined;
+      if (opts.format !== undefined && opts.format !== "json") {
+        try {
+          template = Template.parse(opts.format);
+        } catch (err) {
+          if (err instanceof TemplateParseError) throw new UserError(err.message, 64);
+          throw err;
+        }
       }
       const found: Record<string, unknown>[] = [];
-      await eachContainer(refs, async (ref) => {
-        const state = findContainer(ref);
-        found.push(inspectContainer(state, await networkRecord(state)));
-      });
-      if (opts.format !== undefined) {
-        for (const f of found) console.log(formatTemplate(opts.format, f));
-      } else {
-        console.log(JSON.stringify(found, null, 4));
+      try {
+        await eachContainer(refs, async (ref) => {
+          const state = findContainer(ref);
+          const data = inspectContainer(state, await networkRecord(state));
+          // A template's output comes as each container is found, as Docker's does.
+          if (template !== undefined) console.log(template.render(data));
+          else found.push(data);
+        });
+      } finally {
+        if (opts.format === "json") console.log(JSON.stringify(found));
+        else if (template === undefined) console.log(JSON.stringify(found, null, 4));
       }
     });
 }

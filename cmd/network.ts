@@ -17,9 +17,10 @@ import { isRunning } from "../container/lifecycle.ts";
 import { hostResolvConf, networks } from "../container/start.ts";
 import { resolvConf } from "../network/etc.ts";
 import type { ContainerSpec } from "../base/spec.ts";
-import { tabulate } from "./format.ts";
-import { formatTemplate } from "./inspect.ts";
+import { TABLE_MIN_WIDTH, tabulate } from "./format.ts";
+import { Template, TemplateParseError } from "./template.ts";
 import { eachContainer } from "./each.ts";
+import { confirm } from "./prompt.ts";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -89,14 +90,6 @@ function inspectMode(name: string): Record<string, unknown> {
     Options: {},
     Labels: {},
   };
-}
-
-/** One line of standard input ("" at its end). */
-async function readLine(): Promise<string> {
-  const bytes: number[] = [];
-  const buf = new Uint8Array(1);
-  while ((await Deno.stdin.read(buf)) === 1 && buf[0] !== 10) bytes.push(buf[0]!);
-  return new TextDecoder().decode(new Uint8Array(bytes));
 }
 
 /**
@@ -171,7 +164,9 @@ function lsCommand() {
         for (const r of rows) console.log(r[0]);
         return;
       }
-      console.log(tabulate([["NETWORK ID", "NAME", "DRIVER", "SCOPE"], ...rows]).join("\n"));
+      console.log(
+        tabulate([["NETWORK ID", "NAME", "DRIVER", "SCOPE"], ...rows], TABLE_MIN_WIDTH).join("\n"),
+      );
     });
 }
 
@@ -181,14 +176,22 @@ function inspectCommand() {
     .argument("<network...>", "network names or ids")
     .option("-f, --format <template>", "a template such as '{{.IPAM.Config}}'")
     .action(async (refs, opts) => {
+      let template: Template | undefined;
+      try {
+        template = opts.format === undefined ? undefined : Template.parse(opts.format);
+      } catch (err) {
+        // Docker's exit code for a template that does not parse.
+        if (err instanceof TemplateParseError) throw new UserError(err.message, 64);
+        throw err;
+      }
       const found: Record<string, unknown>[] = [];
       for (const ref of refs) {
         found.push(
           MODES[ref] !== undefined ? inspectMode(ref) : await inspectNetwork(findNetwork(ref)),
         );
       }
-      if (opts.format !== undefined) {
-        for (const f of found) console.log(formatTemplate(opts.format, f));
+      if (template !== undefined) {
+        for (const f of found) console.log(template.render(f));
       } else {
         console.log(JSON.stringify(found, null, 4));
       }
@@ -221,37 +224,44 @@ be removed too when no container uses it: it comes back with the next container 
     });
 }
 
+/**
+ * Removes every user-defined network no container uses (of those `wanted` lets through); their
+ * names.
+ */
+export async function pruneNetworks(
+  wanted: (network: { created: string }) => boolean = () => true,
+): Promise<string[]> {
+  const net = await networks();
+  const used = net.networksInUse();
+  const deleted: string[] = [];
+  for (const n of listNetworks()) {
+    if (n.name === DEFAULT_NETWORK || used.has(n.id) || !wanted(n)) continue;
+    try {
+      const problem = await net.removeNetwork(n);
+      deleted.push(n.name);
+      if (problem !== undefined) {
+        console.error(`mini-docker: network ${n.name} removed, but its teardown said: ${problem}`);
+      }
+    } catch (err) {
+      // A container joined it meanwhile: it is in use after all.
+      if (!(err instanceof UserError)) throw err;
+    }
+  }
+  return deleted;
+}
+
 function pruneCommand() {
   return new Command("prune")
     .description("Remove every user-defined network that no container uses")
     .option("-f, --force", "do not ask for confirmation")
     .action(async (opts) => {
-      if (!opts.force) {
-        Deno.stdout.writeSync(
-          new TextEncoder().encode(
-            "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ",
-          ),
-        );
-        if (!/^y(es)?$/i.test((await readLine()).trim())) return;
-      }
-      const net = await networks();
-      const used = net.networksInUse();
-      const deleted: string[] = [];
-      for (const n of listNetworks()) {
-        if (n.name === DEFAULT_NETWORK || used.has(n.id)) continue;
-        try {
-          const problem = await net.removeNetwork(n);
-          deleted.push(n.name);
-          if (problem !== undefined) {
-            console.error(
-              `mini-docker: network ${n.name} removed, but its teardown said: ${problem}`,
-            );
-          }
-        } catch (err) {
-          // A container joined it meanwhile: it is in use after all.
-          if (!(err instanceof UserError)) throw err;
-        }
-      }
+      if (
+        !opts.force &&
+        !await confirm(
+          "WARNING! This will remove all custom networks not used by at least one container.",
+        )
+      ) return;
+      const deleted = await pruneNetworks();
       if (deleted.length > 0) console.log(`Deleted Networks:\n${deleted.join("\n")}`);
     });
 }

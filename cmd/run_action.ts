@@ -1,7 +1,12 @@
 /**
- * What `run` does once its command line is read (by commander in cmd/run.ts, or by the fast
- * parser in cmd/run_args.ts): flags -> ContainerSpec (validated before any work) -> runtime.
- * It loads neither commander nor node: modules, and the image store only when an image is used.
+ * What `run` (and `create`) do once their command line is read (by commander in cmd/run.ts, or
+ * by the fast parser in cmd/run_args.ts): flags -> ContainerSpec (validated before any work) ->
+ * runtime. It loads neither commander nor node: modules, and the image store only when an image
+ * is used.
+ *
+ * The positionals are Docker's `IMAGE [COMMAND] [ARG...]`, with the original Mini-Docker's form
+ * kept: without --image and --rootfs, a first positional that is an absolute path is a command
+ * for the default root filesystem (`run /bin/sh`); with either, every positional is the command.
  */
 import {
   type ContainerNetwork,
@@ -11,10 +16,17 @@ import {
   type PortMapping,
   validateSpec,
 } from "../base/spec.ts";
-import { ExitCode, UserError } from "../base/errors.ts";
-import { mergeEnv, parseEnvEntry, parseEnvFile } from "./units.ts";
+import { ExitCode, quote, UserError } from "../base/errors.ts";
+import {
+  mergeEnv,
+  parseEnvEntry,
+  parseEnvFile,
+  parseLabel,
+  parseRestartPolicy,
+  type RestartPolicyFlag,
+} from "./units.ts";
 import { resourcesFromFlags, statsReporter } from "./resources.ts";
-import { newId, stateDir } from "../container/state.ts";
+import { type ContainerConfig, newId, stateDir } from "../container/state.ts";
 import { absolutePath, cgroupParent } from "../base/paths.ts";
 import { runContainer } from "../container/foreground.ts";
 import type { ContainerThread } from "../container/threads.ts";
@@ -35,9 +47,9 @@ type Supervisor = typeof import("../container/supervisor.ts");
 type Networks = typeof import("../network/mod.ts");
 type Users = typeof import("../images/user.ts");
 
-/** Runs `command` with `opts`; a foreground run ends by throwing the container's ExitCode. */
+/** Runs `positional` with `opts`; a foreground run ends by throwing the container's ExitCode. */
 export async function runAction(
-  command: string[],
+  positional: string[],
   opts: RunFlags,
   thread?: ContainerThread,
 ): Promise<void> {
@@ -54,7 +66,13 @@ export async function runAction(
   if (!opts.detach && opts.tty && opts.interactive && !Deno.stdin.isTerminal()) {
     throw new UserError("The input device is not a TTY: drop -t, or run from a terminal");
   }
-  const { spec, meta, defaultSeccomp } = await buildRun(command, opts);
+  const policy = restartPolicy(opts);
+  if (policy.name !== "no" && !opts.detach) {
+    throw new UserError(
+      `--restart ${opts.restart} needs a detached container (-d): a foreground container ends with its mini-docker run`,
+    );
+  }
+  const { spec, meta, defaultSeccomp } = await buildRun(positional, opts);
   if (opts.detach) {
     thread?.end();
     const { startDetached } = await lazy<Supervisor>("../container/supervisor.ts", import.meta.url);
@@ -69,22 +87,51 @@ export async function runAction(
     console.log(id);
     return;
   }
-  const final = await runContainer(spec, meta, {
+  const { final, status } = await runContainer(spec, meta, {
     thread,
     defaultSeccomp,
     tty: opts.tty === true,
+    // As Docker: stdin is the container's with -i; and, so that the original's `run /bin/sh`
+    // stays interactive, when it is a terminal. Otherwise the container reads /dev/null, and a
+    // `while read` loop around mini-docker keeps its input.
+    stdin: opts.interactive === true || Deno.stdin.isTerminal(),
     beforeCleanup: opts.statsReport ? statsReporter(spec.linux.resources) : undefined,
   });
-  if (final.oomKilled) {
-    const limit = spec.linux.resources.memory?.limit;
-    console.error(
-      `mini-docker: container ${final.name} (${final.id.slice(0, 12)}) was killed: out of memory${
-        limit === undefined ? "" : ` (limit ${formatBytes(limit)})`
-      }`,
-    );
-  }
+  if (final.oomKilled) console.error(oomMessage(final, status, spec));
   // The exit code is the container's; main.ts exits with it.
   throw new ExitCode(final.exitCode ?? 255);
+}
+
+/**
+ * What the kernel's OOM killer did, in words: the container itself was killed (its PID 1), or
+ * one of its processes was and the container went on to exit with a code of its own. Both are
+ * Docker's OOMKilled.
+ */
+export function oomMessage(
+  final: { id: string; name: string; exitCode?: number },
+  status: { signal: string | null },
+  spec: { linux: { resources: { memory?: { limit?: number } } } },
+): string {
+  const limit = spec.linux.resources.memory?.limit;
+  const within = limit === undefined ? "" : ` (limit ${formatBytes(limit)})`;
+  const who = `container ${final.name} (${final.id.slice(0, 12)})`;
+  if (status.signal === "SIGKILL") return `mini-docker: ${who} was killed: out of memory${within}`;
+  return `mini-docker: ${who} ran out of memory${within}: the kernel's OOM killer killed a process in it, and the container exited with code ${
+    final.exitCode ?? 255
+  }`;
+}
+
+/** The `--restart` flag read, checked against `--rm` (Docker's conflict). */
+export function restartPolicy(opts: RunFlags): RestartPolicyFlag {
+  const policy = opts.restart === undefined
+    ? { name: "no" as const, maximumRetryCount: 0 }
+    : parseRestartPolicy(opts.restart);
+  if (policy.name !== "no" && opts.rm) {
+    throw new UserError(
+      `Conflicting options: --restart ${opts.restart} and --rm (a container removed when it exits cannot be started again)`,
+    );
+  }
+  return policy;
 }
 
 /**
@@ -119,20 +166,36 @@ interface RootSource {
   layers: string[];
   rootfs?: string;
   image?: ResolvedImage;
+  /** The image as the user named it (Docker's Config.Image). */
+  imageRef?: string;
 }
 
-async function resolveRoot(opts: RunFlags): Promise<RootSource> {
+/**
+ * Reads the positionals as Docker's IMAGE [COMMAND] [ARG...], keeping the original's form:
+ * without --image and --rootfs, a first positional that is an absolute path is a command for
+ * the default root filesystem; with either, they are all the command.
+ */
+export function splitPositional(
+  positional: readonly string[],
+  opts: Pick<RunFlags, "image" | "rootfs">,
+): { image?: string; command: string[] } {
+  if (opts.image !== undefined || opts.rootfs !== undefined) {
+    return { image: opts.image, command: [...positional] };
+  }
+  const [first, ...rest] = positional;
+  if (first === undefined || first.startsWith("/")) return { command: [...positional] };
+  return { image: first, command: rest };
+}
+
+async function resolveRoot(opts: RunFlags, image: string | undefined): Promise<RootSource> {
   // Pull progress is for a person at a terminal; in scripts only the outcome counts.
   const log = Deno.stderr.isTerminal() ? (line: string) => console.error(line) : () => {};
-  if (opts.image !== undefined) {
+  if (image !== undefined) {
     if (opts.rootfs !== undefined) {
       throw new UserError("--image and --rootfs cannot be used together: choose one root");
     }
-    const image = await (await images()).resolveImage(opts.image, {
-      pull: "missing",
-      log,
-    });
-    return { layers: image.layers, image };
+    const resolved = await (await images()).resolveImage(image, { pull: "missing", log });
+    return { layers: resolved.layers, image: resolved, imageRef: image };
   }
   if (opts.rootfs !== undefined) {
     assertRootfs(opts.rootfs);
@@ -142,11 +205,8 @@ async function resolveRoot(opts: RunFlags): Promise<RootSource> {
   if (rootfsStatus(dir) === "ok") return { layers: [absolutePath(dir)], rootfs: absolutePath(dir) };
   // No default rootfs: the default image, pulled where the network allows.
   try {
-    const image = await (await images()).resolveImage(defaultImage(), {
-      pull: "missing",
-      log,
-    });
-    return { layers: image.layers, image };
+    const resolved = await (await images()).resolveImage(defaultImage(), { pull: "missing", log });
+    return { layers: resolved.layers, image: resolved, imageRef: defaultImage() };
   } catch (err) {
     throw new UserError(
       `Rootfs "${dir}" does not exist and the default image "${defaultImage()}" is not available (${
@@ -203,18 +263,22 @@ export async function buildRun(positional: string[], opts: RunFlags) {
   if (opts.workdir !== undefined && !opts.workdir.startsWith("/")) {
     throw new UserError(`Invalid working directory "${opts.workdir}": it must be an absolute path`);
   }
-  if (positional.length === 0 && opts.image === undefined && opts.entrypoint === undefined) {
+  const split = splitPositional(positional, opts);
+  if (split.image === undefined && split.command.length === 0 && opts.image === undefined) {
     throw new UserError(
-      'No command given: "mini-docker run [options] COMMAND [ARG...]", e.g. /bin/sh',
+      'No image or command given: "mini-docker run [OPTIONS] IMAGE [COMMAND] [ARG...]", or an absolute COMMAND for the default root filesystem, e.g. /bin/sh',
     );
   }
+  if (split.image === "") throw new UserError('Invalid image "": name an image, or a command');
   const resources = resourcesFromFlags(opts);
   const rlimits = opts.ulimit.map(parseUlimit);
   const init = opts.init ? findInit() : undefined;
+  const policy = restartPolicy(opts);
+  const flagLabels = Object.fromEntries(opts.label.map(parseLabel));
   // The network flags first (bad input is found before an image is pulled); the image's exposed
   // ports come in below.
   networkFromFlags(opts);
-  const root = await resolveRoot(opts);
+  const root = await resolveRoot(opts, split.image);
   const config = root.image?.config ?? {};
   const network = networkFromFlags(opts, Object.keys(config.ExposedPorts ?? {}));
   if (
@@ -224,20 +288,27 @@ export async function buildRun(positional: string[], opts: RunFlags) {
     (await lazy<Networks>("../network/mod.ts", import.meta.url)).checkNetwork(network);
   }
 
-  // Docker's rules: --entrypoint replaces the image's entrypoint and drops its Cmd; arguments
-  // after the options replace Cmd.
-  const entrypoint = opts.entrypoint !== undefined ? [opts.entrypoint] : config.Entrypoint ?? [];
-  const cmd = positional.length > 0
-    ? positional
+  // Docker's rules: --entrypoint replaces the image's entrypoint and drops its Cmd ('' clears
+  // it); arguments after the image replace Cmd.
+  const entrypoint = opts.entrypoint === undefined
+    ? config.Entrypoint ?? null
+    : opts.entrypoint === ""
+    ? null
+    : [opts.entrypoint];
+  const cmd = split.command.length > 0
+    ? split.command
     : opts.entrypoint !== undefined
-    ? []
-    : config.Cmd ?? [];
-  const command = [...(init !== undefined ? [INIT_PATH, "--"] : []), ...entrypoint, ...cmd];
-  if (command.length === (init !== undefined ? 2 : 0)) {
+    ? null
+    : config.Cmd ?? null;
+  const userCommand = [...(entrypoint ?? []), ...(cmd ?? [])];
+  if (userCommand.length === 0) {
     throw new UserError(
-      `No command given, and image "${opts.image}" has no Entrypoint or Cmd: pass one`,
+      `No command given, and image ${
+        quote(root.imageRef ?? "")
+      } has no Entrypoint or Cmd (or --entrypoint cleared it): pass one`,
     );
   }
+  const command = [...(init !== undefined ? [INIT_PATH, "--"] : []), ...userCommand];
   const userSpec = opts.user ?? config.User ?? "";
   const user = userSpec === ""
     ? undefined
@@ -258,11 +329,13 @@ export async function buildRun(positional: string[], opts: RunFlags) {
     return parseEnvFile(text, file, lookup);
   });
   const flagEnv = opts.env.map((e) => parseEnvEntry(e, lookup)).filter((e) => e !== undefined);
+  // Docker's environment: PATH (unless the image sets one), HOSTNAME, TERM with -t, the image's,
+  // the files', the flags'; and unless one of them sets HOME, the user's home, which the
+  // container's thread reads from the container's own /etc/passwd (recipe.ts), as runc does.
   const env = mergeEnv(
     [
       `PATH=${DEFAULT_PATH}`,
       `HOSTNAME=${hostname}`,
-      `HOME=${user === undefined || user.uid === 0 ? "/root" : "/"}`,
       ...(opts.tty ? ["TERM=xterm"] : []),
     ],
     config.Env ?? [],
@@ -270,7 +343,8 @@ export async function buildRun(positional: string[], opts: RunFlags) {
     flagEnv,
   );
 
-  const security = await confinement(opts, user ?? { uid: 0 }, { deferDefault: true });
+  const { uid, gid, additionalGids } = user ?? { uid: 0, gid: 0, additionalGids: [] };
+  const security = await confinement(opts, { uid }, { deferDefault: true });
   const layerDir = stateDir(id);
   const overlay = overlaySupported();
   if (!overlay) {
@@ -282,7 +356,7 @@ export async function buildRun(positional: string[], opts: RunFlags) {
     args: command,
     env,
     cwd: workdir,
-    user,
+    user: user === undefined ? undefined : { uid, gid, additionalGids },
     hostname,
     rootPath: `${layerDir}/merged`,
     rootLayers: overlay
@@ -312,6 +386,19 @@ export async function buildRun(positional: string[], opts: RunFlags) {
     },
   });
   validateSpec(spec);
+  const containerConfig: ContainerConfig = {
+    entrypoint,
+    cmd,
+    user: userSpec,
+    // Sorted by key, as Docker's maps print.
+    labels: Object.fromEntries(
+      Object.entries({ ...config.Labels, ...flagLabels }).sort(([a], [b]) => a < b ? -1 : 1),
+    ),
+    openStdin: opts.interactive === true,
+    stdinOnce: opts.interactive === true && !opts.detach,
+    tty: opts.tty === true,
+    restartPolicy: policy,
+  };
   return {
     spec,
     /** Docker's default seccomp profile, for the engine to resolve (see security/policy.ts). */
@@ -321,7 +408,9 @@ export async function buildRun(positional: string[], opts: RunFlags) {
       name: opts.name,
       rootfs: root.rootfs,
       image: root.image?.id,
-      imageRef: root.image?.ref,
+      imageRef: root.imageRef,
+      command: userCommand,
+      config: containerConfig,
     },
   };
 }

@@ -155,13 +155,24 @@ export const RUN_OPTIONS: readonly RunOption[] = [
     kind: "flag",
   },
   {
+    flags: "--restart <policy>",
+    description:
+      "no, on-failure[:max-retries], always or unless-stopped: start it again when it exits (detached containers)",
+    kind: "value",
+  },
+  {
+    flags: "-l, --label <KEY=VALUE>",
+    description: "set a label on the container (repeatable)",
+    kind: "list",
+  },
+  {
     flags: "--rm",
     description: "remove the container when it exits (foreground containers always are)",
     kind: "flag",
   },
   {
     flags: "-i, --interactive",
-    description: "keep stdin open (the default in the foreground)",
+    description: "attach stdin (in the foreground it is attached anyway when it is a terminal)",
     kind: "flag",
   },
   { flags: "-t, --tty", description: "allocate a pseudo-terminal", kind: "flag" },
@@ -223,6 +234,8 @@ export interface RunFlags extends ResourceFlags {
   dns: string[];
   addHost: string[];
   detach?: true;
+  restart?: string;
+  label: string[];
   rm?: true;
   interactive?: true;
   tty?: true;
@@ -237,7 +250,10 @@ export interface RunFlags extends ResourceFlags {
 
 /** A parsed `run` command line. */
 export interface RunArgs {
-  /** The container's command and its arguments (everything after the options). */
+  /**
+   * Everything after the options: IMAGE [COMMAND] [ARG...], or the command alone (with
+   * --image or --rootfs, or when it is an absolute path: see run_action.ts).
+   */
   command: string[];
   opts: RunFlags;
 }

@@ -34,23 +34,24 @@ export function killCommand() {
   return new Command("kill")
     .description("Send a signal to containers (default SIGKILL)")
     .argument("<container...>", "container names or ids (unique prefixes work)")
-    .option("-s, --signal <signal>", "signal name or number", "KILL")
+    .option("-s, --signal <signal>", "signal name or number (RTMIN+N and RTMAX-N too)", "KILL")
     .addHelpText(
       "after",
       `
 Examples:
   mini-docker kill web
-  mini-docker kill -s USR1 web`,
+  mini-docker kill -s USR1 web
+  mini-docker kill -s RTMIN+3 web`,
     )
     .action(async (refs, opts) => {
       const sig = signalNumber(opts.signal);
       if (sig === undefined) {
         throw new UserError(
-          `Invalid signal "${opts.signal}": use a name such as TERM or USR1, or a number`,
+          `Invalid signal "${opts.signal}": use a name such as TERM, USR1 or RTMIN+1, or a number from 1 to 64`,
         );
       }
-      await eachContainer(refs, (ref) => {
-        signalContainer(findContainer(ref), sig);
+      await eachContainer(refs, async (ref) => {
+        await signalContainer(findContainer(ref), sig);
         console.log(ref);
       });
     });

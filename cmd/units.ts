@@ -312,3 +312,49 @@ export function parseUlimit(text: string): { type: string; soft: number; hard: n
   }
   return { type, soft, hard };
 }
+
+/** Docker's `--restart` policy. */
+export interface RestartPolicyFlag {
+  name: "no" | "on-failure" | "always" | "unless-stopped";
+  maximumRetryCount: number;
+}
+
+/**
+ * Parses `--restart`: `no`, `on-failure[:N]`, `always`, `unless-stopped` (Docker's names; a
+ * retry count only for on-failure).
+ */
+export function parseRestartPolicy(text: string): RestartPolicyFlag {
+  const [name, count, ...rest] = text.split(":");
+  const names = ["no", "on-failure", "always", "unless-stopped"];
+  if (name === undefined || !names.includes(name) || rest.length > 0) {
+    throw new UserError(
+      `Invalid restart policy "${text}": expected no, on-failure[:max-retries], always or unless-stopped`,
+    );
+  }
+  if (count !== undefined) {
+    if (name !== "on-failure") {
+      throw new UserError(
+        `Invalid restart policy "${text}": a maximum retry count goes with on-failure only`,
+      );
+    }
+    if (!/^\d+$/.test(count)) {
+      throw new UserError(
+        `Invalid restart policy "${text}": the maximum retry count must be a whole number`,
+      );
+    }
+  }
+  return {
+    name: name as RestartPolicyFlag["name"],
+    maximumRetryCount: count === undefined ? 0 : Number(count),
+  };
+}
+
+/** Parses `--label KEY=VALUE` (or `KEY` alone, an empty value, as Docker). */
+export function parseLabel(text: string): [string, string] {
+  const eq = text.indexOf("=");
+  const key = eq < 0 ? text : text.slice(0, eq);
+  if (key === "" || /\s/.test(key)) {
+    throw new UserError(`Invalid label ${JSON.stringify(text)}: expected KEY=VALUE`);
+  }
+  return [key, eq < 0 ? "" : text.slice(eq + 1)];
+}

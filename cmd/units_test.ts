@@ -12,8 +12,10 @@ import {
   parseCpuShares,
   parseEnvEntry,
   parseEnvFile,
+  parseLabel,
   parseMemory,
   parsePidsLimit,
+  parseRestartPolicy,
 } from "./units.ts";
 import { UserError } from "../base/errors.ts";
 
@@ -165,4 +167,28 @@ Deno.test("bytesSize and humanSize print as docker stats does", () => {
 
 Deno.test("MIN_MEMORY is Docker's 6 MiB", () => {
   assert.equal(MIN_MEMORY, 6_291_456);
+});
+
+Deno.test("--restart: Docker's policies; a retry count only with on-failure", () => {
+  assert.deepEqual(parseRestartPolicy("no"), { name: "no", maximumRetryCount: 0 });
+  assert.deepEqual(parseRestartPolicy("always"), { name: "always", maximumRetryCount: 0 });
+  assert.deepEqual(parseRestartPolicy("unless-stopped"), {
+    name: "unless-stopped",
+    maximumRetryCount: 0,
+  });
+  assert.deepEqual(parseRestartPolicy("on-failure"), { name: "on-failure", maximumRetryCount: 0 });
+  assert.deepEqual(parseRestartPolicy("on-failure:3"), {
+    name: "on-failure",
+    maximumRetryCount: 3,
+  });
+  for (const bad of ["sometimes", "always:3", "on-failure:x", "on-failure:1:2", ""]) {
+    assert.throws(() => parseRestartPolicy(bad), /^UserError: Invalid restart policy /, bad);
+  }
+});
+
+Deno.test("--label: KEY=VALUE, KEY alone is an empty value", () => {
+  assert.deepEqual(parseLabel("a=b=c"), ["a", "b=c"]);
+  assert.deepEqual(parseLabel("flag"), ["flag", ""]);
+  assert.throws(() => parseLabel("=x"), /^UserError: Invalid label "=x": expected KEY=VALUE$/);
+  assert.throws(() => parseLabel("a\nb=1"), /^UserError: Invalid label "a\\nb=1"/);
 });

@@ -7,7 +7,7 @@
  * enters the container: nothing of it is visible or reachable from inside.
  */
 import type { ContainerSpec, Process } from "../base/spec.ts";
-import { UserError } from "../base/errors.ts";
+import { EXIT_FAILURE, UserError } from "../base/errors.ts";
 import * as libc from "../base/libc.ts";
 import { cgroupDriver } from "../cgroups/manager.ts";
 import { type ContainerState, isAlive, stateDir } from "./state.ts";
@@ -38,7 +38,13 @@ export async function execInContainer(
 ): Promise<number> {
   try {
     if (state.status !== "running" || !isAlive(state.process)) {
-      throw new UserError(`Container ${state.id.slice(0, 12)} is not running`);
+      throw new UserError(`Container ${state.id.slice(0, 12)} is not running`, EXIT_FAILURE);
+    }
+    if (state.paused) {
+      throw new UserError(
+        `Container ${state.id.slice(0, 12)} is paused, unpause the container before exec`,
+        EXIT_FAILURE,
+      );
     }
     const container: ContainerSpec = JSON.parse(
       Deno.readTextFileSync(`${stateDir(state.id)}/config.json`),

@@ -6,6 +6,12 @@
 /** How long a container may outlive a forwarded signal before it is killed (as Docker's stop). */
 export const KILL_GRACE_MS = 10_000;
 
+/**
+ * How long after a forwarded Ctrl-C a container that still runs gets the hint that a second one
+ * kills it.
+ */
+export const HINT_DELAY_MS = 1000;
+
 /** Signals mini-docker forwards to the container. */
 const FORWARDED: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 
@@ -20,6 +26,7 @@ export function forwardSignals(
   graceMs = KILL_GRACE_MS,
 ): Disposable & { attach(pid: number): void } {
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let hint: ReturnType<typeof setTimeout> | undefined;
   let interrupted = false;
   let target: number | undefined;
   const pending: Deno.Signal[] = [];
@@ -33,7 +40,13 @@ export function forwardSignals(
       interrupted ||= sig === "SIGINT";
       Deno.kill(pid, sig);
       if (Deno.stderr.isTerminal() && sig === "SIGINT") {
-        console.error(`\nmini-docker: forwarded SIGINT; press Ctrl-C again to kill the container`);
+        // Only for a container that has not ended by then: most end at the first Ctrl-C, and
+        // their run ends (disposing of this) before the hint is due.
+        hint ??= setTimeout(() => {
+          console.error(
+            `\nmini-docker: forwarded SIGINT; press Ctrl-C again to kill the container`,
+          );
+        }, HINT_DELAY_MS);
       }
       timer ??= setTimeout(() => {
         try {
@@ -63,6 +76,7 @@ export function forwardSignals(
       // comes now finds no container and is ignored while the cleanup finishes.
       // (Only when armed: Deno loads its timers on first use, ~4 ms.)
       if (timer !== undefined) clearTimeout(timer);
+      if (hint !== undefined) clearTimeout(hint);
       disarmed = true;
     },
   };

@@ -21,6 +21,7 @@
  */
 import * as libc from "../base/libc.ts";
 import { runRoot } from "../base/paths.ts";
+import { ownerTag } from "./state.ts";
 
 /** A gate for one container start. Dispose of it once the spawn has returned. */
 export class Gate implements Disposable {
@@ -38,7 +39,8 @@ export class Gate implements Disposable {
   static create(): Gate {
     const parent = `${runRoot()}/gates`;
     Deno.mkdirSync(parent, { recursive: true, mode: 0o700 });
-    const dir = Deno.makeTempDirSync({ dir: parent });
+    // Named after this process: a clean-up removes it once this process is gone, never before.
+    const dir = Deno.makeTempDirSync({ dir: parent, prefix: `${ownerTag()}-` });
     // The child reaches them through its descriptor of the directory, already as the container's
     // user: the directory only searchable, the FIFOs open to anyone who gets that far (no one
     // else can: the run root is root's alone).

@@ -13,6 +13,7 @@ import { exists, runRoot } from "../base/paths.ts";
 import { childExit } from "./children.ts";
 import { linux } from "./kernel.ts";
 import { makeReadonly, mask, type ProcPeer } from "./mounts.ts";
+import { ownerTag } from "./state.ts";
 
 /**
  * The host directory that becomes the container's /proc (mounts.ts ProcPeer): `dir`, inside a
@@ -20,7 +21,9 @@ import { makeReadonly, mask, type ProcPeer } from "./mounts.ts";
  * (by making `root` private) before anything is unmounted there.
  */
 export function prepareProc(id: string): ProcPeer {
-  const root = `${runRoot()}/proc/${id.slice(0, 16)}`;
+  // Named after this process too: a clean-up removes it once this process is gone (see
+  // lifecycle.ts), never while it lives.
+  const root = `${runRoot()}/proc/${ownerTag()}-${id.slice(0, 16)}`;
   const dir = `${root}/proc`;
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
   libc.mount(root, root, "", libc.MS_BIND);

@@ -160,13 +160,22 @@ export function prepareContainer(
     prepareRoot(k, config);
   }
   // The user: `exec -u NAME` is looked up in the container's files, from inside.
-  const process = config.userSpec === undefined ? spec.process : {
-    ...spec.process,
-    user: step(
+  let process = spec.process;
+  let home: string | undefined;
+  if (config.userSpec !== undefined) {
+    const { home: its, ...user } = step(
       `Cannot use user "${config.userSpec}"`,
       () => resolveUser(config.userSpec!, (path) => readInside(`/${path}`)),
-    ),
-  };
+    );
+    home = its ?? "/";
+    process = { ...process, user };
+  }
+  // HOME, as runc sets it, unless the image or the flags did: the home of the process's user in
+  // the container's own /etc/passwd (read from inside, after pivot_root), "/" without an entry.
+  if (!process.env.some((e) => e.startsWith("HOME="))) {
+    home ??= homeOf(process.user.uid);
+    process = { ...process, env: [...process.env, `HOME=${home}`] };
+  }
   // The working directory must exist (`run` creates it, as Docker does).
   step(`Cannot use working directory "${process.cwd}"`, () => {
     if (config.mode === "create") Deno.mkdirSync(process.cwd, { recursive: true, mode: 0o755 });
@@ -385,6 +394,15 @@ export function spawnActions(
     actions.push({ open: [0, ttySlave, libc.O_RDWR] }, { dup2: [0, 1] }, { dup2: [0, 2] });
   }
   return actions;
+}
+
+/** The home directory of user `uid` in the container's /etc/passwd, or "/" (Docker's fallback). */
+function homeOf(uid: number): string {
+  try {
+    return resolveUser(String(uid), (path) => readInside(`/${path}`)).home ?? "/";
+  } catch {
+    return "/";
+  }
 }
 
 /** A file of the container, read from this thread (whose root is the container's). */

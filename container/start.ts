@@ -20,20 +20,24 @@ import { trace } from "../base/trace.ts";
 import type { ContainerNetwork, ContainerSpec } from "../base/spec.ts";
 import { lazy } from "../base/lazy.ts";
 import * as libc from "../base/libc.ts";
-import { UserError } from "../base/errors.ts";
+import { EXIT_ENGINE, EXIT_FAILURE, UserError } from "../base/errors.ts";
 import { exists, runRoot } from "../base/paths.ts";
 import { type Cgroup, cgroupDriver } from "../cgroups/manager.ts";
 import { capabilityMask } from "../security/capabilities.ts";
 import {
+  type ContainerConfig,
   type ContainerState,
   createState,
+  isAlive,
   processRef,
   readState,
   removeState,
   stateDir,
+  updateState,
   withLock,
   writeState,
 } from "./state.ts";
+import { timestamp } from "../base/time.ts";
 import type { CapabilityMasks, SpawnConfig } from "./recipe.ts";
 import { ContainerThread } from "./threads.ts";
 import { childExit, forgetChild } from "./children.ts";
@@ -116,6 +120,10 @@ export interface ContainerMeta {
   image?: string;
   imageRef?: string;
   rootfs?: string;
+  /** The command as users see it (without --init's init); default: the spec's args. */
+  command?: string[];
+  /** Docker's Config of the container (what flags and image asked for). */
+  config?: ContainerConfig;
 }
 
 /** How a container is attached to the process that starts it. */
@@ -139,6 +147,12 @@ export interface StartOptions {
    * resolving Docker's profile takes about 3 ms that the thread need not wait for.
    */
   defaultSeccomp?: boolean;
+  /**
+   * The container exists already (`create`, or it ran before: `start`, `restart`, a restart
+   * policy): its state is taken over instead of created, and a failed start records its error
+   * there instead of removing it.
+   */
+  existing?: boolean;
 }
 
 /** A container whose command is running. */
@@ -160,13 +174,39 @@ export interface FinishHooks {
 }
 
 /**
- * Creates a container and starts its command. On failure everything created so far is
- * removed and a UserError (125, or 126/127 for the command) is thrown.
+ * Creates a container (or, with `existing`, takes over one that exists) and starts its command.
+ * On failure everything created so far is removed and a UserError (125, or 126/127 for the
+ * command) is thrown.
  */
 export async function startContainer(
   spec: ContainerSpec,
   meta: ContainerMeta,
   options: StartOptions,
+): Promise<Started> {
+  if (!options.existing) return await launch(spec, meta, options);
+  // A container that exists already keeps its directory when a start fails: the failure is
+  // recorded in its state, and it is released.
+  let claimed: ContainerState;
+  try {
+    claimed = claimState(meta.id);
+  } catch (err) {
+    options.thread?.end();
+    throw err;
+  }
+  try {
+    return await launch(spec, meta, options, claimed);
+  } catch (err) {
+    options.thread?.end();
+    recordFailure(meta.id, err);
+    throw err;
+  }
+}
+
+async function launch(
+  spec: ContainerSpec,
+  meta: ContainerMeta,
+  options: StartOptions,
+  claimed?: ContainerState,
 ): Promise<Started> {
   const thread = options.thread ?? ContainerThread.start();
   await using cleanup = new AsyncDisposableStack();
@@ -175,19 +215,20 @@ export async function startContainer(
   // What the container's thread needs to become the container: its state directory (with the
   // /etc files it mounts) and its /proc peer directory. It starts on them at once.
   trace("start");
-  const state0 = createState({
+  const state0 = claimed ?? createState({
     id: meta.id,
     name: meta.name,
     image: meta.image,
     imageRef: meta.imageRef,
     rootfs: meta.rootfs,
-    command: spec.process.args,
+    command: meta.command ?? spec.process.args,
+    config: meta.config,
     cgroupsPath: spec.linux.cgroupsPath,
     autoRemove: options.autoRemove,
     detached: options.detached,
     owner: processRef(),
   });
-  cleanup.defer(() => removeState(meta.id));
+  if (claimed === undefined) cleanup.defer(() => removeState(meta.id));
   const dir = stateDir(meta.id);
   // The container's root mount point and writable layer live in its directory.
   for (const d of [spec.root.path, spec.rootLayers?.upper, spec.rootLayers?.work]) {
@@ -214,7 +255,10 @@ export async function startContainer(
     };
     trace("network attached");
   }
-  spec = { ...spec, mounts: [...spec.mounts, ...etcFiles(spec, dir, attachment?.etc)] };
+  // The /etc files (a spec saved by an earlier start has them already: they are written anew).
+  const etc = etcFiles(spec, dir, attachment?.etc);
+  const others = spec.mounts.filter((m) => !etc.some((e) => e.destination === m.destination));
+  spec = { ...spec, mounts: [...others, ...etc] };
   const proc = prepareProc(meta.id);
   cleanup.defer(() => {
     releaseProc(proc);
@@ -276,7 +320,7 @@ export async function startContainer(
     ...state0,
     status: "running",
     process: processRef(pid),
-    startedAt: new Date().toISOString(),
+    startedAt: timestamp(),
   };
   writeState(state);
 
@@ -295,6 +339,48 @@ export async function startContainer(
       return finished;
     },
   };
+}
+
+/**
+ * `create`: a container's state and spec, nothing started. Docker's default seccomp profile is
+ * resolved now (a start of it later reads its config.json as is). It has no owner: `start`
+ * takes it over (supervisor.ts).
+ */
+export async function createContainer(
+  spec: ContainerSpec,
+  meta: ContainerMeta,
+  options: { autoRemove: boolean; defaultSeccomp?: boolean },
+): Promise<ContainerState> {
+  if (options.defaultSeccomp && spec.linux.seccomp === undefined) {
+    // Docker's default profile resolved for the container's capabilities (a start does this on
+    // the container's thread; here nothing waits for it).
+    const p = await import("../security/seccomp_profile.ts");
+    const capabilities = spec.process.capabilities?.bounding ?? [];
+    const seccomp = p.resolveSeccomp(p.defaultSeccompProfile(), { capabilities });
+    spec = { ...spec, linux: { ...spec.linux, seccomp } };
+  }
+  const state = createState({
+    id: meta.id,
+    name: meta.name,
+    image: meta.image,
+    imageRef: meta.imageRef,
+    rootfs: meta.rootfs,
+    command: meta.command ?? spec.process.args,
+    config: meta.config,
+    cgroupsPath: spec.linux.cgroupsPath,
+    autoRemove: options.autoRemove,
+    detached: true,
+  });
+  try {
+    Deno.writeTextFileSync(
+      `${stateDir(meta.id)}/config.json`,
+      JSON.stringify(spec, null, 2) + "\n",
+    );
+  } catch (err) {
+    removeState(meta.id);
+    throw err;
+  }
+  return state;
 }
 
 /**
@@ -522,7 +608,8 @@ async function finish(
     // Any OOM kill in the cgroup counts, as Docker's OOMKilled: the victim may be a child of
     // PID 1 (a shell then exits 137 itself). A plain `kill -9` leaves the counter at 0.
     oomKilled: oomKills > 0,
-    finishedAt: new Date().toISOString(),
+    paused: false,
+    finishedAt: timestamp(),
   };
   try {
     // Under the store's lock: `rm -f` may be removing the container at this moment, and a state
@@ -542,9 +629,74 @@ async function finish(
     console.error(`mini-docker: container ${state.name}: network teardown: ${problem}`);
   }
   watcher?.[Symbol.dispose]();
-  if (state.autoRemove) removeState(state.id);
+  if (state.autoRemove) {
+    removeState(state.id);
+  } else {
+    // Its cgroup and network are gone: nobody is responsible for it any more (`start` may take
+    // it over from here).
+    releaseOwner(state.id);
+  }
   trace("cleaned up");
-  return state;
+  return { ...state, owner: undefined };
+}
+
+/** Clears the owner of a container this process owned (under the store's lock). */
+export function releaseOwner(id: string): void {
+  try {
+    withLock(() => {
+      const now = readState(id);
+      if (now !== undefined && now.owner?.pid === Deno.pid) {
+        writeState({ ...now, owner: undefined });
+      }
+    });
+  } catch { /* removed meanwhile */ }
+}
+
+/**
+ * Takes over an existing container for a start: it must not run, and no other live process may
+ * be responsible for it (a previous owner still cleaning up is waited for by the caller).
+ */
+function claimState(id: string): ContainerState {
+  return withLock(() => {
+    const state = readState(id);
+    if (state === undefined) throw new UserError(`No such container: ${id}`, EXIT_FAILURE);
+    if (state.status === "running") {
+      throw new UserError(`Container ${state.name} is already running`, EXIT_FAILURE);
+    }
+    if (state.owner !== undefined && state.owner.pid !== Deno.pid && isAlive(state.owner)) {
+      throw new UserError(
+        `Container ${state.name} is still being cleaned up by process ${state.owner.pid}: try again`,
+        EXIT_FAILURE,
+      );
+    }
+    const claimed: ContainerState = {
+      ...state,
+      owner: processRef(),
+      paused: false,
+      killedBy: undefined,
+      manuallyStopped: false,
+      error: undefined,
+    };
+    writeState(claimed);
+    return claimed;
+  });
+}
+
+/**
+ * Records why a start of an existing container failed (Docker's State.Error and exit code) and
+ * releases it; a container that never ran stays "created".
+ */
+function recordFailure(id: string, err: unknown): void {
+  try {
+    updateState(id, (s) => ({
+      ...s,
+      status: s.status === "created" ? "created" : "exited",
+      exitCode: err instanceof UserError ? err.exitCode : EXIT_ENGINE,
+      error: err instanceof Error ? err.message : String(err),
+      owner: undefined,
+      finishedAt: s.status === "created" ? s.finishedAt : timestamp(),
+    }));
+  } catch { /* removed meanwhile */ }
 }
 
 /** The files under the state directory that the container sees in /etc. */

@@ -6,10 +6,12 @@ import * as libc from "../base/libc.ts";
  * opened inside the container (so that its name resolves there) and its master handed to us
  * (`attach`). Our terminal goes into raw mode at once (restored on dispose, whatever
  * happened), and its size is copied to the container's at attach and on every SIGWINCH.
+ * Without `input`, our stdin is not read (Docker's `-t` without `-i`).
  */
-export function openRelay() {
+export function openRelay(opts: { input?: boolean } = {}) {
   let master: number | undefined;
-  const stdinIsTty = Deno.stdin.isTerminal();
+  const input = opts.input ?? true;
+  const stdinIsTty = input && Deno.stdin.isTerminal();
   const resize = () => {
     const size = libc.getWindowSize(0) ?? libc.getWindowSize(1);
     if (size !== undefined && master !== undefined) libc.setWindowSize(master, size);
@@ -26,9 +28,11 @@ export function openRelay() {
     async relay(): Promise<void> {
       const fd = master;
       if (fd === undefined) return;
-      (async () => {
-        for await (const chunk of Deno.stdin.readable) libc.writeAll(fd, new Uint8Array(chunk));
-      })().catch(() => {});
+      if (input) {
+        (async () => {
+          for await (const chunk of Deno.stdin.readable) libc.writeAll(fd, new Uint8Array(chunk));
+        })().catch(() => {});
+      }
       const buf = new Uint8Array(16384);
       for (;;) {
         const n = await libc.readAsync(fd, buf);

@@ -53,6 +53,8 @@ export interface ImageRow {
   id: string;
   created?: string;
   size: number;
+  /** The manifest digest it was pulled by from this repository ("sha256:..."), if any. */
+  digest?: string;
 }
 
 /** Every tag of every image, plus untagged images as `<none>`, newest first. */
@@ -60,8 +62,20 @@ export function listImages(store: ImageStore = new ImageStore()): ImageRow[] {
   const index = store.readIndex();
   const rows: ImageRow[] = [];
   for (const record of Object.values(index.images)) {
-    const row = (repository: string, tag: string) =>
-      rows.push({ repository, tag, id: record.id, created: record.created, size: record.size });
+    const digestIn = (repository: string) =>
+      record.repoDigests.find((d) => familiarName(d.slice(0, d.indexOf("@"))) === repository)
+        ?.split("@")[1];
+    const row = (repository: string, tag: string) => {
+      const digest = digestIn(repository);
+      rows.push({
+        repository,
+        tag,
+        id: record.id,
+        created: record.created,
+        size: record.size,
+        ...(digest !== undefined && { digest }),
+      });
+    };
     const tags = Object.entries(index.tags).filter(([, id]) => id === record.id).map(([k]) => k);
     for (const key of tags.sort()) {
       const colon = key.lastIndexOf(":");

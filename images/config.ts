@@ -30,6 +30,8 @@ export interface RuntimeConfig {
   User?: string;
   /** The ports the image says it serves ("80/tcp": {}), which `run -P` publishes. */
   ExposedPorts?: Record<string, Record<string, never>>;
+  /** The image's labels, which its containers inherit. */
+  Labels?: Record<string, string>;
 }
 
 /** The parts of an image config this tool reads. */
@@ -125,6 +127,10 @@ export function parseImageConfig(bytes: Uint8Array): ImageConfig {
   if (c.Entrypoint === null || stringArray(c.Entrypoint)) config.Entrypoint = c.Entrypoint;
   if (c.Cmd === null || stringArray(c.Cmd)) config.Cmd = c.Cmd;
   if (typeof c.User === "string" && c.User !== "") config.User = c.User;
+  if (c.Labels !== null && typeof c.Labels === "object") {
+    const labels = Object.entries(c.Labels).filter(([, v]) => typeof v === "string");
+    if (labels.length > 0) config.Labels = Object.fromEntries(labels) as Record<string, string>;
+  }
   if (c.ExposedPorts !== null && typeof c.ExposedPorts === "object") {
     const ports = Object.keys(c.ExposedPorts).filter((k) => /^\d{1,5}(\/(tcp|udp|sctp))?$/.test(k));
     if (ports.length > 0) config.ExposedPorts = Object.fromEntries(ports.map((k) => [k, {}]));

@@ -1,6 +1,7 @@
 /**
  * One pass over a layer blob: hash the bytes as they arrive (the blob digest), decompress when
- * they start with gzip's magic, hash again (the diff id) and unpack. Unpacking goes into a
+ * they start with gzip's or zstd's magic (zstd with node:zlib's decoder, built into Deno), hash
+ * again (the diff id) and unpack. Unpacking goes into a
  * directory under the store's tmp/; only the caller, after comparing both digests with what the
  * manifest and config promise, renames it into place.
  */
@@ -40,11 +41,14 @@ async function readWithin(
   }
 }
 
+/** A layer's compression. */
+export type Compression = "gzip" | "zstd" | "none";
+
 /** Compression, told by magic bytes (more reliable than media types, as Docker does it). */
-export function detectCompression(head: Uint8Array): "gzip" | "none" {
+export function detectCompression(head: Uint8Array): Compression {
   const starts = (...magic: number[]) => magic.every((b, i) => head[i] === b);
   if (starts(0x1f, 0x8b)) return "gzip";
-  if (starts(0x28, 0xb5, 0x2f, 0xfd)) throw new Error("zstd-compressed layers are not supported");
+  if (starts(0x28, 0xb5, 0x2f, 0xfd)) return "zstd";
   if (starts(0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00)) {
     throw new Error("xz compression is not supported");
   }
@@ -65,7 +69,7 @@ export async function unpackStream(
   const idleMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
   const reader = source.getReader();
   const read = () => readWithin(reader, idleMs);
-  let head: { chunks: Uint8Array[]; ended: boolean; compression: "gzip" | "none" };
+  let head: { chunks: Uint8Array[]; ended: boolean; compression: Compression };
   try {
     head = await peek(read);
   } catch (err) {
@@ -73,9 +77,7 @@ export async function unpackStream(
     throw err;
   }
 
-  const decompress: TransformStream<Uint8Array, Uint8Array> = head.compression === "gzip"
-    ? new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>
-    : new TransformStream<Uint8Array, Uint8Array>();
+  const decompress = await decompressor(head.compression);
   const diffTap = new DigestTap();
   const unpacked = unpackLayer(decompress.readable.pipeThrough(diffTap.stream), diffDir).then(
     (stats) => ({ stats, error: undefined as unknown }),
@@ -120,10 +122,33 @@ export async function unpackStream(
   };
 }
 
+/**
+ * The stream that decompresses a layer: the web's gzip, Deno's built-in zstd decoder (node:zlib,
+ * loaded only for a zstd layer), or none.
+ */
+async function decompressor(
+  compression: Compression,
+): Promise<TransformStream<Uint8Array, Uint8Array>> {
+  if (compression === "gzip") {
+    return new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>;
+  }
+  if (compression === "zstd") {
+    const [{ createZstdDecompress }, { Duplex }] = await Promise.all([
+      import("node:zlib"),
+      import("node:stream"),
+    ]);
+    return Duplex.toWeb(createZstdDecompress()) as unknown as TransformStream<
+      Uint8Array,
+      Uint8Array
+    >;
+  }
+  return new TransformStream<Uint8Array, Uint8Array>();
+}
+
 /** Reads the first chunks, enough to tell the compression by its magic bytes. */
 async function peek(
   read: () => Promise<ReadableStreamReadResult<Uint8Array>>,
-): Promise<{ chunks: Uint8Array[]; ended: boolean; compression: "gzip" | "none" }> {
+): Promise<{ chunks: Uint8Array[]; ended: boolean; compression: Compression }> {
   const MAGIC = 6;
   const chunks: Uint8Array[] = [];
   let length = 0;

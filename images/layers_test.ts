@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { unpackStream } from "./layers.ts";
 import { sha256Digest } from "./digest.ts";
 import { gzip, makeTar } from "../tests/helpers/image_tar.ts";
+import { zstdCompressSync } from "node:zlib";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "layers-test-" });
@@ -16,10 +17,11 @@ function stream(bytes: Uint8Array): ReadableStream<Uint8Array> {
   return new Blob([bytes as Uint8Array<ArrayBuffer>]).stream();
 }
 
-Deno.test("layers: gzip and plain tar give the same diff id and files", async () => {
-  const tar = makeTar([{ path: "a/b", data: "hello" }]);
+Deno.test("layers: gzip, zstd and plain tar give the same diff id and files", async () => {
+  const tar = makeTar([{ path: "a/b", data: "hello" }, { path: "big", data: "z".repeat(300_000) }]);
   const gz = await gzip(tar);
-  for (const [name, bytes] of [["plain", tar], ["gzip", gz]] as const) {
+  const zst = new Uint8Array(zstdCompressSync(tar));
+  for (const [name, bytes] of [["plain", tar], ["gzip", gz], ["zstd", zst]] as const) {
     await withDir(async (dir) => {
       const r = await unpackStream(stream(bytes), dir);
       assert.equal(r.error, undefined, name);
@@ -41,10 +43,16 @@ Deno.test("layers: a failed unpack still reads the whole blob for its digest", a
   });
 });
 
-Deno.test("layers: unsupported compression, oversize and stalled downloads are errors", async () => {
+Deno.test("layers: unsupported compression, bad zstd, oversize and stalled downloads", async () => {
   await withDir(async (dir) => {
-    const zstd = new Uint8Array([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]);
-    await assert.rejects(unpackStream(stream(zstd), dir), /zstd-compressed layers/);
+    const xz = new Uint8Array([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0, 0]);
+    await assert.rejects(unpackStream(stream(xz), dir), /xz compression is not supported/);
+    // A damaged zstd stream: the unpacking fails, the digest of what came is still known.
+    const zstd = new Uint8Array([0x28, 0xb5, 0x2f, 0xfd, 9, 9, 9, 9, 9, 9]);
+    const r = await unpackStream(stream(zstd), dir);
+    assert.match(String(r.error), /Zstd decompress error/);
+    assert.equal(r.diffId, undefined);
+    assert.equal(r.digest, sha256Digest(zstd));
     const tar = makeTar([{ path: "f", data: "z".repeat(3000) }]);
     await assert.rejects(unpackStream(stream(tar), dir, { maxBytes: 100 }), /larger than the 100/);
   });

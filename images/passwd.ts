@@ -11,6 +11,8 @@ export interface ExecUser {
   uid: number;
   gid: number;
   additionalGids: number[];
+  /** The home directory of its passwd entry; absent without one (Docker then uses "/"). */
+  home?: string;
 }
 
 const MAX_ID = 2 ** 31 - 1;
@@ -29,6 +31,7 @@ export function resolveUser(user: string, read: (path: string) => string | null)
   let uid = 0;
   let gid = 0;
   let name: string | undefined;
+  let home: string | undefined;
   const passwd = parseColonFile(read("etc/passwd"));
   const entry = passwd.find((f) =>
     f[0] === (userArg === "" ? "root" : userArg) ||
@@ -38,6 +41,7 @@ export function resolveUser(user: string, read: (path: string) => string | null)
     name = entry[0];
     uid = Number(entry[2]);
     gid = parseId(entry[3] ?? "") ?? 0;
+    if (entry[5] !== undefined && entry[5] !== "") home = entry[5];
   } else if (userArg !== "" && numericUser === null) {
     throw new UserError(`Cannot find user "${userArg}": no matching entries in passwd file`);
   } else {
@@ -63,7 +67,7 @@ export function resolveUser(user: string, read: (path: string) => string | null)
       }
     }
   }
-  return { uid, gid, additionalGids };
+  return { uid, gid, additionalGids, ...(home !== undefined && { home }) };
 }
 
 function parseId(text: string): number | null {

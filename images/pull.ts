@@ -33,6 +33,8 @@ export interface PullOptions {
   platform?: string;
   /** Where status goes; defaults to bars or lines on stderr (see createProgress). */
   progress?: Progress;
+  /** Where a warning goes (one line); default stderr. */
+  warn?: (line: string) => void;
   store?: ImageStore;
 }
 
@@ -81,15 +83,15 @@ export async function pullImage(text: string, opts: PullOptions = {}): Promise<P
     const { config: configDesc, layers } = parseManifest(manifest.bytes);
     const configBytes = await client.blobBytes(configDesc.digest);
     const config = parseImageConfig(configBytes);
-    if (opts.platform !== undefined && !isIndexMediaType(top.mediaType)) {
-      const got = { os: config.os ?? "", architecture: config.architecture ?? "" };
-      if (got.os !== want.os || got.architecture !== want.architecture) {
-        throw fail(`image is for ${formatPlatform(got)}, not ${formatPlatform(want)}`);
-      }
-    }
-    for (const d of layers) {
-      // Told by the media type before downloading; gzip or plain is told by magic bytes later.
-      if (/zstd/.test(d.mediaType)) throw fail(`layer ${d.digest}: zstd layers are not supported`);
+    // What the image says it is for, against what was asked for (--platform, or this host): a
+    // warning, as Podman's, since such an image may still run (a static binary, an emulator).
+    const got = { os: config.os ?? "", architecture: config.architecture ?? "" };
+    if (got.os !== want.os || got.architecture !== want.architecture) {
+      (opts.warn ?? ((line: string) => console.error(line)))(
+        `mini-docker: Warning: image platform (${formatPlatform(got)}) does not match the ${
+          opts.platform === undefined ? "host's" : "expected"
+        } platform (${formatPlatform(want)})`,
+      );
     }
     if (config.diffIds.length !== layers.length) {
       throw fail(`config lists ${config.diffIds.length} layers but the manifest ${layers.length}`);

@@ -41,16 +41,30 @@ Deno.test("lookupUser: names, ids, groups, supplementary groups", async () => {
     { path: "etc/passwd", data: PASSWD },
     { path: "etc/group", data: GROUP },
   ]], (layers) => {
-    assert.deepEqual(lookupUser(layers, ""), { uid: 0, gid: 0, additionalGids: [0, 1, 10] });
-    assert.deepEqual(lookupUser(layers, "root"), { uid: 0, gid: 0, additionalGids: [0, 1, 10] });
-    assert.deepEqual(lookupUser(layers, "web"), { uid: 1000, gid: 1001, additionalGids: [10, 29] });
-    assert.deepEqual(lookupUser(layers, "1000"), {
-      uid: 1000,
-      gid: 1001,
-      additionalGids: [10, 29],
+    const root = { uid: 0, gid: 0, additionalGids: [0, 1, 10], home: "/root" };
+    assert.deepEqual(lookupUser(layers, ""), root);
+    assert.deepEqual(lookupUser(layers, "root"), root);
+    const web = { uid: 1000, gid: 1001, additionalGids: [10, 29], home: "/home/web" };
+    assert.deepEqual(lookupUser(layers, "web"), web);
+    assert.deepEqual(lookupUser(layers, "1000"), web);
+    assert.deepEqual(lookupUser(layers, "daemon"), {
+      uid: 1,
+      gid: 1,
+      additionalGids: [1],
+      home: "/",
     });
-    assert.deepEqual(lookupUser(layers, "web:audio"), { uid: 1000, gid: 29, additionalGids: [] });
-    assert.deepEqual(lookupUser(layers, "web:4242"), { uid: 1000, gid: 4242, additionalGids: [] });
+    assert.deepEqual(lookupUser(layers, "web:audio"), {
+      uid: 1000,
+      gid: 29,
+      additionalGids: [],
+      home: "/home/web",
+    });
+    assert.deepEqual(lookupUser(layers, "web:4242"), {
+      uid: 1000,
+      gid: 4242,
+      additionalGids: [],
+      home: "/home/web",
+    });
     assert.deepEqual(lookupUser(layers, "4242"), { uid: 4242, gid: 0, additionalGids: [] });
     assert.deepEqual(lookupUser(layers, "4242:4343"), { uid: 4242, gid: 4343, additionalGids: [] });
     assert.throws(

@@ -31,6 +31,11 @@ export interface NetworkDriver {
    * could not be undone, in words, or undefined.
    */
   teardown(netns: string, request: DriverRequest): Promise<string | undefined>;
+  /**
+   * Gives a connected endpoint new DNS names (`rename`): the request's container name and the
+   * endpoint's aliases, as a setup would have registered them.
+   */
+  rename(request: DriverRequest): Promise<void>;
 }
 
 /** A program's end: its exit code and what it wrote. */

@@ -421,6 +421,40 @@ export async function connect(
   });
 }
 
+/**
+ * A running container's new name in the DNS of its networks (`rename`): its record, and the
+ * driver's entries; the name answers once this returns. Its old name stays only when it is also
+ * its host name (which resolves too).
+ */
+export async function renameMember(
+  containerId: string,
+  oldName: string,
+  newName: string,
+  hostname: string,
+): Promise<void> {
+  const driver = networkDriver();
+  await serialized(async () => {
+    const record = withNetworkLock(() => {
+      const record = readRecord(containerId);
+      if (record === undefined || record.keeper) return undefined;
+      record.containerName = newName;
+      for (const e of record.endpoints) {
+        e.aliases = dnsAliases({ id: containerId, name: newName, hostname }, [
+          ...e.aliases.filter((a) => a !== newName),
+          ...(hostname === oldName ? [oldName] : []),
+        ]);
+      }
+      writeRecord(record);
+      return record;
+    });
+    for (const endpoint of record?.endpoints ?? []) {
+      if (!endpoint.network.dns || endpoint.state !== "up") continue;
+      await driver.rename(request(record!, endpoint));
+      await waitForName(record!.netns!, endpoint.network.gateway, newName);
+    }
+  });
+}
+
 /** `network disconnect`: a running container leaves one of its networks. */
 export async function disconnect(containerId: string, network: NetworkDef): Promise<void> {
   const driver = networkDriver();

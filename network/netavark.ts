@@ -50,6 +50,11 @@ function firstFile(paths: readonly (string | undefined)[]): string | undefined {
 export class Netavark implements NetworkDriver {
   readonly name = "netavark";
   readonly #binary: string;
+
+  /** Where netavark is. */
+  get path(): string {
+    return this.#binary;
+  }
   readonly #aardvark: string;
 
   private constructor(binary: string, aardvark: string) {
@@ -113,6 +118,44 @@ export class Netavark implements NetworkDriver {
       /No such device|aardvark pid not found|No such file or directory|No chain\/target\/match|encountered multiple errors/;
     const left = problem(out).split(/\n\t- /).filter((line) => !gone.test(line));
     return left.length === 0 ? undefined : left.join("; ");
+  }
+
+  /**
+   * netavark has no command for it: its DNS entries are lines of `DIR/aardvark-dns/<network>`,
+   * "<container id> <IPv4s> <IPv6s> <names>", which it writes under `DIR/aardvark.lock` and
+   * then signals aardvark-dns (SIGHUP) to read again. The same here, for the container's line.
+   */
+  async rename(request: DriverRequest): Promise<void> {
+    const config = `${networkRunDir()}/netavark`;
+    const file = `${config}/aardvark-dns/${request.endpoint.network.id}`;
+    using lock = await Deno.open(`${config}/aardvark.lock`, { create: true, write: true });
+    await lock.lock(true);
+    const names = [request.containerName, ...request.endpoint.aliases].join(",");
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(file);
+    } catch (err) {
+      throw new UserError(
+        `Cannot rename in the DNS of network "${request.endpoint.network.name}": ${
+          (err as Error).message
+        }`,
+      );
+    }
+    const lines = text.split("\n").map((line) => {
+      const fields = line.split(" ");
+      if (fields[0] !== request.containerId || fields.length < 4) return line;
+      fields[3] = names;
+      return fields.join(" ");
+    });
+    const tmp = `${file}.${crypto.randomUUID()}`;
+    Deno.writeTextFileSync(tmp, lines.join("\n"));
+    Deno.renameSync(tmp, file);
+    try {
+      const pid = Number(Deno.readTextFileSync(`${config}/aardvark-dns/aardvark.pid`).trim());
+      Deno.kill(pid, "SIGHUP");
+    } catch (err) {
+      throw new UserError(`Cannot tell aardvark-dns about the new name: ${(err as Error).message}`);
+    }
   }
 
   /** Runs netavark with the request as its input. */

@@ -103,6 +103,33 @@ export class TestEnv implements AsyncDisposable {
     return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
   }
 
+  /**
+   * Runs `mini-docker ARGS...` on a terminal of its own (script(1)), as a person at a terminal
+   * would, with `input` typed into it; its output as the terminal showed it ("\r" removed).
+   */
+  async runOnTerminal(args: string[], input: string): Promise<Result> {
+    const quote = (a: string) => `'${a.replaceAll("'", `'\\''`)}'`;
+    const line = [Deno.execPath(), "run", "-A", "--quiet", MAIN, ...args].map(quote).join(" ");
+    const child = new Deno.Command("script", {
+      args: ["-qec", line, "/dev/null"],
+      cwd: this.cwd,
+      env: Object.fromEntries(Object.entries(this.env).filter(([, v]) => v !== "")),
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(input));
+    await w.close();
+    const out = await child.output();
+    const dec = new TextDecoder();
+    return {
+      code: out.code,
+      stdout: dec.decode(out.stdout).replaceAll("\r", ""),
+      stderr: dec.decode(out.stderr),
+    };
+  }
+
   /** Starts `mini-docker ARGS...` and returns the process (stdout and stderr piped). */
   spawn(
     args: string[],

@@ -74,3 +74,75 @@ Deno.test("run --image: config defaults, flag overrides, layers and whiteouts", 
   assert.equal(gone.code, 125);
   assert.match(gone.stderr, /Cannot reach registry "127.0.0.1:9"/);
 });
+
+Deno.test(
+  "run IMAGE [COMMAND]: Docker's form beside the original's; --entrypoint; Config as given",
+  opts,
+  async () => {
+    await using registry = await TestRegistry.start();
+    await using t = await TestEnv.create();
+    await registry.pushImage("tool", "v1", {
+      layers: [{ tar: makeTar(busyboxRootfs()), gzip: true }],
+      config: {
+        Entrypoint: ["/bin/echo", "entry"],
+        Cmd: ["default", "args"],
+        User: "web",
+        Env: ["PATH=/bin"],
+        Labels: { from: "image", both: "image" },
+      },
+    });
+    const image = `${registry.host}/tool:v1`;
+    const run = async (args: string[]) => {
+      const r = await t.run(["run", ...args]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout;
+    };
+    // The image, pulled as it is missing: its Entrypoint and Cmd; arguments replace the Cmd.
+    assert.equal(await run([image]), "entry default args\n");
+    assert.equal(await run([image, "given"]), "entry given\n");
+    // --entrypoint: the image's arguments after it; '' clears it (and the Cmd, as Docker).
+    assert.equal(
+      await run(["--entrypoint", "/bin/sh", image, "-c", "echo hi $HOME"]),
+      "hi /home/web\n",
+    );
+    assert.equal(await run(["--entrypoint", "", image, "/bin/echo", "bare"]), "bare\n");
+    const cleared = await t.run(["run", "--entrypoint", "", image]);
+    assert.equal(cleared.code, 125);
+    assert.match(
+      cleared.stderr,
+      /^mini-docker: No command given, and image ".*" has no Entrypoint or Cmd \(or --entrypoint cleared it\): pass one\n$/,
+    );
+    // The original's form: an absolute path is a command for ./rootfs/alpine; --image and
+    // --rootfs make every argument the command.
+    assert.equal(await run(["/bin/echo", "rootfs"]), "rootfs\n");
+    assert.equal(await run(["--image", image, "/bin/echo", "x"]), "entry /bin/echo x\n");
+    assert.equal(await run(["--rootfs", t.rootfs, "echo", "path"]), "path\n");
+    // Config as the image and flags set it: not merged, names not numbers; labels merged.
+    const id = (await run(["-d", "-l", "both=flag", image, "sleep"])).trim();
+    const [c] = JSON.parse((await t.run(["inspect", id])).stdout);
+    assert.deepEqual(c.Config.Entrypoint, ["/bin/echo", "entry"]);
+    assert.deepEqual(c.Config.Cmd, ["sleep"]);
+    assert.equal(c.Config.User, "web");
+    assert.equal(c.Config.Image, image);
+    assert.deepEqual(c.Config.Labels, { both: "flag", from: "image" });
+    assert.equal(c.Path, "/bin/echo");
+    assert.deepEqual(c.Args, ["entry", "sleep"]);
+    assert.match(c.Image, /^sha256:[0-9a-f]{64}$/);
+    assert.match(
+      (await t.run(["ps", "-a", "--no-trunc", "--format", "{{.Image}} {{.Command}}"])).stdout,
+      new RegExp(`^${image} "/bin/echo entry sleep"$`, "m"),
+    );
+    const other = (await run(["-d", "-u", "0", "--entrypoint", "/bin/sleep", image, "1"])).trim();
+    const [o] = JSON.parse((await t.run(["inspect", other])).stdout);
+    assert.deepEqual([o.Config.Entrypoint, o.Config.Cmd, o.Config.User], [
+      ["/bin/sleep"],
+      ["1"],
+      "0",
+    ]);
+    // An image name that is not there: Docker's 125, one line.
+    const missing = await t.run(["run", "127.0.0.1:9/nothing:here", "/bin/true"]);
+    assert.equal(missing.code, 125);
+    assert.equal(missing.stderr.trim().split("\n").length, 1, missing.stderr);
+    assert.equal((await t.run(["rm", "-f", ...t.containerIds()])).code, 0);
+  },
+);

@@ -165,8 +165,14 @@ Deno.test("pull: multi-layer image with whiteout and opaque dir, seen through ov
       uid: 1000,
       gid: 1000,
       additionalGids: [10, 29],
+      home: "/home/web",
     });
-    assert.deepEqual(lookupUser(image.layers, "0:29"), { uid: 0, gid: 29, additionalGids: [] });
+    assert.deepEqual(lookupUser(image.layers, "0:29"), {
+      uid: 0,
+      gid: 29,
+      additionalGids: [],
+      home: "/root",
+    });
     assert.throws(() => lookupUser(image.layers, "nobody"), /Cannot find user "nobody"/);
 
     await withOverlay(image.layers, async (root) => {
@@ -234,6 +240,70 @@ Deno.test("pull: an index with two platforms gives linux/amd64; --platform picks
       pull: "never",
     });
     assert.equal(found.id, images.arm64!.config.digest, "the digest names the last pulled one");
+  });
+});
+
+Deno.test("pull: zstd layers (OCI tar+zstd) unpack like gzip ones", async () => {
+  await using registry = await TestRegistry.start();
+  await withStore(async () => {
+    const top = makeTar([{ path: "etc/motd", data: "zstd\n" }, {
+      path: "big",
+      data: "z".repeat(200_000),
+    }]);
+    const pushed = await registry.pushImage("zstd", "v1", {
+      layers: [{ tar: makeTar(busyboxRootfs()), zstd: true }, { tar: top, zstd: true }],
+    });
+    assert.deepEqual(pushed.layers.map((l) => l.mediaType), [
+      "application/vnd.oci.image.layer.v1.tar+zstd",
+      "application/vnd.oci.image.layer.v1.tar+zstd",
+    ]);
+    const ref = `${registry.host}/zstd:v1`;
+    const result = await pullImage(ref, { progress: silent });
+    assert.deepEqual(result.record.layers, pushed.diffIds);
+    const image = await resolveImage(ref, { pull: "never" });
+    await withOverlay(image.layers, async (root) => {
+      assert.equal(await Deno.readTextFile(`${root}/etc/motd`), "zstd\n");
+      assert.equal((await Deno.stat(`${root}/big`)).size, 200_000);
+      const out = await sh("chroot", [root, "/bin/cat", "/etc/motd"]);
+      assert.equal(out, "zstd\n");
+    });
+  });
+});
+
+Deno.test("pull: a config for another platform than asked is a warning, not an error", async () => {
+  await using registry = await TestRegistry.start();
+  await withStore(async () => {
+    const layer = { tar: makeTar(busyboxRootfs()), gzip: true };
+    await registry.pushImage("arm", "only", { layers: [layer], architecture: "arm64" });
+    const warnings: string[] = [];
+    const warn = (line: string) => warnings.push(line);
+    // A single-platform image: asked for that platform, no warning; for the host's, one.
+    await pullImage(`${registry.host}/arm:only`, {
+      platform: "linux/arm64",
+      progress: silent,
+      warn,
+    });
+    assert.deepEqual(warnings, []);
+    await pullImage(`${registry.host}/arm:only`, { progress: silent, warn });
+    assert.deepEqual(warnings, [
+      "mini-docker: Warning: image platform (linux/arm64) does not match the host's platform (linux/amd64)",
+    ]);
+    // An index whose arm64 entry is in fact an amd64 image: --platform picks it, with a warning.
+    const amd = await registry.pushImage("lying", "amd", { layers: [layer] });
+    await registry.pushIndex("lying", "latest", [{
+      ...amd.manifest,
+      platform: { os: "linux", architecture: "arm64", variant: "v8" },
+    }]);
+    warnings.length = 0;
+    const pulled = await pullImage(`${registry.host}/lying`, {
+      platform: "linux/arm64",
+      progress: silent,
+      warn,
+    });
+    assert.equal(pulled.record.id, amd.config.digest);
+    assert.deepEqual(warnings, [
+      "mini-docker: Warning: image platform (linux/amd64) does not match the expected platform (linux/arm64)",
+    ]);
   });
 });
 
@@ -508,9 +578,9 @@ Deno.test("images: table like docker images", async () => {
       { repository: "<none>", tag: "<none>", id, size: 512 },
     ], new Date(now)),
     [
-      "REPOSITORY   TAG      IMAGE ID       CREATED        SIZE",
-      "alpine       latest   abababababab   24 hours ago   7.8MB",
-      "<none>       <none>   abababababab   N/A            512B",
+      "REPOSITORY   TAG       IMAGE ID       CREATED        SIZE",
+      "alpine       latest    abababababab   24 hours ago   7.8MB",
+      "<none>       <none>    abababababab   N/A            512B",
     ],
   );
 });

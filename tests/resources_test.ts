@@ -236,7 +236,7 @@ Deno.test("--stats-report prints what the container used, from its cgroup", opts
     "--stats-report",
     "-m",
     "50m",
-    "dd",
+    "/bin/dd",
     "if=/dev/zero",
     "of=/dev/null",
     "bs=200M",

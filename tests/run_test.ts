@@ -10,17 +10,19 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
 
 Deno.test("the seed's command lines run verbatim", opts, async () => {
   await using t = await TestEnv.create();
-  const sh = async (args: string[], stdin: string) => {
-    const r = await t.run(args, { stdin });
+  // The shell lines of the original are typed at a terminal: without -i, stdin is the
+  // container's when it is a terminal (as the original's), and only then.
+  const sh = async (args: string[], typed: string) => {
+    const r = await t.runOnTerminal(args, typed);
     assert.equal(r.code, 0, r.stderr);
     return r.stdout;
   };
-  assert.match(await sh(["run", "/bin/sh"], "echo inside; exit\n"), /inside/);
-  assert.match(await sh(["run", "--memory", "100M", "/bin/sh"], "echo mem\n"), /mem/);
-  assert.match(await sh(["run", "--cpus", "0.5", "/bin/sh"], "echo cpu\n"), /cpu/);
-  assert.equal(
+  assert.match(await sh(["run", "/bin/sh"], "echo inside; exit\n"), /^inside$/m);
+  assert.match(await sh(["run", "--memory", "100M", "/bin/sh"], "echo mem\n"), /^mem$/m);
+  assert.match(await sh(["run", "--cpus", "0.5", "/bin/sh"], "echo cpu\n"), /^cpu$/m);
+  assert.match(
     await sh(["run", "--hostname", "mon-conteneur", "/bin/sh"], "hostname\n"),
-    "mon-conteneur\n",
+    /^mon-conteneur$/m,
   );
   const ls = await t.run([
     "run",
@@ -144,7 +146,9 @@ Deno.test("exit codes follow Docker: 0, 3, 125, 126, 127, 137", opts, async () =
   const cannot = await t.run(["run", "/etc/passwd"]);
   assert.equal(cannot.code, 126);
   assert.match(cannot.stderr, /exec: "\/etc\/passwd": permission denied/);
-  const missing = await t.run(["run", "nosuchcommand"]);
+  // A command that is not a path: looked up in $PATH (with --rootfs every argument is the
+  // command; without, a name that is not an absolute path is an image).
+  const missing = await t.run(["run", "--rootfs", "rootfs/alpine", "nosuchcommand"]);
   assert.equal(missing.code, 127);
   assert.match(missing.stderr, /executable file not found in \$PATH/);
   const missingPath = await t.run(["run", "/bin/nosuch"]);
@@ -177,20 +181,28 @@ Deno.test(
       "-c",
       "dd if=/dev/zero of=/dev/null bs=200M count=1; echo survived $?",
     ]);
+    // The shell's child was killed, the shell went on and exited 0: Docker's OOMKilled, in words.
+    assert.equal(r.code, 0);
     assert.match(r.stdout, /survived 137/);
-    assert.match(r.stderr, /was killed: out of memory \(limit 50MiB\)/);
+    assert.match(
+      r.stderr,
+      /^mini-docker: container \w+ \([0-9a-f]{12}\) ran out of memory \(limit 50MiB\): the kernel's OOM killer killed a process in it, and the container exited with code 0$/m,
+    );
     const direct = await t.run([
       "run",
       "-m",
       "50m",
-      "dd",
+      "/bin/dd",
       "if=/dev/zero",
       "of=/dev/null",
       "bs=200M",
       "count=1",
     ]);
     assert.equal(direct.code, 137);
-    assert.match(direct.stderr, /out of memory/);
+    assert.match(
+      direct.stderr,
+      /^mini-docker: container \w+ \([0-9a-f]{12}\) was killed: out of memory \(limit 50MiB\)$/m,
+    );
   },
 );
 
@@ -353,6 +365,73 @@ Deno.test("environment and working directory", opts, async () => {
   );
 });
 
+Deno.test(
+  "Docker's environment: HOME from the container's /etc/passwd, PATH, HOSTNAME, TERM with -t",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    const env = async (args: string[]) => {
+      const r = await t.run(["run", "--hostname", "h1", ...args]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.replaceAll("\r", "");
+    };
+    const show = ["/bin/sh", "-c", 'echo "$HOME|$PATH|$HOSTNAME|${TERM-unset}"'];
+    const path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    // The rootfs's passwd: root's home, nobody's; a user without an entry gets "/".
+    assert.equal(await env(show), `/root|${path}|h1|unset\n`);
+    assert.equal(await env(["-u", "nobody", ...show]), `/nonexistent|${path}|h1|unset\n`);
+    assert.equal(await env(["-u", "4242:4242", ...show]), `/|${path}|h1|unset\n`);
+    // -e HOME and -e PATH win; -t gives TERM.
+    assert.equal(
+      await env(["-e", "HOME=/x", "-e", "PATH=/bin", "-u", "nobody", ...show]),
+      "/x|/bin|h1|unset\n",
+    );
+    assert.equal(await env(["-t", ...show]), `/root|${path}|h1|xterm\n`);
+    // Docker's order: PATH, HOSTNAME, TERM, then the image's and the flags', HOME last.
+    assert.equal(
+      await env(["-t", "-e", "A=1", "/usr/bin/env"]),
+      `PATH=${path}\nHOSTNAME=h1\nTERM=xterm\nA=1\nHOME=/root\n`,
+    );
+    // exec -u: the exec's user gets its own home, unless HOME was set by the run.
+    const id = (await t.run(["run", "-d", "/bin/sleep", "300"])).stdout.trim();
+    const execHome = async (args: string[]) =>
+      (await t.run(["exec", ...args, id, "/bin/sh", "-c", "echo $HOME"])).stdout;
+    assert.equal(await execHome([]), "/root\n");
+    assert.equal(await execHome(["-u", "nobody"]), "/nonexistent\n");
+    assert.equal(await execHome(["-u", "4242"]), "/\n");
+    assert.equal((await t.run(["rm", "-f", id])).code, 0);
+    const set = (await t.run(["run", "-d", "-e", "HOME=/set", "/bin/sleep", "300"])).stdout.trim();
+    assert.equal(
+      (await t.run(["exec", "-u", "nobody", set, "/bin/sh", "-c", "echo $HOME"])).stdout,
+      "/set\n",
+    );
+    assert.equal((await t.run(["rm", "-f", set])).code, 0);
+  },
+);
+
+Deno.test("stdin is the container's only with -i, or when it is a terminal", opts, async () => {
+  await using t = await TestEnv.create();
+  // A loop that reads its own input around mini-docker keeps every line (Docker without -i).
+  const md = [Deno.execPath(), "run", "-A", "--quiet", `${REPO}/main.ts`].join(" ");
+  const loop = await new Deno.Command("sh", {
+    args: [
+      "-c",
+      `printf 'a\\nb\\nc\\n' | while read x; do ${md} run /bin/cat; echo "line $x"; done`,
+    ],
+    cwd: t.cwd,
+    env: t.env,
+  }).output();
+  assert.equal(new TextDecoder().decode(loop.stdout), "line a\nline b\nline c\n");
+  // With -i, the container reads it.
+  const piped = await t.run(["run", "-i", "/bin/sh", "-c", "cat; echo end"], {
+    stdin: "one\ntwo\n",
+  });
+  assert.equal(piped.stdout, "one\ntwo\nend\n", piped.stderr);
+  // Without -i, nothing to read (/dev/null).
+  const closed = await t.run(["run", "/bin/sh", "-c", "cat; echo end"], { stdin: "ignored\n" });
+  assert.equal(closed.stdout, "end\n", closed.stderr);
+});
+
 Deno.test("bad input: one clear line, exit 125, nothing left behind", opts, async () => {
   await using t = await TestEnv.create();
   const cases: [string[], RegExp][] = [
@@ -364,7 +443,7 @@ Deno.test("bad input: one clear line, exit 125, nothing left behind", opts, asyn
     [["run", "--memory", "lots", "/bin/true"], /Cannot parse memory size "lots"/],
     [["run", "--cpus", "half", "/bin/true"], /Cannot parse CPU count "half"/],
     [["run", "--cpus", "999", "/bin/true"], /Invalid CPU count "999"/],
-    [["run"], /No command given/],
+    [["run"], /No image or command given/],
     [["run", "--network", "nosuchnet", "/bin/true"], /No such network: nosuchnet/],
     [["run", "-w", "relative", "/bin/true"], /Invalid working directory "relative"/],
     [["run", "--hostname", "bad host", "/bin/true"], /Invalid hostname "bad host"/],
@@ -373,6 +452,10 @@ Deno.test("bad input: one clear line, exit 125, nothing left behind", opts, asyn
       /Cannot read env file "\/nonexistent.env"/,
     ],
     [["frobnicate"], /Unknown command 'frobnicate'/],
+    // Errors that used to take two lines: a suggestion, a value with a newline, a bad archive.
+    [["rn", "/bin/true"], /^mini-docker: Unknown command 'rn' \(Did you mean one of rm, run\?\)/],
+    [["run", "--hostname", "a\nb", "/bin/true"], /^mini-docker: Invalid hostname "a\\nb": /],
+    [["import", "/etc/hostname", "x:1"], /^mini-docker: Cannot import "\/etc\/hostname": /],
   ];
   for (const [args, message] of cases) {
     const r = await t.run(args);
@@ -420,6 +503,57 @@ Deno.test("not root: a clear error before any work", opts, async () => {
   const stderr = new TextDecoder().decode(out.stderr);
   assert.equal(out.code, 125, stderr);
   assert.match(stderr, /^mini-docker: mini-docker run needs root/);
+  // Every other command that reads root's state says so in one line (exit 1, as Docker's
+  // "permission denied" on its socket), before it reads anything; version works.
+  for (
+    const [args, path] of [
+      [["ps"], "mini-docker ps"],
+      [["inspect", "x"], "mini-docker inspect"],
+      [["images"], "mini-docker images"],
+      [["network", "ls"], "mini-docker network ls"],
+      [["container", "prune", "-f"], "mini-docker container prune"],
+    ] as const
+  ) {
+    const r = await new Deno.Command("setpriv", {
+      args: [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--quiet",
+        `${src}/main.ts`,
+        ...args,
+      ],
+      cwd: t.cwd,
+      env: { ...t.env, DENO_DIR: cache, HOME: t.dir },
+    }).output();
+    const err = new TextDecoder().decode(r.stderr);
+    assert.equal(r.code, 1, `${args.join(" ")}: ${err}`);
+    assert.equal(
+      err,
+      `mini-docker: ${path} needs root (containers, images and their state are root's): run it with sudo\n`,
+    );
+  }
+  const version = await new Deno.Command("setpriv", {
+    args: [
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--quiet",
+      `${src}/main.ts`,
+      "version",
+      "-f",
+      "{{.Client.Version}}",
+    ],
+    cwd: t.cwd,
+    env: { ...t.env, DENO_DIR: cache, HOME: t.dir },
+  }).output();
+  assert.equal(version.code, 0, new TextDecoder().decode(version.stderr));
 });
 
 Deno.test("container names are unique while running", opts, async () => {

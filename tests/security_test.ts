@@ -331,7 +331,7 @@ for (const user of ["root", "1000"]) {
       // The kernel's parent-death signal cannot reach it (see container/watcher.ts): the watcher.
       await waitFor(() => !isAlive(ref), 10_000 * SLOWDOWN, "the container's end");
       // What is left (state, cgroup) is cleaned by the next command that looks.
-      assert.equal((await t.run(["prune"])).code, 0);
+      assert.equal((await t.run(["prune", "-f"])).code, 0);
     },
   );
 }

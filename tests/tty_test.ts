@@ -76,3 +76,90 @@ Deno.test("-it without a terminal is refused; -t alone works without one", opts,
   assert.equal(tOnly.code, 0, tOnly.stderr);
   assert.equal(tOnly.stdout.replaceAll("\r", ""), "terminal\n");
 });
+
+/**
+ * `mini-docker run ARGS` on a terminal of its own (script(1)); once the output matches each
+ * step's pattern, SIGINT goes to mini-docker alone (`signal`: as from `kill -INT`, not to the
+ * container as a Ctrl-C would), or `keys` are typed. Returns what the terminal showed, and the
+ * exit code.
+ */
+async function typeAfter(
+  t: TestEnv,
+  args: string[],
+  steps: { after: RegExp; keys?: string; signal?: Deno.Signal }[],
+): Promise<{ code: number; screen: string }> {
+  const line = [Deno.execPath(), "run", "-A", "--quiet", `${REPO}/main.ts`, "run", ...args]
+    .map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+  const child = new Deno.Command("script", {
+    args: ["-qfec", line, "/dev/null"],
+    cwd: t.cwd,
+    env: t.env,
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let screen = "";
+  for (const step of steps) {
+    while (!step.after.test(screen)) {
+      const { value, done } = await reader.read();
+      if (done) {
+        throw new Error(`the terminal ended before ${step.after}: ${JSON.stringify(screen)}`);
+      }
+      screen += value;
+    }
+    if (step.keys !== undefined) await writer.write(new TextEncoder().encode(step.keys));
+    if (step.signal !== undefined) {
+      // script's child is the shell that runs mini-docker (`sh -c`, which execs it).
+      const children = (pid: number) =>
+        [...Deno.readDirSync(`/proc/${pid}/task`)].flatMap((task) =>
+          Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`).trim().split(" ")
+        ).filter((p) => p !== "").map(Number);
+      const md = children(child.pid).find((p) =>
+        Deno.readTextFileSync(`/proc/${p}/cmdline`).includes("main.ts")
+      );
+      assert.ok(md !== undefined, "mini-docker's process");
+      Deno.kill(md, step.signal);
+    }
+  }
+  for (let r = await reader.read(); !r.done; r = await reader.read()) screen += r.value;
+  await writer.close().catch(() => {});
+  return { code: (await child.status).code, screen: screen.replaceAll("\r", "") };
+}
+
+Deno.test(
+  "Ctrl-C: the hint to press it again is for a container that is still running",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    const hint = /press Ctrl-C again to kill the container/;
+    // A shell that ends at the first SIGINT that mini-docker forwards (a Ctrl-C reaches the
+    // container too; `kill -INT` mini-docker alone): no hint after it.
+    for (const step of [{ signal: "SIGINT" as const }, { keys: "\x03" }]) {
+      const quick = await typeAfter(t, [
+        "/bin/sh",
+        "-c",
+        "trap 'exit 3' INT; echo ready; while :; do sleep 0.1; done",
+      ], [{ after: /ready/, ...step }]);
+      assert.equal(quick.code, 3, quick.screen);
+      assert.doesNotMatch(quick.screen, hint);
+    }
+    // A container that ignores it (its shell and, by inheritance, its sleeps): the hint comes,
+    // and a second Ctrl-C kills it.
+    const started = Date.now();
+    const stubborn = await typeAfter(t, [
+      "/bin/sh",
+      "-c",
+      "trap '' INT; echo ready; while :; do sleep 0.2; done",
+    ], [
+      { after: /ready/, keys: "\x03" },
+      { after: hint, keys: "\x03" },
+    ]);
+    assert.equal(stubborn.code, 137, stubborn.screen);
+    assert.match(
+      stubborn.screen,
+      /^mini-docker: forwarded SIGINT; press Ctrl-C again to kill the container$/m,
+    );
+    assert.ok(Date.now() - started < 9_000, "killed by the second Ctrl-C, not the grace period");
+  },
+);

@@ -5,6 +5,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { zstdCompressSync } from "node:zlib";
 import { gzip, type TarSpec } from "./image_tar.ts";
 
 export const REGISTRY_BIN = "/usr/bin/docker-registry";
@@ -16,6 +17,7 @@ export const OCI = {
   config: "application/vnd.oci.image.config.v1+json",
   layer: "application/vnd.oci.image.layer.v1.tar",
   layerGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
+  layerZstd: "application/vnd.oci.image.layer.v1.tar+zstd",
 } as const;
 export const DOCKER = {
   list: "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -41,10 +43,11 @@ export interface PushedImage {
   diffIds: string[];
 }
 
-/** One layer to push: a tar, gzipped or not. */
+/** One layer to push: a tar, gzipped, zstd-compressed or not. */
 export interface LayerInput {
   tar: Uint8Array;
   gzip?: boolean;
+  zstd?: boolean;
 }
 
 export function sha256(bytes: Uint8Array): string {
@@ -182,20 +185,31 @@ export class TestRegistry implements AsyncDisposable {
     layers: LayerInput[];
     config?: Record<string, unknown>;
     architecture?: string;
+    os?: string;
     docker?: boolean;
   }): Promise<PushedImage> {
     const layers: Descriptor[] = [];
     const diffIds: string[] = [];
     for (const layer of opts.layers) {
       diffIds.push(sha256(layer.tar));
-      const bytes = layer.gzip ? await gzip(layer.tar) : layer.tar;
-      const type = opts.docker ? DOCKER.layerGzip : layer.gzip ? OCI.layerGzip : OCI.layer;
+      const bytes = layer.zstd
+        ? new Uint8Array(zstdCompressSync(layer.tar))
+        : layer.gzip
+        ? await gzip(layer.tar)
+        : layer.tar;
+      const type = layer.zstd
+        ? OCI.layerZstd
+        : opts.docker
+        ? DOCKER.layerGzip
+        : layer.gzip
+        ? OCI.layerGzip
+        : OCI.layer;
       layers.push(await this.pushBlob(repo, bytes, type));
     }
     const configDoc = {
       created: "2024-01-02T03:04:05Z",
       architecture: opts.architecture ?? "amd64",
-      os: "linux",
+      os: opts.os ?? "linux",
       config: opts.config ?? {},
       rootfs: { type: "layers", diff_ids: diffIds },
       history: diffIds.map(() => ({ created_by: "test" })),
