@@ -233,14 +233,14 @@ function components(probes: ProbeResult[]): ComponentRow[] {
     row(
       "resolve",
       "Docker's seccomp profile read and resolved for 14 capabilities",
-      "main thread, before the start",
+      "container's thread, while it waits for its configuration",
       all((p) => p.resolve.ms),
       probes.map((p) => p.resolve.firstMs),
     ),
     row(
       "compile-cached",
       "seccomp filter compiled, cache hit (first: module import, libseccomp mapped)",
-      "main thread, during the thread's first phase",
+      "container's thread, while it waits for its configuration",
       all((p) => p.compileCached.ms),
       probes.map((p) => p.compileCached.firstMs),
     ),
@@ -323,28 +323,29 @@ export interface ConfinementCost {
 /**
  * Sums the parts. The container's thread's steps and the cleanup are on the critical path
  * whole; the main thread's work during the thread's first phase only beyond the time it then
- * waited for the thread (`joinWaitMs`); the profile's resolution only beyond the time the
- * thread was still booting when the main thread gave it its configuration.
+ * waited for the thread (`joinWaitMs`); Docker's filter (resolved and compiled by the thread as
+ * soon as it has booted) only beyond the time the thread then waits for its configuration.
  */
 export function confinementCost(p: Phases): ConfinementCost {
   const c = (id: string) => p.components.find((x) => x.id === id);
   const first = (id: string) => c(id)?.firstMs ?? c(id)?.repeatMs ?? NaN;
   const repeat = (id: string) => c(id)?.repeatMs ?? NaN;
   const at = (phase: string) => p.rows.find((r) => r.phase === phase)?.offsetMs.median ?? NaN;
-  // The thread takes its configuration once booted; the main thread sends it at "state, files".
-  const bootSlack = Math.max(0, at("thread booted") - at("state, files"));
+  // The thread makes the filter once booted; the main thread sends its configuration at
+  // "state, files": until then the thread would only wait.
+  const idle = Math.max(0, at("state, files") - at("thread booted"));
   const joinSlack = Math.max(0, p.joinWaitMs);
-  const during = first("compile-cached") + repeat("devices-create");
+  const filter = first("resolve") + first("compile-cached");
   const parts = [
     {
-      label: "seccomp profile resolved (main thread, before the start)",
-      ms: first("resolve"),
-      criticalMs: Math.max(0, first("resolve") - bootSlack),
+      label: "Docker's filter: profile resolved + compiled, cache hit (container's thread, idle)",
+      ms: filter,
+      criticalMs: Math.max(0, filter - idle),
     },
     {
-      label: "seccomp compiled (cache hit) + device rules (main thread, during the first phase)",
-      ms: during,
-      criticalMs: Math.max(0, during - joinSlack),
+      label: "device rules (main thread, during the thread's first phase)",
+      ms: repeat("devices-create"),
+      criticalMs: Math.max(0, repeat("devices-create") - joinSlack),
     },
     {
       label: "bounding set, seccomp install, capset (container's thread)",
