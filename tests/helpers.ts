@@ -98,7 +98,7 @@ export class TestEnv implements AsyncDisposable {
       await w.write(new TextEncoder().encode(opts.stdin));
       await w.close();
     }
-    const out = await child.output();
+    const out = await withDeadline(child, `mini-docker ${args.join(" ")}`, () => child.output());
     const dec = new TextDecoder();
     return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
   }
@@ -109,7 +109,10 @@ export class TestEnv implements AsyncDisposable {
    */
   async runOnTerminal(args: string[], input: string): Promise<Result> {
     const quote = (a: string) => `'${a.replaceAll("'", `'\\''`)}'`;
-    const line = [Deno.execPath(), "run", "-A", "--quiet", MAIN, ...args].map(quote).join(" ");
+    // `exec`: script(1) runs the line with $SHELL -c (sh when unset, as under CI), and not
+    // every shell execs a lone command; mini-docker must be the terminal's process itself.
+    const line = "exec " +
+      [Deno.execPath(), "run", "-A", "--quiet", MAIN, ...args].map(quote).join(" ");
     const child = new Deno.Command("script", {
       args: ["-qec", line, "/dev/null"],
       cwd: this.cwd,
@@ -121,7 +124,11 @@ export class TestEnv implements AsyncDisposable {
     const w = child.stdin.getWriter();
     await w.write(new TextEncoder().encode(input));
     await w.close();
-    const out = await child.output();
+    const out = await withDeadline(
+      child,
+      `mini-docker ${args.join(" ")} on a terminal`,
+      () => child.output(),
+    );
     const dec = new TextDecoder();
     return {
       code: out.code,
@@ -339,6 +346,39 @@ export function processesIn(parent: string): number[] {
     } catch { /* exited */ }
   }
   return pids;
+}
+
+/**
+ * How long a test waits for one command it started to end. A command that hangs is a failure
+ * that names it, never a suite that hangs until CI's limit (a test once did: the whole run was
+ * lost, with no summary).
+ */
+export const COMMAND_DEADLINE_MS = 120_000 * SLOWDOWN;
+
+/**
+ * Runs `wait` (which waits for `child`), killing the child if it has not ended after
+ * `COMMAND_DEADLINE_MS`; then fails naming `what`.
+ */
+export async function withDeadline<T>(
+  child: Deno.ChildProcess,
+  what: string,
+  wait: () => Promise<T>,
+  ms = COMMAND_DEADLINE_MS,
+): Promise<T> {
+  let expired = false;
+  const timer = setTimeout(() => {
+    expired = true;
+    try {
+      child.kill("SIGKILL");
+    } catch { /* it has just ended */ }
+  }, ms);
+  try {
+    const result = await wait();
+    if (expired) throw new Error(`${what}: still running after ${ms / 1000} s, killed`);
+    return result;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Waits until `fn` returns true (polling), or fails after `timeoutMs`. */

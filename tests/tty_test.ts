@@ -4,7 +4,7 @@
  * which give mini-docker a terminal as a person's would.
  */
 import assert from "node:assert/strict";
-import { REPO, TestEnv, waitFor } from "./helpers.ts";
+import { REPO, TestEnv, waitFor, withDeadline } from "./helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -56,7 +56,8 @@ Deno.test(
     // script(1) answers the end of its input with the terminal's VEOF character, which is NUL
     // while mini-docker keeps the terminal raw: when that comes before the container has read
     // its line (a slow machine), the container's terminal echoes it as "^@". Not input of ours.
-    const out = new TextDecoder().decode((await child.output()).stdout).replaceAll("\r", "")
+    const output = await withDeadline(child, "script(1) running mini-docker", () => child.output());
+    const out = new TextDecoder().decode(output.stdout).replaceAll("\r", "")
       .replaceAll("^@", "");
     assert.match(out, /^33 111$/m);
     // The terminal comes from the container's own devpts, so its name resolves there.
@@ -88,8 +89,11 @@ async function typeAfter(
   args: string[],
   steps: { after: RegExp; keys?: string; signal?: Deno.Signal }[],
 ): Promise<{ code: number; screen: string }> {
-  const line = [Deno.execPath(), "run", "-A", "--quiet", `${REPO}/main.ts`, "run", ...args]
-    .map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+  // `exec`: script(1) runs the line with $SHELL -c, sh when SHELL is unset (as under CI), and a
+  // shell that stays as mini-docker's parent would take the SIGINT meant for mini-docker.
+  const line = "exec " +
+    [Deno.execPath(), "run", "-A", "--quiet", `${REPO}/main.ts`, "run", ...args]
+      .map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
   const child = new Deno.Command("script", {
     args: ["-qfec", line, "/dev/null"],
     cwd: t.cwd,
@@ -100,31 +104,35 @@ async function typeAfter(
   const writer = child.stdin.getWriter();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let screen = "";
-  for (const step of steps) {
-    while (!step.after.test(screen)) {
-      const { value, done } = await reader.read();
-      if (done) {
-        throw new Error(`the terminal ended before ${step.after}: ${JSON.stringify(screen)}`);
+  return await withDeadline(child, `script(1) running ${line}; the terminal so far`, async () => {
+    for (const step of steps) {
+      while (!step.after.test(screen)) {
+        const { value, done } = await reader.read();
+        if (done) {
+          throw new Error(`the terminal ended before ${step.after}: ${JSON.stringify(screen)}`);
+        }
+        screen += value;
       }
-      screen += value;
+      if (step.keys !== undefined) await writer.write(new TextEncoder().encode(step.keys));
+      if (step.signal !== undefined) {
+        // script's child is mini-docker (the shell that ran the line exec'd it).
+        const children = (pid: number) =>
+          [...Deno.readDirSync(`/proc/${pid}/task`)].flatMap((task) =>
+            Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`).trim().split(" ")
+          ).filter((p) => p !== "").map(Number);
+        const md = children(child.pid).find((p) =>
+          Deno.readTextFileSync(`/proc/${p}/cmdline`).includes("main.ts")
+        );
+        assert.ok(md !== undefined, "mini-docker's process");
+        Deno.kill(md, step.signal);
+      }
     }
-    if (step.keys !== undefined) await writer.write(new TextEncoder().encode(step.keys));
-    if (step.signal !== undefined) {
-      // script's child is the shell that runs mini-docker (`sh -c`, which execs it).
-      const children = (pid: number) =>
-        [...Deno.readDirSync(`/proc/${pid}/task`)].flatMap((task) =>
-          Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`).trim().split(" ")
-        ).filter((p) => p !== "").map(Number);
-      const md = children(child.pid).find((p) =>
-        Deno.readTextFileSync(`/proc/${p}/cmdline`).includes("main.ts")
-      );
-      assert.ok(md !== undefined, "mini-docker's process");
-      Deno.kill(md, step.signal);
-    }
-  }
-  for (let r = await reader.read(); !r.done; r = await reader.read()) screen += r.value;
-  await writer.close().catch(() => {});
-  return { code: (await child.status).code, screen: screen.replaceAll("\r", "") };
+    for (let r = await reader.read(); !r.done; r = await reader.read()) screen += r.value;
+    await writer.close().catch(() => {});
+    return { code: (await child.status).code, screen: screen.replaceAll("\r", "") };
+  }, 60_000).catch((e) => {
+    throw new Error(`${e.message}: ${JSON.stringify(screen)}`);
+  });
 }
 
 Deno.test(
