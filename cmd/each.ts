@@ -20,3 +20,12 @@ export async function eachContainer(
     throw errors[errors.length - 1];
   }
 }
+
+/** `-t/--time` of stop and restart: whole seconds to wait before SIGKILL. */
+export function stopSeconds(text: string): number {
+  const seconds = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(seconds)) {
+    throw new UserError(`Invalid timeout "${text}": expected a whole number of seconds`);
+  }
+  return seconds;
+}

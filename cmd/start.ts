@@ -9,7 +9,7 @@ import { isRunning, signalContainer, stopContainer, waitReleased } from "../cont
 import { ask, replied } from "../container/supervisor.ts";
 import { streamAttached } from "../container/attach.ts";
 import { EXIT_FAILURE, ExitCode, UserError } from "../base/errors.ts";
-import { eachContainer } from "./each.ts";
+import { eachContainer, stopSeconds } from "./each.ts";
 import { signalNumber } from "../base/signals.ts";
 
 /** How long a previous owner may take to release a container before a start gives up. */
@@ -127,10 +127,7 @@ Examples:
   mini-docker restart -t 2 web db`,
     )
     .action(async (refs, opts) => {
-      const seconds = Number(opts.time);
-      if (!/^\d+$/.test(opts.time) || !Number.isSafeInteger(seconds)) {
-        throw new UserError(`Invalid timeout "${opts.time}": expected a whole number of seconds`);
-      }
+      const seconds = stopSeconds(opts.time);
       await eachContainer(refs, async (ref) => {
         const state = findContainer(ref);
         startable(state);

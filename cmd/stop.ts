@@ -4,7 +4,7 @@ import { findContainer } from "../container/state.ts";
 import { signalContainer, stopContainer } from "../container/lifecycle.ts";
 import { UserError } from "../base/errors.ts";
 import { signalNumber } from "../base/signals.ts";
-import { eachContainer } from "./each.ts";
+import { eachContainer, stopSeconds } from "./each.ts";
 
 export function stopCommand() {
   return new Command("stop")
@@ -19,10 +19,7 @@ Examples:
   mini-docker stop -t 2 web db`,
     )
     .action(async (refs, opts) => {
-      const seconds = Number(opts.time);
-      if (!/^\d+$/.test(opts.time) || !Number.isSafeInteger(seconds)) {
-        throw new UserError(`Invalid timeout "${opts.time}": expected a whole number of seconds`);
-      }
+      const seconds = stopSeconds(opts.time);
       await eachContainer(refs, async (ref) => {
         await stopContainer(findContainer(ref), seconds);
         console.log(ref);
