@@ -36,6 +36,9 @@ import { waitCommand } from "./wait.ts";
 import { topCommand } from "./top.ts";
 import { renameCommand } from "./rename.ts";
 import { infoCommand, versionCommand } from "./version.ts";
+// Images that go back out (issue 14): commit, tag, push, login, save/load, history.
+import { commitCommand } from "./commit.ts";
+import { tagCommand } from "./tag.ts";
 
 type AnyCommand = Command<unknown[], Record<string, unknown>>;
 
@@ -119,6 +122,11 @@ function containerCommand(): AnyCommand {
   return group;
 }
 
+/** The commands that make images and send them out (top level and under `image`). */
+function imageOutCommands(): AnyCommand[] {
+  return [commitCommand(), tagCommand()] as unknown as AnyCommand[];
+}
+
 /** Docker's `image` group. */
 function imageCommand(): AnyCommand {
   const group = new Command("image").description("Manage images")
@@ -130,6 +138,7 @@ function imageCommand(): AnyCommand {
       importCommand(),
       renamed(rmiCommand, "rm", "remove"),
       imagePruneCommand(),
+      ...imageOutCommands(),
     ]
   ) group.addCommand(sub as AnyCommand);
   return group;
@@ -201,6 +210,7 @@ export function program(): AnyCommand {
       importCommand(),
       imagesCommand(),
       rmiCommand(),
+      ...imageOutCommands(),
       rootfsCommand(),
       versionCommand(),
       infoCommand(),

@@ -18,6 +18,10 @@ export interface LayerStreamResult {
   diffId: string | undefined;
   /** Bytes received. */
   bytes: number;
+  /** Bytes of the uncompressed tar. */
+  tarBytes: number;
+  /** The compression its first bytes said. */
+  compression: Compression;
   stats: UnpackStats | undefined;
   error: unknown;
 }
@@ -117,6 +121,8 @@ export async function unpackStream(
     digest: `sha256:${hash.digest("hex")}`,
     diffId: error === undefined ? diffTap.digest() : undefined,
     bytes: total,
+    tarBytes: diffTap.bytes,
+    compression: head.compression,
     stats,
     error,
   };
