@@ -39,6 +39,8 @@ import { infoCommand, versionCommand } from "./version.ts";
 // Images that go back out (issue 14): commit, tag, push, login, save/load, history.
 import { commitCommand } from "./commit.ts";
 import { tagCommand } from "./tag.ts";
+import { pushCommand } from "./push.ts";
+import { loginCommand, logoutCommand } from "./login.ts";
 
 type AnyCommand = Command<unknown[], Record<string, unknown>>;
 
@@ -124,7 +126,7 @@ function containerCommand(): AnyCommand {
 
 /** The commands that make images and send them out (top level and under `image`). */
 function imageOutCommands(): AnyCommand[] {
-  return [commitCommand(), tagCommand()] as unknown as AnyCommand[];
+  return [commitCommand(), tagCommand(), pushCommand()] as unknown as AnyCommand[];
 }
 
 /** Docker's `image` group. */
@@ -211,6 +213,8 @@ export function program(): AnyCommand {
       imagesCommand(),
       rmiCommand(),
       ...imageOutCommands(),
+      loginCommand(),
+      logoutCommand(),
       rootfsCommand(),
       versionCommand(),
       infoCommand(),

@@ -1,0 +1,30 @@
+/** `push NAME[:TAG]`: send an image to the registry its name points at. */
+
+import { Command } from "@commander-js/extra-typings";
+import { pushImage } from "../images/push.ts";
+import { createProgress, type Progress } from "../images/progress.ts";
+
+const quiet: Progress = { status() {}, layer() {}, bytes() {}, close() {} };
+
+/** The `push` command; `out` receives Docker's last line (stdout by default). */
+export function pushCommand(out: (line: string) => void = (line) => console.log(line)) {
+  return new Command("push")
+    .description("Upload an image to a registry")
+    .argument("<name>", "NAME[:TAG] of a local image (default tag: latest)")
+    .option("--insecure", "allow plain HTTP to a registry that is not on loopback")
+    .option("-q, --quiet", "print only the digest line")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  mini-docker tag app:v2 127.0.0.1:5000/app:v2
+  mini-docker push 127.0.0.1:5000/app:v2`,
+    )
+    .action(async (name, opts) => {
+      const result = await pushImage(name, {
+        insecure: opts.insecure,
+        progress: opts.quiet ? quiet : createProgress(),
+      });
+      out(`${result.tag}: digest: ${result.digest} size: ${result.size}`);
+    });
+}
