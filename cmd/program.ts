@@ -41,6 +41,8 @@ import { commitCommand } from "./commit.ts";
 import { tagCommand } from "./tag.ts";
 import { pushCommand } from "./push.ts";
 import { loginCommand, logoutCommand } from "./login.ts";
+import { loadCommand, saveCommand } from "./save.ts";
+import { historyCommand } from "./history.ts";
 
 type AnyCommand = Command<unknown[], Record<string, unknown>>;
 
@@ -126,7 +128,14 @@ function containerCommand(): AnyCommand {
 
 /** The commands that make images and send them out (top level and under `image`). */
 function imageOutCommands(): AnyCommand[] {
-  return [commitCommand(), tagCommand(), pushCommand()] as unknown as AnyCommand[];
+  return [
+    commitCommand(),
+    tagCommand(),
+    pushCommand(),
+    saveCommand(),
+    loadCommand(),
+    historyCommand(),
+  ] as unknown as AnyCommand[];
 }
 
 /** Docker's `image` group. */

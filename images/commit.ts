@@ -132,8 +132,8 @@ export async function commitImage(
     const created = new Date().toISOString();
     const { os, architecture, variant } = hostPlatform();
     const cmd = [
-      ...(config.Entrypoint as string[] | null ?? []),
-      ...(config.Cmd as string[] | null ?? []),
+      ...(src.config.Entrypoint as string[] | null ?? []),
+      ...(src.config.Cmd as string[] | null ?? []),
     ];
     const doc: Record<string, unknown> = {
       ...(parent.architecture === undefined ? { architecture, os, ...(variant && { variant }) } : {

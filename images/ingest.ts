@@ -153,8 +153,11 @@ export interface NewLayer {
 
 /** What `recordImage` writes. */
 export interface NewImage {
-  /** The image config, as its bytes will be (its digest is the image id). */
-  config: Record<string, unknown>;
+  /**
+   * The image config: an object to serialise, or bytes kept exactly (an archive's: the image id
+   * is their digest).
+   */
+  config: Record<string, unknown> | Uint8Array;
   layers: NewLayer[];
   /** Docker schema 2 media types (else OCI's). */
   docker: boolean;
@@ -166,7 +169,12 @@ export interface NewImage {
 
 /** Writes an image's config and manifest blobs and its index entry; returns its record. */
 export async function recordImage(store: ImageStore, image: NewImage): Promise<ImageRecord> {
-  const configBytes = new TextEncoder().encode(JSON.stringify(image.config));
+  const configBytes = image.config instanceof Uint8Array
+    ? image.config
+    : new TextEncoder().encode(JSON.stringify(image.config));
+  const configDoc = image.config instanceof Uint8Array
+    ? JSON.parse(new TextDecoder().decode(image.config))
+    : image.config;
   const id = sha256Digest(configBytes);
   const manifestType = image.docker ? MEDIA_TYPES.dockerManifest : MEDIA_TYPES.ociManifest;
   const manifest = {
@@ -185,6 +193,16 @@ export async function recordImage(store: ImageStore, image: NewImage): Promise<I
   const manifestDigest = sha256Digest(manifestBytes);
   const diffIds = image.layers.map((l) => l.diffId);
   return await store.updateIndex((index) => {
+    const old = index.images[id];
+    if (
+      old?.manifest !== undefined && old.layerBlobs !== undefined && store.hasBlob(old.manifest) &&
+      old.layerBlobs.every((b) => store.hasBlob(b)) && old.layers.every((d) => store.hasLayer(d))
+    ) {
+      // The same image is already whole (pulled, or loaded before): it keeps its manifest and
+      // blobs, so the digests it was pulled by stay true; this copy only adds names.
+      for (const key of image.tags) index.tags[key] = id;
+      return old;
+    }
     image.beforeIndex?.();
     for (const l of image.layers) {
       if (!store.hasLayer(l.diffId) || !store.hasBlob(l.digest)) {
@@ -193,7 +211,6 @@ export async function recordImage(store: ImageStore, image: NewImage): Promise<I
     }
     store.writeBlob(id, configBytes);
     store.writeBlob(manifestDigest, manifestBytes);
-    const old = index.images[id];
     const now = new Date().toISOString();
     const record: ImageRecord = {
       id,
@@ -201,7 +218,7 @@ export async function recordImage(store: ImageStore, image: NewImage): Promise<I
       manifest: manifestDigest,
       layerBlobs: image.layers.map((l) => l.digest),
       repoDigests: old?.repoDigests ?? [],
-      created: typeof image.config.created === "string" ? image.config.created : now,
+      created: typeof configDoc.created === "string" ? configDoc.created : now,
       size: diffIds.reduce((n, d) => n + store.layerInfo(d).size, 0),
       added: old?.added ?? now,
     };

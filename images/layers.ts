@@ -132,7 +132,7 @@ export async function unpackStream(
  * The stream that decompresses a layer: the web's gzip, Deno's built-in zstd decoder (node:zlib,
  * loaded only for a zstd layer), or none.
  */
-async function decompressor(
+export async function decompressor(
   compression: Compression,
 ): Promise<TransformStream<Uint8Array, Uint8Array>> {
   if (compression === "gzip") {
