@@ -12,7 +12,7 @@ export function pushCommand(out: (line: string) => void = (line) => console.log(
     .description("Upload an image to a registry")
     .argument("<name>", "NAME[:TAG] of a local image (default tag: latest)")
     .option("--insecure", "allow plain HTTP to a registry that is not on loopback")
-    .option("-q, --quiet", "print only the digest line")
+    .option("-q, --quiet", "no progress, only the digest line")
     .addHelpText(
       "after",
       `
@@ -23,7 +23,8 @@ Examples:
     .action(async (name, opts) => {
       const result = await pushImage(name, {
         insecure: opts.insecure,
-        progress: opts.quiet ? quiet : createProgress(),
+        // Docker's push reports on stdout (bars on a terminal); errors alone go to stderr.
+        progress: opts.quiet ? quiet : createProgress(out),
       });
       out(`${result.tag}: digest: ${result.digest} size: ${result.size}`);
     });

@@ -74,7 +74,13 @@ export class TestRegistry implements AsyncDisposable {
     this.#child = child;
   }
 
-  static async start(): Promise<TestRegistry> {
+  /**
+   * Starts a registry. `htpasswd`: only this user may use it (Basic auth, as a private
+   * registry); `accessLog`: keep the access log (one line per request) for `log()`.
+   */
+  static async start(
+    opts: { htpasswd?: { user: string; password: string }; accessLog?: boolean } = {},
+  ): Promise<TestRegistry> {
     try {
       Deno.statSync(REGISTRY_BIN);
     } catch {
@@ -83,6 +89,14 @@ export class TestRegistry implements AsyncDisposable {
     const dir = await Deno.makeTempDir({ prefix: "mini-docker-registry-" });
     const port = freePort();
     const host = `127.0.0.1:${port}`;
+    const auth: string[] = [];
+    if (opts.htpasswd !== undefined) {
+      const { user, password } = opts.htpasswd;
+      const out = await new Deno.Command("htpasswd", { args: ["-Bbn", user, password] }).output();
+      if (!out.success) throw new Error("htpasswd failed (apt-get install apache2-utils)");
+      await Deno.writeFile(`${dir}/htpasswd`, out.stdout);
+      auth.push("auth:", "  htpasswd:", "    realm: test", `    path: ${dir}/htpasswd`);
+    }
     await Deno.writeTextFile(
       `${dir}/config.yml`,
       [
@@ -90,7 +104,8 @@ export class TestRegistry implements AsyncDisposable {
         "log:",
         "  level: error",
         "  accesslog:",
-        "    disabled: true",
+        `    disabled: ${opts.accessLog ? "false" : "true"}`,
+        ...auth,
         "storage:",
         "  filesystem:",
         `    rootdirectory: ${dir}/storage`,
@@ -101,8 +116,15 @@ export class TestRegistry implements AsyncDisposable {
         "",
       ].join("\n"),
     );
-    const child = new Deno.Command(REGISTRY_BIN, {
-      args: ["serve", `${dir}/config.yml`],
+    // The access log goes to stdout: straight into a file (sh execs the registry itself).
+    const child = new Deno.Command("/bin/sh", {
+      args: [
+        "-c",
+        `exec ${REGISTRY_BIN} serve "$1" >"$2"`,
+        "sh",
+        `${dir}/config.yml`,
+        opts.accessLog ? `${dir}/access.log` : "/dev/null",
+      ],
       stdin: "null",
       stdout: "null",
       stderr: "null",
@@ -114,7 +136,7 @@ export class TestRegistry implements AsyncDisposable {
         try {
           const res = await fetch(`http://${host}/v2/`);
           await res.body?.cancel();
-          if (res.ok) break;
+          if (res.ok || res.status === 401) break;
         } catch {
           // Not listening yet.
         }
@@ -136,6 +158,11 @@ export class TestRegistry implements AsyncDisposable {
     }
     await this.#child.status;
     await Deno.remove(this.dir, { recursive: true });
+  }
+
+  /** The access log so far (started with `accessLog`): one line per request. */
+  log(): string {
+    return Deno.readTextFileSync(`${this.dir}/access.log`);
   }
 
   /** Where the registry keeps a blob's bytes (to tamper with them). */
