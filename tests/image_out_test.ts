@@ -341,3 +341,138 @@ Deno.test(
     assert.match(denied.stderr, /access denied/);
   },
 );
+
+/** Podman in a root of its own (vfs: it touches nothing of the host's storage). */
+function podman(dir: string) {
+  return (...args: string[]) =>
+    sh("podman", [
+      "--root",
+      `${dir}/root`,
+      "--runroot",
+      `${dir}/run`,
+      "--storage-driver",
+      "vfs",
+      "--events-backend",
+      "none",
+      "--cgroup-manager",
+      "cgroupfs",
+      ...args,
+    ]);
+}
+
+Deno.test(
+  "save/load: Podman and skopeo read our archives, Podman's load and run here; bad archives leave nothing",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    await importBusybox(t, "app:1", [{ path: "hello", data: "saved\n" }]);
+    const id = ok(await t.run(["images", "-q", "--no-trunc", "app:1"])).trim();
+    const ours = `${t.dir}/ours.tar`;
+    ok(await t.run(["save", "-o", ours, "app:1"]));
+    const inspected = JSON.parse(ok(await sh("skopeo", ["inspect", `docker-archive:${ours}`])));
+    assert.equal(inspected.Layers.length, 1);
+    const configOf = async (ref: string) =>
+      JSON.parse(ok(await sh("skopeo", ["inspect", "--raw", ref]))).config.digest;
+    assert.equal(await configOf(`docker-archive:${ours}`), id);
+    const oci = `${t.dir}/ours-oci.tar`;
+    ok(await t.run(["save", "--format", "oci-archive", "-o", oci, "app:1"]));
+    assert.equal(await configOf(`oci-archive:${oci}`), id);
+
+    const pdir = await Deno.makeTempDir({ prefix: "mini-docker-podman-" });
+    const pod = podman(pdir);
+    try {
+      assert.match(
+        ok(await pod("load", "-i", ours)),
+        /Loaded image: (localhost|docker\.io\/library)\/app:1\n/,
+      );
+      assert.equal(ok(await pod("images", "--format", "{{.ID}}", "app:1")).trim(), id.slice(7, 19));
+      ok(await pod("rmi", id.slice(7)));
+      assert.match(ok(await pod("load", "-i", oci)), /Loaded image/);
+      ok(await pod("tag", id.slice(7), "localhost/pod:1"));
+      ok(await pod("save", "-o", `${t.dir}/pod.tar`, "localhost/pod:1"));
+      ok(
+        await pod(
+          "save",
+          "--format",
+          "oci-archive",
+          "-o",
+          `${t.dir}/pod-oci.tar`,
+          "localhost/pod:1",
+        ),
+      );
+    } finally {
+      await sh("podman", [
+        "--root",
+        `${pdir}/root`,
+        "--runroot",
+        `${pdir}/run`,
+        "--storage-driver",
+        "vfs",
+        "system",
+        "reset",
+        "-f",
+      ]);
+      await Deno.remove(pdir, { recursive: true });
+    }
+    ok(await t.run(["rmi", "app:1"]));
+    // Podman's docker-archive, and its OCI archive compressed with zstd.
+    assert.equal(
+      ok(await t.run(["load", "-q", "-i", `${t.dir}/pod.tar`])),
+      "Loaded image: localhost/pod:1\n",
+    );
+    assert.equal(
+      ok(await t.run(["run", "--network", "none", "localhost/pod:1", "cat", "/hello"])),
+      "saved\n",
+    );
+    ok(await t.run(["rmi", "localhost/pod:1"]));
+    ok(await sh("zstd", ["-q", `${t.dir}/pod-oci.tar`, "-o", `${t.dir}/pod-oci.tar.zst`]));
+    assert.match(
+      ok(await t.run(["load", "-i", `${t.dir}/pod-oci.tar.zst`])),
+      /^Loaded image: localhost\/pod:1\n$/,
+    );
+    assert.equal(
+      ok(await t.run(["run", "--network", "none", "localhost/pod:1", "cat", "/hello"])),
+      "saved\n",
+    );
+    ok(await t.run(["rmi", "localhost/pod:1"]));
+    // Ours again, gzip-compressed, from standard input.
+    ok(await sh("sh", ["-c", `gzip -c '${ours}' >'${ours}.gz'`]));
+    const child = t.spawn(["load"], { stdin: "piped" });
+    const w = child.stdin.getWriter();
+    await w.write(Deno.readFileSync(`${ours}.gz`));
+    await w.close();
+    const loaded = await child.output();
+    assert.equal(new TextDecoder().decode(loaded.stdout), "Loaded image: app:1\n");
+    assert.equal(
+      ok(await t.run(["run", "--network", "none", "app:1", "cat", "/hello"])),
+      "saved\n",
+    );
+
+    // Bad archives: one line, exit 1, the store as it was (no layer, no blob, nothing in tmp/).
+    const before = storeFiles(t);
+    await Deno.writeTextFile(`${t.dir}/notes.txt`, "not an archive\n".repeat(100));
+    oneLine(
+      await t.run(["load", "-i", `${t.dir}/notes.txt`]),
+      1,
+      /Cannot load ".*notes\.txt": not a readable archive/,
+    );
+    const whole = Deno.readFileSync(ours);
+    await Deno.writeFile(
+      `${t.dir}/truncated.tar`,
+      whole.subarray(0, Math.floor(whole.byteLength * 0.6)),
+    );
+    oneLine(
+      await t.run(["load", "-i", `${t.dir}/truncated.tar`]),
+      1,
+      /Cannot load ".*truncated\.tar": .*unexpected end of archive/,
+    );
+    oneLine(await t.run(["load", "-i", `${t.dir}/nosuch.tar`]), 1, /no such file/);
+    oneLine(
+      await t.run(["save", "-o", `${t.dir}/x.tar`, "nosuch:1"]),
+      1,
+      /No such image: nosuch:1/,
+    );
+    assert.throws(() => Deno.statSync(`${t.dir}/x.tar`));
+    assert.deepEqual(storeFiles(t), before);
+  },
+);
