@@ -121,15 +121,20 @@ function containerCommand(): AnyCommand {
       portCommand(),
       statsCommand(),
       containerPruneCommand(),
+      ...imageOutCommands("container"),
     ]
   ) group.addCommand(sub as AnyCommand);
   return group;
 }
 
-/** The commands that make images and send them out (top level and under `image`). */
-function imageOutCommands(): AnyCommand[] {
+/**
+ * The commands that make images and send them out: top level, and under `image` (but `commit`,
+ * which Docker files under `container`).
+ */
+function imageOutCommands(group?: "image" | "container"): AnyCommand[] {
+  if (group === "container") return [commitCommand() as unknown as AnyCommand];
   return [
-    commitCommand(),
+    ...(group === "image" ? [] : [commitCommand()]),
     tagCommand(),
     pushCommand(),
     saveCommand(),
@@ -149,7 +154,7 @@ function imageCommand(): AnyCommand {
       importCommand(),
       renamed(rmiCommand, "rm", "remove"),
       imagePruneCommand(),
-      ...imageOutCommands(),
+      ...imageOutCommands("image"),
     ]
   ) group.addCommand(sub as AnyCommand);
   return group;

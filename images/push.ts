@@ -136,7 +136,7 @@ async function pushBlob(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, ctl) {
         sent += chunk.byteLength;
-        progress?.bytes(id, sent, size);
+        progress?.bytes(id, sent, size, "Pushing");
         ctl.enqueue(chunk);
       },
     }),
