@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { type Result, TestEnv } from "./helpers.ts";
-import { busyboxRootfs, TestRegistry } from "./helpers/image_registry.ts";
+import { busyboxRootfs, TestRegistry, TokenServer } from "./helpers/image_registry.ts";
 import { gzip, makeTar } from "./helpers/image_tar.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -333,6 +333,28 @@ Deno.test(
     assert.match(ok(await run(["push", "-q", name])), /^1: digest: sha256:/);
     ok(await run(["rmi", name, "app:1"]));
     ok(await run(["pull", name]));
+    // A registry behind a token service (as Docker Hub is): the credentials go to the service
+    // (Basic), which hands back a bearer token for the scopes asked for.
+    await using tokens = await TokenServer.start("bob", "pw");
+    await using secured = await TestRegistry.start({ token: tokens });
+    const team = `${secured.host}/team/app:1`;
+    ok(await run(["tag", name, team]));
+    oneLine(await run(["push", team]), 1, /unauthorized: authentication required/);
+    oneLine(
+      await run(["login", "-u", "bob", "--password-stdin", secured.host], "nope\n"),
+      1,
+      /incorrect username or password/,
+    );
+    ok(await run(["login", "-u", "bob", "--password-stdin", secured.host], "pw\n"));
+    assert.match(ok(await run(["push", "-q", team])), /^1: digest: sha256:/);
+    ok(await run(["rmi", team]));
+    ok(await run(["pull", team]));
+    assert.ok(
+      tokens.requests.includes("bob repository:team/app:pull,push"),
+      tokens.requests.join("\n"),
+    );
+    assert.ok(tokens.requests.includes("bob repository:team/app:pull"), tokens.requests.join("\n"));
+    ok(await run(["logout", secured.host]));
     assert.match(ok(await run(["logout", registry.host])), /^Removing login credentials for 127/);
     assert.deepEqual(JSON.parse(Deno.readTextFileSync(file)), { auths: {} });
     ok(await run(["rmi", name]));
