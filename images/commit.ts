@@ -190,6 +190,7 @@ export function directoryTar(
   const pipe = new TransformStream<Uint8Array, Uint8Array>();
   const tar = new TarWriter(pipe.writable);
   const links = new Map<string, string>();
+  root = Deno.realPathSync(root);
   const walk = async (rel: string): Promise<void> => {
     const abs = rel === "" ? root : join(root, rel);
     const names = [...Deno.readDirSync(abs)].map((e) => e.name).sort();
@@ -242,6 +243,18 @@ export function directoryTar(
         }
         if ((st.nlink ?? 1) > 1) links.set(key, path);
         const file = await Deno.open(full);
+        // The file opened must be the one walked to: never one that a running container (with
+        // --pause=false) swapped in through a symlink, which would resolve on the host.
+        const opened = await file.stat();
+        if (
+          opened.ino !== st.ino || opened.dev !== st.dev || Deno.realPathSync(full) !== full ||
+          Deno.lstatSync(full).ino !== st.ino
+        ) {
+          file.close();
+          throw new Error(
+            `"/${path}" changed while it was read (commit with the container paused)`,
+          );
+        }
         await tar.add({ ...header, size: st.size }, file.readable);
       } else if (st.isCharDevice || st.isBlockDevice) {
         // glibc's major()/minor() of the 64-bit dev_t.
