@@ -6,7 +6,7 @@ import { createProgress, type Progress } from "../images/progress.ts";
 
 const quiet: Progress = { status() {}, layer() {}, bytes() {}, close() {} };
 
-/** The `push` command; `out` receives Docker's last line (stdout by default). */
+/** The `push` command; `out` receives the progress and Docker's last line (stdout by default). */
 export function pushCommand(out: (line: string) => void = (line) => console.log(line)) {
   return new Command("push")
     .description("Upload an image to a registry")
@@ -21,11 +21,22 @@ Examples:
   mini-docker push 127.0.0.1:5000/app:v2`,
     )
     .action(async (name, opts) => {
-      const result = await pushImage(name, {
-        insecure: opts.insecure,
-        // Docker's push reports on stdout (bars on a terminal); errors alone go to stderr.
-        progress: opts.quiet ? quiet : createProgress(out),
-      });
-      out(`${result.tag}: digest: ${result.digest} size: ${result.size}`);
+      // Ctrl-C cancels the upload under way (the registry drops its session) before exiting.
+      const interrupt = new AbortController();
+      const onSignal = () => interrupt.abort();
+      Deno.addSignalListener("SIGINT", onSignal);
+      Deno.addSignalListener("SIGTERM", onSignal);
+      try {
+        const result = await pushImage(name, {
+          signal: interrupt.signal,
+          insecure: opts.insecure,
+          // Docker's push reports on stdout (bars on a terminal); errors alone go to stderr.
+          progress: opts.quiet ? quiet : createProgress(out),
+        });
+        out(`${result.tag}: digest: ${result.digest} size: ${result.size}`);
+      } finally {
+        Deno.removeSignalListener("SIGINT", onSignal);
+        Deno.removeSignalListener("SIGTERM", onSignal);
+      }
     });
 }

@@ -2,7 +2,7 @@
  * `push`: an image's layer blobs and config, exactly as stored (so the digests its manifest
  * names hold), then its manifest by tag. A blob the repository already has is skipped (HEAD);
  * one that another repository of the same registry has (the image was pulled or pushed from
- * there) is mounted from it; the others are streamed from the store in one PATCH each. The
+ * there) is mounted from it; the others are sent from the store in chunks, each streamed. The
  * manifest goes last, so a failed push leaves no tag pointing at missing blobs; an upload that
  * fails is cancelled.
  */
@@ -19,6 +19,8 @@ import { ImageStore } from "./store.ts";
 export interface PushOptions {
   insecure?: boolean;
   progress?: Progress;
+  /** Interrupts the push (Ctrl-C): the upload under way is cancelled, no manifest is sent. */
+  signal?: AbortSignal;
   store?: ImageStore;
 }
 
@@ -47,7 +49,8 @@ export async function pushImage(name: string, opts: PushOptions = {}): Promise<P
       EXIT_FAILURE,
     );
   }
-  const fail = (detail: string) => new UserError(`Cannot push "${label}": ${detail}`, EXIT_FAILURE);
+  const fail = (detail: string, code = EXIT_FAILURE) =>
+    new UserError(`Cannot push "${label}": ${detail}`, code);
   const manifestBytes = record.manifest === undefined ? null : store.readBlob(record.manifest);
   const blobs = record.layerBlobs ?? [];
   if (
@@ -76,6 +79,7 @@ export async function pushImage(name: string, opts: PushOptions = {}): Promise<P
   sources.delete(ref.path);
   const client = new RegistryClient(ref.domain, ref.path, {
     insecure: opts.insecure,
+    signal: opts.signal,
     scopes: [
       `repository:${ref.path}:pull,push`,
       ...[...sources].map((r) => `repository:${r}:pull`),
@@ -103,6 +107,7 @@ export async function pushImage(name: string, opts: PushOptions = {}): Promise<P
     });
     return { tag: ref.tag!, digest, size: manifestBytes.byteLength };
   } catch (err) {
+    if (opts.signal?.aborted) throw fail("interrupted (the upload under way was cancelled)", 130);
     if (err instanceof UserError) throw new UserError(err.message, EXIT_FAILURE);
     throw fail(err instanceof Error ? err.message : String(err));
   } finally {
@@ -130,17 +135,45 @@ async function pushBlob(
   }
   session ??= await client.startUpload();
   const file = await Deno.open(store.blobPath(digest));
-  const id = shortId(digest);
-  let sent = 0;
-  const body = file.readable.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, ctl) {
-        sent += chunk.byteLength;
+  try {
+    const id = shortId(digest);
+    let sent = 0;
+    const chunk = (offset: number, length: number) =>
+      fileRange(file, offset, length, (n) => {
+        sent += n;
         progress?.bytes(id, sent, size, "Pushing");
-        ctl.enqueue(chunk);
-      },
-    }),
-  );
-  await client.upload(session, body, size, digest);
+      });
+    await client.upload(session, chunk, size, digest);
+  } finally {
+    file.close();
+  }
   return "Pushed";
+}
+
+/** `length` bytes of `file` from `offset`, read 64 KiB at a time as they are asked for. */
+function fileRange(
+  file: Deno.FsFile,
+  offset: number,
+  length: number,
+  onBytes: (n: number) => void,
+): ReadableStream<Uint8Array> {
+  let left = length;
+  let positioned = false;
+  return new ReadableStream<Uint8Array>({
+    async pull(ctl) {
+      if (!positioned) {
+        await file.seek(offset, Deno.SeekMode.Start);
+        positioned = true;
+      }
+      if (left === 0) return ctl.close();
+      const buf = new Uint8Array(Math.min(left, 64 << 10));
+      const n = await file.read(buf);
+      if (n === null || n === 0) {
+        return ctl.error(new Error(`blob file ended ${left} bytes short`));
+      }
+      left -= n;
+      onBytes(n);
+      ctl.enqueue(buf.subarray(0, n));
+    },
+  });
 }

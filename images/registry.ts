@@ -21,6 +21,10 @@ const ACCEPT = Object.values(MEDIA_TYPES).join(", ");
 /** Manifests and configs are small; refuse to buffer anything bigger (containerd's limit). */
 const MAX_DOCUMENT = 4 << 20;
 const MAX_REDIRECTS = 5;
+/** Bytes per PATCH of an upload: what an interruption waits for at most. */
+const UPLOAD_CHUNK = 16 << 20;
+/** Exit code of a push interrupted by Ctrl-C (128 + SIGINT). */
+const EXIT_INTERRUPTED = 130;
 /** How long a registry may take to start answering a request. */
 const HEADERS_TIMEOUT_MS = 30_000;
 
@@ -53,6 +57,8 @@ export interface ClientOptions {
   scopes?: string[];
   /** Credentials; default: the ones saved by `login` for this registry; null: none. */
   credentials?: Credentials | null;
+  /** Aborts the requests under way (an interrupted push); clean-up requests still go. */
+  signal?: AbortSignal;
 }
 
 /** A request body: bytes (which can be sent again after a challenge) or a stream (once). */
@@ -68,6 +74,7 @@ export class RegistryClient {
   #scopes: string[];
   #creds: Credentials | undefined;
   #push: boolean;
+  #signal: AbortSignal | undefined;
 
   constructor(domain: string, repository: string, opts: ClientOptions = {}) {
     this.domain = domain;
@@ -77,6 +84,7 @@ export class RegistryClient {
     this.#base = `${this.#root}${repository}`;
     this.#scopes = opts.scopes ?? [`repository:${repository}:pull`];
     this.#push = this.#scopes.some((s) => s === `repository:${repository}:pull,push`);
+    this.#signal = opts.signal;
     this.#creds = opts.credentials === null
       ? undefined
       : opts.credentials ?? readCredentials(domain);
@@ -160,20 +168,37 @@ export class RegistryClient {
   }
 
   /**
-   * Streams a blob into an upload session (one PATCH of `size` bytes, constant memory) and
-   * closes it with its digest. On failure the session is cancelled (DELETE), so the registry
-   * keeps no half-written blob.
+   * Uploads a blob into an upload session in chunks of UPLOAD_CHUNK bytes (one PATCH each, with
+   * its Content-Range; each body streamed, so memory stays constant), then closes the session
+   * with the blob's digest. `chunk(offset, length)` gives the bytes. On failure the session is
+   * cancelled (DELETE) so the registry keeps no half-written blob; an interruption (`signal` of
+   * the client) takes effect between chunks, where the session's state is known to the registry
+   * and a DELETE is honoured (after a PATCH cut short, distribution refuses it).
    */
-  async upload(session: string, body: ReadableStream<Uint8Array>, size: number, digest: string) {
+  async upload(
+    session: string,
+    chunk: (offset: number, length: number) => ReadableStream<Uint8Array>,
+    size: number,
+    digest: string,
+  ): Promise<void> {
     let location = session;
     try {
-      const patch = await this.#send("PATCH", location, {
-        body,
-        headers: { "content-type": "application/octet-stream", "content-length": String(size) },
-      });
-      if (patch.status !== 202 && patch.status !== 204) throw await responseError(patch);
-      await patch.body?.cancel();
-      if (patch.headers.get("location") !== null) location = this.#location(patch);
+      for (let offset = 0; offset < size; offset += UPLOAD_CHUNK) {
+        if (this.#signal?.aborted) throw new UserError("Interrupted", EXIT_INTERRUPTED);
+        const length = Math.min(UPLOAD_CHUNK, size - offset);
+        const patch = await this.#send("PATCH", location, {
+          body: chunk(offset, length),
+          headers: {
+            "content-type": "application/octet-stream",
+            "content-length": String(length),
+            "content-range": `${offset}-${offset + length - 1}`,
+          },
+          cleanup: true, // a chunk is finished even when interrupted
+        });
+        if (patch.status !== 202 && patch.status !== 204) throw await responseError(patch);
+        await patch.body?.cancel();
+        if (patch.headers.get("location") !== null) location = this.#location(patch);
+      }
       const url = new URL(location);
       url.searchParams.set("digest", digest);
       const put = await this.#send("PUT", url.href, {
@@ -188,13 +213,13 @@ export class RegistryClient {
     }
   }
 
-  /** Cancels an upload session (best effort). */
+  /** Cancels an upload session (best effort: the registry expires abandoned ones itself). */
   async cancelUpload(location: string): Promise<void> {
     try {
-      const res = await this.#send("DELETE", location);
+      const res = await this.#send("DELETE", location, { cleanup: true });
       await res.body?.cancel();
     } catch {
-      // The registry expires abandoned sessions itself.
+      // Unreachable now: nothing more to do.
     }
   }
 
@@ -234,7 +259,8 @@ export class RegistryClient {
   async #send(
     method: string,
     url: string,
-    opts: { accept?: string; headers?: Record<string, string>; body?: Body } = {},
+    opts: { accept?: string; headers?: Record<string, string>; body?: Body; cleanup?: boolean } =
+      {},
   ): Promise<Response> {
     let res = await this.#fetch(method, url, opts);
     if (res.status === 401 && !(opts.body instanceof ReadableStream)) {
@@ -273,7 +299,7 @@ export class RegistryClient {
   async #fetch(
     method: string,
     url: string,
-    opts: { accept?: string; headers?: Record<string, string>; body?: Body },
+    opts: { accept?: string; headers?: Record<string, string>; body?: Body; cleanup?: boolean },
   ): Promise<Response> {
     const origin = new URL(url).origin;
     let target = url;
@@ -287,6 +313,7 @@ export class RegistryClient {
         method,
         body: opts.body,
         timeout: opts.body instanceof ReadableStream ? undefined : HEADERS_TIMEOUT_MS,
+        signal: opts.cleanup ? undefined : this.#signal,
       });
       const location = res.headers.get("location");
       if (method !== "GET" && method !== "HEAD") return res;
@@ -366,8 +393,11 @@ async function fetchWithTimeout(
   url: string,
   headers: Record<string, string>,
   host: string,
-  opts: { method?: string; body?: Body; timeout?: number } = { timeout: HEADERS_TIMEOUT_MS },
+  opts: { method?: string; body?: Body; timeout?: number; signal?: AbortSignal } = {
+    timeout: HEADERS_TIMEOUT_MS,
+  },
 ): Promise<Response> {
+  if (opts.signal?.aborted) throw new UserError("Interrupted", EXIT_INTERRUPTED);
   const abort = new AbortController();
   const timer = opts.timeout === undefined
     ? undefined
@@ -378,9 +408,12 @@ async function fetchWithTimeout(
       headers,
       body: opts.body as BodyInit | undefined,
       redirect: "manual",
-      signal: abort.signal,
+      signal: opts.signal === undefined
+        ? abort.signal
+        : AbortSignal.any([abort.signal, opts.signal]),
     });
   } catch (err) {
+    if (opts.signal?.aborted) throw new UserError("Interrupted", EXIT_INTERRUPTED);
     if (abort.signal.aborted) {
       throw new UserError(
         `Cannot reach registry "${host}": no answer in ${HEADERS_TIMEOUT_MS / 1000} s`,
