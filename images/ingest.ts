@@ -68,9 +68,10 @@ export async function receiveLayer(
       maxBytes: opts.maxBytes,
       onBytes: opts.onBytes,
     });
-    // A failure of the unpacking side (a stall, too many bytes) ends the read loop at once.
-    const unpackFailed = unpacked.then(() => new Promise<never>(() => {}));
-    unpackFailed.catch(() => {});
+    // A failure of the unpacking side (a stall, too many bytes) ends the read loop at once: the
+    // source is cancelled, so the read under way returns. (Not a Promise.race against a promise
+    // that settles only at the end: every race would keep its chunk alive until then.)
+    unpacked.catch(() => reader.cancel().catch(() => {}));
 
     const blobIn = new TransformStream<Uint8Array, Uint8Array>();
     const tap = new DigestTap();
@@ -88,11 +89,11 @@ export async function receiveLayer(
     const bw = blobIn.writable.getWriter();
     try {
       const feed = (chunk: Uint8Array) => Promise.all([uw.write(chunk), bw.write(chunk)]);
-      if (head.bytes.byteLength > 0) await Promise.race([feed(head.bytes), unpackFailed]);
+      if (head.bytes.byteLength > 0) await feed(head.bytes);
       while (!head.ended) {
-        const { done, value } = await Promise.race([reader.read(), unpackFailed]);
+        const { done, value } = await reader.read();
         if (done) break;
-        await Promise.race([feed(value), unpackFailed]);
+        await feed(value);
       }
       await Promise.all([uw.close(), bw.close()]);
     } catch (err) {
