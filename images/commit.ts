@@ -60,6 +60,7 @@ export async function commitImage(
   opts: CommitOptions = {},
 ): Promise<ImageRecord> {
   const store = opts.store ?? new ImageStore();
+  store.cleanStaleTemp();
   const ref = opts.name === undefined ? undefined : parseReference(opts.name);
   if (ref?.digest !== undefined) {
     throw new UserError(
