@@ -293,6 +293,20 @@ Deno.test(
     oneLine(await t.run(["push", "127.0.0.1:9/x/app:1"]), 1, /An image does not exist locally/);
     ok(await t.run(["tag", "broken:1", "127.0.0.1:9/x/app:1"]));
     oneLine(await t.run(["push", "127.0.0.1:9/x/app:1"]), 1, /Cannot reach registry "127.0.0.1:9"/);
+    // An image stored before layer blobs were kept (its record has none): pull it again.
+    const old = JSON.parse(Deno.readTextFileSync(`${t.dir}/lib/images/index.json`));
+    delete old.images[record.id].layerBlobs;
+    Deno.writeTextFileSync(`${t.dir}/lib/images/index.json`, JSON.stringify(old));
+    oneLine(
+      await t.run(["push", three]),
+      1,
+      /stored before mini-docker kept layer blobs: pull it again/,
+    );
+    oneLine(
+      await t.run(["save", "-o", `${t.dir}/old.tar`, three]),
+      1,
+      /stored before mini-docker kept layer blobs: pull it again/,
+    );
   },
 );
 
