@@ -248,6 +248,16 @@ Deno.test(
     ok(await sh("skopeo", ["copy", "--src-tls-verify=false", `docker://${one}`, `dir:${copy}`]));
     await Deno.remove(copy, { recursive: true });
 
+    // -a: every tag of the repository.
+    ok(await t.run(["tag", "app:1", `${registry.host}/one/app:2`]));
+    assert.equal(
+      ok(await t.run(["push", "-a", "-q", `${registry.host}/one/app`])),
+      `1: digest: ${digest} ${/size: \d+/.exec(pushed.stdout)![0]}\n2: digest: ${digest} ${
+        /size: \d+/.exec(pushed.stdout)![0]
+      }\n`,
+    );
+    ok(await t.run(["rmi", `${registry.host}/one/app:2`]));
+
     // Another repository of the same registry: its blobs are mounted, not uploaded again.
     ok(await t.run(["tag", one, two]));
     const mounted = await t.run(["push", two]);
