@@ -94,6 +94,9 @@ Deno.test(
       "rm /etc/gone",
       "rm -rf /opq && mkdir /opq && echo c >/opq/c",
       "ln -s added /link",
+      // Symlinks that would resolve on the host are kept as links, never followed.
+      "ln -s /etc/shadow /escape",
+      "mkdir -p /d && ln -s /root /d/up",
       "touch /ready",
       "sleep 300",
     ].join("; ");
@@ -171,6 +174,10 @@ Deno.test(
     const top = manifest[0].Layers.at(-1);
     const listing =
       (await sh("sh", ["-c", `tar -xOf '${t.dir}/app.tar' '${top}' | tar -t`])).stdout;
+    const verbose =
+      (await sh("sh", ["-c", `tar -xOf '${t.dir}/app.tar' '${top}' | tar -tv`])).stdout;
+    assert.match(verbose, /^l.* escape -> \/etc\/shadow$/m);
+    assert.match(verbose, /^l.* d\/up -> \/root$/m);
     for (
       const entry of ["etc/.wh.gone", "opq/.wh..wh..opq", "opq/c", "added", "link", "etc/motd"]
     ) {
