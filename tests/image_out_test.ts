@@ -520,6 +520,21 @@ Deno.test(
       /Cannot load ".*truncated\.tar": .*unexpected end of archive/,
     );
     oneLine(await t.run(["load", "-i", `${t.dir}/nosuch.tar`]), 1, /no such file/);
+    // An archive whose entries climb out, or whose manifest names a path outside it.
+    await Deno.writeFile(
+      `${t.dir}/climb.tar`,
+      makeTar([{ path: "../../climbed", data: "x" }, { path: "manifest.json", data: "[]" }]),
+    );
+    oneLine(await t.run(["load", "-i", `${t.dir}/climb.tar`]), 1, /escapes/);
+    await Deno.writeFile(
+      `${t.dir}/outside.tar`,
+      makeTar([{
+        path: "manifest.json",
+        data: JSON.stringify([{ Config: "../../../etc/hostname", RepoTags: [], Layers: [] }]),
+      }]),
+    );
+    oneLine(await t.run(["load", "-i", `${t.dir}/outside.tar`]), 1, /escapes/);
+    assert.throws(() => Deno.statSync(`${t.dir}/lib/climbed`));
     oneLine(
       await t.run(["save", "-o", `${t.dir}/x.tar`, "nosuch:1"]),
       1,
