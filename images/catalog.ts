@@ -168,19 +168,14 @@ async function removeOne(
     delete index.images[record.id];
     deleted.push(record);
     const stillUsed = new Set(Object.values(index.images).flatMap((r) => r.layers));
-    const blobsUsed = new Set(
-      Object.values(index.images).flatMap((r) => [r.id, r.manifest, ...(r.layerBlobs ?? [])]),
-    );
     for (const diffId of record.layers) {
       if (!stillUsed.has(diffId)) store.removeLayer(diffId);
     }
-    for (const blob of record.layerBlobs ?? []) {
-      if (!blobsUsed.has(blob)) store.removeBlob(blob);
-    }
-    if (!blobsUsed.has(record.id)) store.removeBlob(record.id);
-    if (record.manifest !== undefined && !blobsUsed.has(record.manifest)) {
-      store.removeBlob(record.manifest);
-    }
+    store.removeUnreferencedBlobs(index, [
+      record.id,
+      record.manifest,
+      ...(record.layerBlobs ?? []),
+    ]);
     lines.push(`Deleted: ${record.id}`);
     return lines;
   });

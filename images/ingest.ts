@@ -224,6 +224,9 @@ export async function recordImage(store: ImageStore, image: NewImage): Promise<I
       added: old?.added ?? now,
     };
     index.images[id] = record;
+    if (old !== undefined) {
+      store.removeUnreferencedBlobs(index, [old.manifest, ...(old.layerBlobs ?? [])]);
+    }
     for (const key of image.tags) index.tags[key] = id;
     return record;
   });

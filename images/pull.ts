@@ -142,6 +142,11 @@ export async function pullImage(text: string, opts: PullOptions = {}): Promise<P
           added: old?.added ?? new Date().toISOString(),
         };
         index.images[id] = rec;
+        // The same image stored before from elsewhere (a load, a commit): its own manifest and
+        // blobs go, unless another image names them.
+        if (old !== undefined) {
+          store.removeUnreferencedBlobs(index, [old.manifest, ...(old.layerBlobs ?? [])]);
+        }
         // A digest reference names one image: the one pulled last (an index digest resolves
         // to a different image per platform).
         for (const other of Object.values(index.images)) {

@@ -202,6 +202,17 @@ export class ImageStore {
     Deno.renameSync(tmpFile, path);
   }
 
+  /**
+   * Removes those of `digests` that no image of `index` names any more (config, manifest or
+   * layer blob): what an image record replaced by another copy of the same image left behind.
+   */
+  removeUnreferencedBlobs(index: ImageIndex, digests: Iterable<string | undefined>): void {
+    const used = new Set(
+      Object.values(index.images).flatMap((r) => [r.id, r.manifest, ...(r.layerBlobs ?? [])]),
+    );
+    for (const d of digests) if (d !== undefined && !used.has(d)) this.removeBlob(d);
+  }
+
   removeBlob(digest: string): void {
     try {
       Deno.removeSync(this.blobPath(digest));
