@@ -36,6 +36,13 @@ import { waitCommand } from "./wait.ts";
 import { topCommand } from "./top.ts";
 import { renameCommand } from "./rename.ts";
 import { infoCommand, versionCommand } from "./version.ts";
+// Images that go back out (issue 14): commit, tag, push, login, save/load, history.
+import { commitCommand } from "./commit.ts";
+import { tagCommand } from "./tag.ts";
+import { pushCommand } from "./push.ts";
+import { loginCommand, logoutCommand } from "./login.ts";
+import { loadCommand, saveCommand } from "./save.ts";
+import { historyCommand } from "./history.ts";
 
 type AnyCommand = Command<unknown[], Record<string, unknown>>;
 
@@ -114,9 +121,26 @@ function containerCommand(): AnyCommand {
       portCommand(),
       statsCommand(),
       containerPruneCommand(),
+      ...imageOutCommands("container"),
     ]
   ) group.addCommand(sub as AnyCommand);
   return group;
+}
+
+/**
+ * The commands that make images and send them out: top level, and under `image` (but `commit`,
+ * which Docker files under `container`).
+ */
+function imageOutCommands(group?: "image" | "container"): AnyCommand[] {
+  if (group === "container") return [commitCommand() as unknown as AnyCommand];
+  return [
+    ...(group === "image" ? [] : [commitCommand()]),
+    tagCommand(),
+    pushCommand(),
+    saveCommand(),
+    loadCommand(),
+    historyCommand(),
+  ] as unknown as AnyCommand[];
 }
 
 /** Docker's `image` group. */
@@ -130,6 +154,7 @@ function imageCommand(): AnyCommand {
       importCommand(),
       renamed(rmiCommand, "rm", "remove"),
       imagePruneCommand(),
+      ...imageOutCommands("image"),
     ]
   ) group.addCommand(sub as AnyCommand);
   return group;
@@ -201,6 +226,9 @@ export function program(): AnyCommand {
       importCommand(),
       imagesCommand(),
       rmiCommand(),
+      ...imageOutCommands(),
+      loginCommand(),
+      logoutCommand(),
       rootfsCommand(),
       versionCommand(),
       infoCommand(),

@@ -4,7 +4,7 @@
  * untags, and deletes an image (and the layers no other image uses) when its last name goes.
  */
 
-import { UserError } from "../base/errors.ts";
+import { EXIT_FAILURE, UserError } from "../base/errors.ts";
 import { digestHex } from "./digest.ts";
 import { familiarName, parseReference, repositoryName } from "./reference.ts";
 import { type ImageIndex, type ImageRecord, ImageStore } from "./store.ts";
@@ -168,14 +168,14 @@ async function removeOne(
     delete index.images[record.id];
     deleted.push(record);
     const stillUsed = new Set(Object.values(index.images).flatMap((r) => r.layers));
-    const blobsUsed = new Set(Object.values(index.images).flatMap((r) => [r.id, r.manifest]));
     for (const diffId of record.layers) {
       if (!stillUsed.has(diffId)) store.removeLayer(diffId);
     }
-    if (!blobsUsed.has(record.id)) store.removeBlob(record.id);
-    if (record.manifest !== undefined && !blobsUsed.has(record.manifest)) {
-      store.removeBlob(record.manifest);
-    }
+    store.removeUnreferencedBlobs(index, [
+      record.id,
+      record.manifest,
+      ...(record.layerBlobs ?? []),
+    ]);
     lines.push(`Deleted: ${record.id}`);
     return lines;
   });
@@ -186,4 +186,26 @@ function displayKey(key: string): string {
   const at = key.indexOf("@");
   const split = at >= 0 ? at : key.lastIndexOf(":");
   return familiarName(key.slice(0, split)) + key.slice(split);
+}
+
+/**
+ * `tag SOURCE TARGET`: one more name for an image (a tag that named another image moves). The
+ * source is found as `rmi` finds it (name, digest, id); the target must be NAME[:TAG].
+ */
+export async function tagImage(
+  source: string,
+  target: string,
+  store: ImageStore = new ImageStore(),
+): Promise<string> {
+  const ref = parseReference(target);
+  if (ref.digest !== undefined) {
+    throw new UserError(`Cannot tag as "${target}": a tag cannot be a digest (use NAME[:TAG])`);
+  }
+  const key = `${repositoryName(ref)}:${ref.tag}`;
+  return await store.updateIndex((index) => {
+    const found = findImage(index, source);
+    if (found === null) throw new UserError(`No such image: ${source}`, EXIT_FAILURE);
+    index.tags[key] = found.record.id;
+    return found.record.id;
+  });
 }

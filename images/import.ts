@@ -3,11 +3,16 @@
  * one-layer image with an empty runtime config, like `docker import`.
  */
 
-import { basename, join } from "node:path";
+import { basename } from "node:path";
 import { UserError } from "../base/errors.ts";
 import { hostPlatform } from "./config.ts";
-import { digestHex, sha256Digest } from "./digest.ts";
-import { unpackStream } from "./layers.ts";
+import {
+  commitReceived,
+  layerMediaType,
+  type ReceivedLayer,
+  receiveLayer,
+  recordImage,
+} from "./ingest.ts";
 import { formatReference, parseReference, repositoryName } from "./reference.ts";
 import { type ImageRecord, ImageStore } from "./store.ts";
 
@@ -46,58 +51,45 @@ export async function importTarball(
     source = file.readable; // closes the file when read to the end or cancelled
   }
 
-  const tmp = store.makeTemp("import");
+  let layer: ReceivedLayer;
   try {
-    const diffDir = join(tmp, "diff");
-    Deno.mkdirSync(diffDir);
-    Deno.chmodSync(diffDir, 0o755); // the image's "/" unless the layer says otherwise; no umask
-    let result;
-    try {
-      result = await unpackStream(source, diffDir);
-    } catch (err) {
-      throw fail(err instanceof Error ? err.message : String(err));
-    }
-    if (result.error !== undefined || result.diffId === undefined) {
-      const why = result.error instanceof Error ? result.error.message : String(result.error);
+    layer = await receiveLayer(store, source, { gzipPlain: true });
+  } catch (err) {
+    throw fail(err instanceof Error ? err.message : String(err));
+  }
+  try {
+    if (layer.error !== undefined || layer.diffId === undefined) {
+      const why = layer.error instanceof Error ? layer.error.message : String(layer.error);
       throw fail(`not a usable tar archive: ${why}`);
     }
-    const diffId = result.diffId;
-    const size = result.stats?.size ?? 0;
-    await store.withLock(`layer-${digestHex(diffId)}`, () => {
-      if (!store.hasLayer(diffId)) store.commitLayer(tmp, { diffId, size });
-      return Promise.resolve();
-    });
-
+    const diffId = layer.diffId;
     const created = new Date().toISOString();
     const { os, architecture } = hostPlatform();
-    const config = {
-      architecture,
-      os,
-      created,
-      config: {},
-      rootfs: { type: "layers", diff_ids: [diffId] },
-      history: [{ created, created_by: `mini-docker import ${basename(tarball)}` }],
-    };
-    const configBytes = new TextEncoder().encode(JSON.stringify(config));
-    const id = sha256Digest(configBytes);
-    const record: ImageRecord = {
-      id,
-      layers: [diffId],
-      repoDigests: [],
-      created,
-      size,
-      added: created,
-    };
-    await store.updateIndex((index) => {
-      if (!store.hasLayer(diffId)) throw fail("the layer was removed while importing");
-      store.writeBlob(id, configBytes);
-      index.images[id] = record;
-      if (ref !== undefined) index.tags[`${repositoryName(ref)}:${ref.tag}`] = id;
+    const docker = layer.compression === "gzip";
+    const record = await recordImage(store, {
+      config: {
+        architecture,
+        os,
+        created,
+        config: {},
+        rootfs: { type: "layers", diff_ids: [diffId] },
+        history: [{ created, created_by: `mini-docker import ${basename(tarball)}` }],
+      },
+      layers: [{
+        digest: layer.digest,
+        size: layer.size,
+        mediaType: layerMediaType(layer.compression, docker),
+        diffId,
+      }],
+      docker,
+      tags: ref === undefined ? [] : [`${repositoryName(ref)}:${ref.tag}`],
+      // Under the index lock, so that no rmi sees the layer without its image.
+      beforeIndex: () => commitReceived(store, layer, diffId),
     });
     return { record, ref: ref && formatReference(ref) };
   } finally {
     try {
-      Deno.removeSync(tmp, { recursive: true });
+      Deno.removeSync(layer.tmp, { recursive: true });
     } catch {
       // Renamed into the store, or nothing left.
     }

@@ -18,6 +18,10 @@ export interface LayerStreamResult {
   diffId: string | undefined;
   /** Bytes received. */
   bytes: number;
+  /** Bytes of the uncompressed tar. */
+  tarBytes: number;
+  /** The compression its first bytes said. */
+  compression: Compression;
   stats: UnpackStats | undefined;
   error: unknown;
 }
@@ -117,6 +121,8 @@ export async function unpackStream(
     digest: `sha256:${hash.digest("hex")}`,
     diffId: error === undefined ? diffTap.digest() : undefined,
     bytes: total,
+    tarBytes: diffTap.bytes,
+    compression: head.compression,
     stats,
     error,
   };
@@ -126,7 +132,7 @@ export async function unpackStream(
  * The stream that decompresses a layer: the web's gzip, Deno's built-in zstd decoder (node:zlib,
  * loaded only for a zstd layer), or none.
  */
-async function decompressor(
+export async function decompressor(
   compression: Compression,
 ): Promise<TransformStream<Uint8Array, Uint8Array>> {
   if (compression === "gzip") {

@@ -9,8 +9,8 @@ export interface Progress {
   status(line: string): void;
   /** A layer's state: "Pulling fs layer", "Already exists", "Pull complete". */
   layer(id: string, text: string): void;
-  /** Bytes of a layer received so far (drawn only on a terminal). */
-  bytes(id: string, current: number, total: number): void;
+  /** Bytes of a layer received (or sent: `action` "Pushing") so far; drawn only on a terminal. */
+  bytes(id: string, current: number, total: number, action?: string): void;
   /** Draws the final state; call once at the end. */
   close(): void;
 }
@@ -69,13 +69,13 @@ class TerminalProgress implements Progress {
     this.#draw(true);
   }
 
-  bytes(id: string, current: number, total: number): void {
+  bytes(id: string, current: number, total: number, action = "Downloading"): void {
     const fraction = total > 0 ? Math.min(current / total, 1) : 0;
     const filled = Math.floor(fraction * BAR_WIDTH);
     const bar = "=".repeat(filled) + (filled < BAR_WIDTH ? ">" : "") +
       " ".repeat(Math.max(0, BAR_WIDTH - filled - 1));
     const sizes = `${formatSize(current, 4)}/${formatSize(total, 4)}`;
-    this.#lines.set(id, `${id}: Downloading [${bar}] ${sizes}`);
+    this.#lines.set(id, `${id}: ${action} [${bar}] ${sizes}`);
     this.#draw(false);
   }
 

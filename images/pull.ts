@@ -5,7 +5,6 @@
  * wait for each other instead of fetching it twice.
  */
 
-import { join } from "node:path";
 import { UserError } from "../base/errors.ts";
 import {
   type Descriptor,
@@ -19,7 +18,7 @@ import {
   selectPlatform,
 } from "./config.ts";
 import { digestHex, shortId } from "./digest.ts";
-import { unpackStream } from "./layers.ts";
+import { commitReceived, type ReceivedLayer, receiveLayer } from "./ingest.ts";
 import { createProgress, type Progress } from "./progress.ts";
 import { formatReference, parseReference, repositoryName } from "./reference.ts";
 import { type FetchedManifest, RegistryClient } from "./registry.ts";
@@ -114,13 +113,19 @@ export async function pullImage(text: string, opts: PullOptions = {}): Promise<P
     let record: ImageRecord | undefined;
     for (let attempt = 0; record === undefined; attempt++) {
       // An rmi running meanwhile may have removed a layer that was not yet referenced.
-      const missing = config.diffIds.flatMap((d, i) => store.hasLayer(d) ? [] : [i]);
+      const missing = config.diffIds.flatMap((d, i) =>
+        store.hasLayer(d) && store.hasBlob(layers[i]!.digest) ? [] : [i]
+      );
       if (missing.length > 0) {
         if (attempt >= 3) throw fail("layers keep disappearing from the store");
         await fetchLayers(missing);
       }
       record = await store.updateIndex((index) => {
-        if (!config.diffIds.every((d) => store.hasLayer(d))) return undefined;
+        if (
+          !config.diffIds.every((d, i) => store.hasLayer(d) && store.hasBlob(layers[i]!.digest))
+        ) {
+          return undefined;
+        }
         store.writeBlob(top.digest, top.bytes);
         store.writeBlob(manifest.digest, manifest.bytes);
         store.writeBlob(id, configBytes);
@@ -130,12 +135,18 @@ export async function pullImage(text: string, opts: PullOptions = {}): Promise<P
           id,
           layers: config.diffIds,
           manifest: manifest.digest,
+          layerBlobs: layers.map((l) => l.digest),
           repoDigests: [...new Set([...(old?.repoDigests ?? []), repoDigest])],
           created: config.created,
           size,
           added: old?.added ?? new Date().toISOString(),
         };
         index.images[id] = rec;
+        // The same image stored before from elsewhere (a load, a commit): its own manifest and
+        // blobs go, unless another image names them.
+        if (old !== undefined) {
+          store.removeUnreferencedBlobs(index, [old.manifest, ...(old.layerBlobs ?? [])]);
+        }
         // A digest reference names one image: the one pulled last (an index digest resolves
         // to a different image per platform).
         for (const other of Object.values(index.images)) {
@@ -177,44 +188,40 @@ async function ensureLayer(
 ): Promise<boolean> {
   const id = shortId(desc.digest);
   return await store.withLock(`layer-${digestHex(diffId)}`, async () => {
-    if (store.hasLayer(diffId)) {
+    if (store.hasLayer(diffId) && store.hasBlob(desc.digest)) {
       progress.layer(id, "Already exists");
       return false;
     }
-    const tmp = store.makeTemp("layer");
+    const res = await client.blob(desc.digest);
+    let layer: ReceivedLayer;
     try {
-      const diffDir = join(tmp, "diff");
-      Deno.mkdirSync(diffDir);
-      Deno.chmodSync(diffDir, 0o755); // the image's "/" unless the layer says otherwise
-      const res = await client.blob(desc.digest);
-      let result;
-      try {
-        result = await unpackStream(res.body!, diffDir, {
-          maxBytes: desc.size,
-          onBytes: (n) => progress.bytes(id, n, desc.size),
-        });
-      } catch (err) {
-        throw fail(`blob ${desc.digest}: ${err instanceof Error ? err.message : err}`);
+      layer = await receiveLayer(store, res.body!, {
+        maxBytes: desc.size,
+        onBytes: (n) => progress.bytes(id, n, desc.size),
+      });
+    } catch (err) {
+      throw fail(`blob ${desc.digest}: ${err instanceof Error ? err.message : err}`);
+    }
+    try {
+      if (layer.digest !== desc.digest) {
+        throw fail(`blob ${desc.digest}: digest mismatch (got ${layer.digest})`);
       }
-      if (result.digest !== desc.digest) {
-        throw fail(`blob ${desc.digest}: digest mismatch (got ${result.digest})`);
-      }
-      if (result.error !== undefined) {
-        const why = result.error instanceof Error ? result.error.message : String(result.error);
+      if (layer.error !== undefined) {
+        const why = layer.error instanceof Error ? layer.error.message : String(layer.error);
         throw fail(`layer ${desc.digest}: ${why}`);
       }
-      if (result.diffId !== diffId) {
+      if (layer.diffId !== diffId) {
         throw fail(
-          `layer ${desc.digest}: uncompressed digest ${result.diffId} is not the config's ${diffId}`,
+          `layer ${desc.digest}: uncompressed digest ${layer.diffId} is not the config's ${diffId}`,
         );
       }
-      store.commitLayer(tmp, { diffId, size: result.stats?.size ?? 0 });
+      commitReceived(store, layer, diffId);
       progress.layer(id, "Pull complete");
       return true;
     } finally {
       // After a commit tmp is gone; after a failure nothing of it may survive.
       try {
-        Deno.removeSync(tmp, { recursive: true });
+        Deno.removeSync(layer.tmp, { recursive: true });
       } catch {
         // Renamed into the store (success) or already removed.
       }

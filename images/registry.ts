@@ -7,6 +7,7 @@
 import { UserError } from "../base/errors.ts";
 import { isDigest, sha256Digest } from "./digest.ts";
 import { isLoopbackHost, registryEndpoint } from "./reference.ts";
+import { basicAuth, type Credentials, readCredentials } from "./auth.ts";
 
 /** Manifest media types we ask for and understand. */
 export const MEDIA_TYPES = {
@@ -20,6 +21,10 @@ const ACCEPT = Object.values(MEDIA_TYPES).join(", ");
 /** Manifests and configs are small; refuse to buffer anything bigger (containerd's limit). */
 const MAX_DOCUMENT = 4 << 20;
 const MAX_REDIRECTS = 5;
+/** Bytes per PATCH of an upload: what an interruption waits for at most. */
+const UPLOAD_CHUNK = 16 << 20;
+/** Exit code of a push interrupted by Ctrl-C (128 + SIGINT). */
+const EXIT_INTERRUPTED = 130;
 /** How long a registry may take to start answering a request. */
 const HEADERS_TIMEOUT_MS = 30_000;
 
@@ -42,23 +47,52 @@ export interface FetchedManifest {
   digest: string;
 }
 
+/** How a client authenticates and what it asks for. */
+export interface ClientOptions {
+  insecure?: boolean;
+  /**
+   * Token scopes to ask for (default `repository:<repo>:pull`; a push asks for `pull,push`,
+   * plus `pull` on the repositories it mounts blobs from).
+   */
+  scopes?: string[];
+  /** Credentials; default: the ones saved by `login` for this registry; null: none. */
+  credentials?: Credentials | null;
+  /** Aborts the requests under way (an interrupted push); clean-up requests still go. */
+  signal?: AbortSignal;
+}
+
+/** A request body: bytes (which can be sent again after a challenge) or a stream (once). */
+type Body = Uint8Array | ReadableStream<Uint8Array>;
+
 /** Talks to one repository of one registry. */
 export class RegistryClient {
   readonly domain: string;
   readonly repository: string;
+  #root: string;
   #base: string;
-  #token: string | undefined;
+  #authorization: string | undefined;
+  #scopes: string[];
+  #creds: Credentials | undefined;
+  #push: boolean;
+  #signal: AbortSignal | undefined;
 
-  constructor(domain: string, repository: string, opts: { insecure?: boolean } = {}) {
+  constructor(domain: string, repository: string, opts: ClientOptions = {}) {
     this.domain = domain;
     this.repository = repository;
     const scheme = opts.insecure || isLoopbackHost(domain) ? "http" : "https";
-    this.#base = `${scheme}://${registryEndpoint(domain)}/v2/${repository}`;
+    this.#root = `${scheme}://${registryEndpoint(domain)}/v2/`;
+    this.#base = `${this.#root}${repository}`;
+    this.#scopes = opts.scopes ?? [`repository:${repository}:pull`];
+    this.#push = this.#scopes.some((s) => s === `repository:${repository}:pull,push`);
+    this.#signal = opts.signal;
+    this.#creds = opts.credentials === null
+      ? undefined
+      : opts.credentials ?? readCredentials(domain);
   }
 
   /** GETs a manifest by tag or digest; the digest is checked when it is known in advance. */
   async manifest(reference: string): Promise<FetchedManifest> {
-    const res = await this.#get(`${this.#base}/manifests/${reference}`, ACCEPT);
+    const res = await this.#send("GET", `${this.#base}/manifests/${reference}`, { accept: ACCEPT });
     if (!res.ok) throw await responseError(res);
     const bytes = await readLimited(res, MAX_DOCUMENT, "manifest");
     const digest = sha256Digest(bytes);
@@ -75,7 +109,7 @@ export class RegistryClient {
 
   /** GETs a blob; the caller streams the body and must check its digest. */
   async blob(digest: string): Promise<Response> {
-    const res = await this.#get(`${this.#base}/blobs/${digest}`);
+    const res = await this.#send("GET", `${this.#base}/blobs/${digest}`);
     if (!res.ok) throw await responseError(res);
     if (res.body === null) throw new RegistryError(`blob ${digest}: empty response`, res.status);
     return res;
@@ -91,40 +125,198 @@ export class RegistryClient {
     return bytes;
   }
 
-  async #get(url: string, accept?: string): Promise<Response> {
-    let res = await this.#fetch(url, accept);
-    if (res.status === 401) {
+  /** Authenticates now (before a streamed upload, which cannot be sent twice). */
+  async ping(): Promise<void> {
+    // The repository's own URL draws the challenge with this repository's scope.
+    const res = await this.#send("HEAD", `${this.#base}/blobs/${EMPTY_DIGEST}`);
+    await res.body?.cancel();
+    if (res.status === 401 || res.status === 403) throw await responseError(res);
+  }
+
+  /** True when the repository has the blob (HEAD). */
+  async hasBlob(digest: string): Promise<boolean> {
+    const res = await this.#send("HEAD", `${this.#base}/blobs/${digest}`);
+    await res.body?.cancel();
+    if (res.status === 200) return true;
+    if (res.status === 404) return false;
+    throw await responseError(res);
+  }
+
+  /**
+   * Asks the registry to mount a blob from another of its repositories. True when it did; else
+   * the upload session it opened instead (its URL), for the caller to upload into.
+   */
+  async mountBlob(digest: string, from: string): Promise<true | string> {
+    const url = `${this.#base}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${
+      encodeURIComponent(from)
+    }`;
+    const res = await this.#send("POST", url, { body: new Uint8Array() });
+    await res.body?.cancel();
+    if (res.status === 201) return true;
+    if (res.status === 202) return this.#location(res);
+    throw await responseError(res);
+  }
+
+  /** Opens an upload session; its URL. */
+  async startUpload(): Promise<string> {
+    const res = await this.#send("POST", `${this.#base}/blobs/uploads/`, {
+      body: new Uint8Array(),
+    });
+    if (res.status !== 202) throw await responseError(res);
+    await res.body?.cancel();
+    return this.#location(res);
+  }
+
+  /**
+   * Uploads a blob into an upload session in chunks of UPLOAD_CHUNK bytes (one PATCH each, with
+   * its Content-Range; each body streamed, so memory stays constant), then closes the session
+   * with the blob's digest. `chunk(offset, length)` gives the bytes. On failure the session is
+   * cancelled (DELETE) so the registry keeps no half-written blob; an interruption (`signal` of
+   * the client) takes effect between chunks, where the session's state is known to the registry
+   * and a DELETE is honoured (after a PATCH cut short, distribution refuses it).
+   */
+  async upload(
+    session: string,
+    chunk: (offset: number, length: number) => ReadableStream<Uint8Array>,
+    size: number,
+    digest: string,
+  ): Promise<void> {
+    let location = session;
+    try {
+      for (let offset = 0; offset < size; offset += UPLOAD_CHUNK) {
+        if (this.#signal?.aborted) throw new UserError("Interrupted", EXIT_INTERRUPTED);
+        const length = Math.min(UPLOAD_CHUNK, size - offset);
+        const patch = await this.#send("PATCH", location, {
+          body: chunk(offset, length),
+          headers: {
+            "content-type": "application/octet-stream",
+            "content-length": String(length),
+            "content-range": `${offset}-${offset + length - 1}`,
+          },
+          cleanup: true, // a chunk is finished even when interrupted
+        });
+        if (patch.status !== 202 && patch.status !== 204) throw await responseError(patch);
+        await patch.body?.cancel();
+        if (patch.headers.get("location") !== null) location = this.#location(patch);
+      }
+      const url = new URL(location);
+      url.searchParams.set("digest", digest);
+      const put = await this.#send("PUT", url.href, {
+        body: new Uint8Array(),
+        headers: { "content-type": "application/octet-stream" },
+      });
+      if (put.status !== 201 && put.status !== 204) throw await responseError(put);
+      await put.body?.cancel();
+    } catch (err) {
+      await this.cancelUpload(location);
+      throw err;
+    }
+  }
+
+  /** Cancels an upload session (best effort: the registry expires abandoned ones itself). */
+  async cancelUpload(location: string): Promise<void> {
+    try {
+      const res = await this.#send("DELETE", location, { cleanup: true });
+      await res.body?.cancel();
+    } catch {
+      // Unreachable now: nothing more to do.
+    }
+  }
+
+  /** PUTs a manifest under a tag; the digest the registry gives it. */
+  async putManifest(reference: string, bytes: Uint8Array, mediaType: string): Promise<string> {
+    const res = await this.#send("PUT", `${this.#base}/manifests/${reference}`, {
+      body: bytes,
+      headers: { "content-type": mediaType },
+    });
+    if (res.status !== 201 && res.status !== 200 && res.status !== 202) {
+      throw await responseError(res);
+    }
+    await res.body?.cancel();
+    const digest = res.headers.get("docker-content-digest");
+    return isDigest(digest) ? digest : sha256Digest(bytes);
+  }
+
+  /**
+   * Checks credentials against the registry (what `login` does before saving them): GET /v2/
+   * with them, through the token service when the registry sends one.
+   */
+  async login(): Promise<void> {
+    this.#scopes = [];
+    const res = await this.#send("GET", this.#root);
+    await res.body?.cancel();
+    if (!res.ok) throw await responseError(res);
+  }
+
+  #location(res: Response): string {
+    const location = res.headers.get("location");
+    if (location === null) {
+      throw new RegistryError("the registry gave no upload location", res.status);
+    }
+    return new URL(location, this.#root).href;
+  }
+
+  async #send(
+    method: string,
+    url: string,
+    opts: { accept?: string; headers?: Record<string, string>; body?: Body; cleanup?: boolean } =
+      {},
+  ): Promise<Response> {
+    let res = await this.#fetch(method, url, opts);
+    if (res.status === 401 && !(opts.body instanceof ReadableStream)) {
       const challenge = res.headers.get("www-authenticate") ?? "";
       await res.body?.cancel();
-      this.#token = await this.#authenticate(challenge);
-      res = await this.#fetch(url, accept);
+      this.#authorization = await this.#authenticate(challenge);
+      res = await this.#fetch(method, url, opts);
       if (res.status === 401) {
         await res.body?.cancel();
-        throw new RegistryError(
-          "pull access denied, repository does not exist or may require authorization",
-          401,
-          "UNAUTHORIZED",
-        );
+        throw this.#denied();
       }
     }
     return res;
   }
 
+  #denied(): RegistryError {
+    if (this.#scopes.length === 0) {
+      return new RegistryError("unauthorized: incorrect username or password", 401, "UNAUTHORIZED");
+    }
+    const server = this.domain === "docker.io" ? "" : ` ${this.domain}`;
+    const hint = this.#creds === undefined ? ` (log in with "mini-docker login${server}")` : "";
+    return new RegistryError(
+      this.#push
+        ? `unauthorized: authentication required${hint}`
+        : `pull access denied, repository does not exist or may require authorization${hint}`,
+      401,
+      "UNAUTHORIZED",
+    );
+  }
+
   /**
-   * One GET, redirects followed by hand: blobs are often served from another host (a CDN),
-   * which must not receive our registry token. Gives up when no answer comes in time.
+   * One request, redirects of GET and HEAD followed by hand: blobs are often served from another
+   * host (a CDN), which must not receive our registry credentials. Gives up when no answer comes
+   * in time (an upload's answer comes after its body: no limit there).
    */
-  async #fetch(url: string, accept?: string): Promise<Response> {
+  async #fetch(
+    method: string,
+    url: string,
+    opts: { accept?: string; headers?: Record<string, string>; body?: Body; cleanup?: boolean },
+  ): Promise<Response> {
     const origin = new URL(url).origin;
     let target = url;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-      const headers: Record<string, string> = {};
-      if (accept) headers["accept"] = accept;
-      if (this.#token && new URL(target).origin === origin) {
-        headers["authorization"] = `Bearer ${this.#token}`;
+      const headers: Record<string, string> = { ...opts.headers };
+      if (opts.accept) headers["accept"] = opts.accept;
+      if (this.#authorization && new URL(target).origin === origin) {
+        headers["authorization"] = this.#authorization;
       }
-      const res = await fetchWithTimeout(target, headers, this.domain);
+      const res = await fetchWithTimeout(target, headers, this.domain, {
+        method,
+        body: opts.body,
+        timeout: opts.body instanceof ReadableStream ? undefined : HEADERS_TIMEOUT_MS,
+        signal: opts.cleanup ? undefined : this.#signal,
+      });
       const location = res.headers.get("location");
+      if (method !== "GET" && method !== "HEAD") return res;
       if (res.status < 300 || res.status >= 400 || location === null) return res;
       await res.body?.cancel();
       target = new URL(location, target).href;
@@ -132,20 +324,39 @@ export class RegistryClient {
     throw new RegistryError(`too many redirects for ${url}`, 0);
   }
 
-  /** Anonymous token for `repository:<name>:pull` from the challenge's realm. */
+  /**
+   * The Authorization header a challenge asks for: Basic with the saved credentials, or a
+   * bearer token from the challenge's realm (anonymous, or with the credentials).
+   */
   async #authenticate(challenge: string): Promise<string> {
     const { scheme, params } = parseChallenge(challenge);
+    if (scheme === "basic") {
+      if (this.#creds === undefined) throw this.#denied();
+      return basicAuth(this.#creds);
+    }
     if (scheme !== "bearer" || !params.realm) {
       throw new RegistryError(
-        `authentication required (${scheme || "no"} challenge; only anonymous pulls are supported)`,
+        `authentication required (${scheme || "no"} challenge, which mini-docker does not speak)`,
         401,
         "UNAUTHORIZED",
       );
     }
     const url = new URL(params.realm);
     if (params.service) url.searchParams.set("service", params.service);
-    url.searchParams.set("scope", params.scope ?? `repository:${this.repository}:pull`);
-    const res = await fetchWithTimeout(url.href, {}, url.host);
+    const scopes = this.#scopes.length > 0 || params.scope === undefined
+      ? this.#scopes
+      : [params.scope];
+    for (const scope of scopes) url.searchParams.append("scope", scope);
+    const headers: Record<string, string> = {};
+    if (this.#creds !== undefined) {
+      headers["authorization"] = basicAuth(this.#creds);
+      url.searchParams.set("account", this.#creds.username);
+    }
+    const res = await fetchWithTimeout(url.href, headers, url.host);
+    if (res.status === 401) {
+      await res.body?.cancel();
+      throw this.#denied();
+    }
     if (!res.ok) {
       const err = await responseError(res);
       throw new RegistryError(`cannot get a token from ${url.origin}: ${err.message}`, res.status);
@@ -155,9 +366,12 @@ export class RegistryClient {
     if (typeof token !== "string") {
       throw new RegistryError(`no token in the answer of ${url.origin}`, res.status);
     }
-    return token;
+    return `Bearer ${token}`;
   }
 }
+
+/** The digest of no bytes: a HEAD of it draws a repository's challenge. */
+const EMPTY_DIGEST = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /** Splits `Bearer realm="...",service="..."` into a lower-case scheme and its parameters. */
 export function parseChallenge(header: string): { scheme: string; params: Record<string, string> } {
@@ -179,12 +393,27 @@ async function fetchWithTimeout(
   url: string,
   headers: Record<string, string>,
   host: string,
+  opts: { method?: string; body?: Body; timeout?: number; signal?: AbortSignal } = {
+    timeout: HEADERS_TIMEOUT_MS,
+  },
 ): Promise<Response> {
+  if (opts.signal?.aborted) throw new UserError("Interrupted", EXIT_INTERRUPTED);
   const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), HEADERS_TIMEOUT_MS);
+  const timer = opts.timeout === undefined
+    ? undefined
+    : setTimeout(() => abort.abort(), opts.timeout);
   try {
-    return await fetch(url, { headers, redirect: "manual", signal: abort.signal });
+    return await fetch(url, {
+      method: opts.method ?? "GET",
+      headers,
+      body: opts.body as BodyInit | undefined,
+      redirect: "manual",
+      signal: opts.signal === undefined
+        ? abort.signal
+        : AbortSignal.any([abort.signal, opts.signal]),
+    });
   } catch (err) {
+    if (opts.signal?.aborted) throw new UserError("Interrupted", EXIT_INTERRUPTED);
     if (abort.signal.aborted) {
       throw new UserError(
         `Cannot reach registry "${host}": no answer in ${HEADERS_TIMEOUT_MS / 1000} s`,

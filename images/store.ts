@@ -3,7 +3,9 @@
  *
  * ```
  * index.json              repositories, tags and image records (replaced atomically)
- * blobs/sha256/<hex>      manifests and image configs, named by their verified digest
+ * blobs/sha256/<hex>      manifests, image configs and layer blobs (the compressed bytes as pulled,
+ *                         imported, loaded or committed), named by their verified digest: what
+ *                         push and save send out again under the digests the manifest names
  * layers/<hex>/diff       an unpacked layer (overlayfs lower dir), keyed by its diff id, so a
  * layers/<hex>/layer.json layer shared between images is stored once
  * locks/                  flock files: the index, and one per layer being fetched
@@ -26,8 +28,13 @@ export interface ImageRecord {
   id: string;
   /** Diff ids of the layers, bottom-most first (the order of the config's rootfs). */
   layers: string[];
-  /** Digest of the platform manifest it was pulled with (absent for imports). */
+  /**
+   * Digest of its platform manifest: the one it was pulled with, or the one made for it when it
+   * was imported, loaded or committed. Absent in images stored before layer blobs were kept.
+   */
   manifest?: string;
+  /** Digests of the layer blobs its manifest names, bottom-most first (absent: stored before). */
+  layerBlobs?: string[];
   /** `repository@sha256:<digest>` of the manifest or index the image was pulled by. */
   repoDigests: string[];
   /** The config's creation time (ISO 8601), if it says. */
@@ -49,6 +56,8 @@ export interface ImageIndex {
 export interface LayerInfo {
   diffId: string;
   size: number;
+  /** Bytes of the uncompressed tar (what `save` writes); absent in layers stored before. */
+  tarSize?: number;
 }
 
 /** The image store rooted at `${dataRoot()}/images` (or `root`). */
@@ -172,6 +181,36 @@ export class ImageStore {
     const actual = sha256Digest(bytes);
     if (actual !== digest) throw new Error(`blob ${digest} is corrupt (its digest is ${actual})`);
     return bytes;
+  }
+
+  /** True when a blob is stored (its content is checked when it is read). */
+  hasBlob(digest: string): boolean {
+    return exists(this.blobPath(digest));
+  }
+
+  /**
+   * Moves a complete blob file (written under tmp/, its digest already checked by the caller)
+   * into place; a no-op when the blob is already there.
+   */
+  commitBlobFile(tmpFile: string, digest: string): void {
+    const path = this.blobPath(digest);
+    if (exists(path)) {
+      removeQuietly(tmpFile);
+      return;
+    }
+    Deno.mkdirSync(join(this.root, "blobs", "sha256"), { recursive: true });
+    Deno.renameSync(tmpFile, path);
+  }
+
+  /**
+   * Removes those of `digests` that no image of `index` names any more (config, manifest or
+   * layer blob): what an image record replaced by another copy of the same image left behind.
+   */
+  removeUnreferencedBlobs(index: ImageIndex, digests: Iterable<string | undefined>): void {
+    const used = new Set(
+      Object.values(index.images).flatMap((r) => [r.id, r.manifest, ...(r.layerBlobs ?? [])]),
+    );
+    for (const d of digests) if (d !== undefined && !used.has(d)) this.removeBlob(d);
   }
 
   removeBlob(digest: string): void {

@@ -74,7 +74,17 @@ export class TestRegistry implements AsyncDisposable {
     this.#child = child;
   }
 
-  static async start(): Promise<TestRegistry> {
+  /**
+   * Starts a registry. `htpasswd`: only this user may use it (Basic auth, as a private
+   * registry); `accessLog`: keep the access log (one line per request) for `log()`.
+   */
+  static async start(
+    opts: {
+      htpasswd?: { user: string; password: string };
+      token?: TokenServer;
+      accessLog?: boolean;
+    } = {},
+  ): Promise<TestRegistry> {
     try {
       Deno.statSync(REGISTRY_BIN);
     } catch {
@@ -83,6 +93,24 @@ export class TestRegistry implements AsyncDisposable {
     const dir = await Deno.makeTempDir({ prefix: "mini-docker-registry-" });
     const port = freePort();
     const host = `127.0.0.1:${port}`;
+    const auth: string[] = [];
+    if (opts.htpasswd !== undefined) {
+      const { user, password } = opts.htpasswd;
+      const out = await new Deno.Command("htpasswd", { args: ["-Bbn", user, password] }).output();
+      if (!out.success) throw new Error("htpasswd failed (apt-get install apache2-utils)");
+      await Deno.writeFile(`${dir}/htpasswd`, out.stdout);
+      auth.push("auth:", "  htpasswd:", "    realm: test", `    path: ${dir}/htpasswd`);
+    }
+    if (opts.token !== undefined) {
+      auth.push(
+        "auth:",
+        "  token:",
+        `    realm: ${opts.token.realm}`,
+        `    service: ${TokenServer.SERVICE}`,
+        `    issuer: ${TokenServer.ISSUER}`,
+        `    rootcertbundle: ${opts.token.certPath}`,
+      );
+    }
     await Deno.writeTextFile(
       `${dir}/config.yml`,
       [
@@ -90,7 +118,8 @@ export class TestRegistry implements AsyncDisposable {
         "log:",
         "  level: error",
         "  accesslog:",
-        "    disabled: true",
+        `    disabled: ${opts.accessLog ? "false" : "true"}`,
+        ...auth,
         "storage:",
         "  filesystem:",
         `    rootdirectory: ${dir}/storage`,
@@ -101,8 +130,15 @@ export class TestRegistry implements AsyncDisposable {
         "",
       ].join("\n"),
     );
-    const child = new Deno.Command(REGISTRY_BIN, {
-      args: ["serve", `${dir}/config.yml`],
+    // The access log goes to stdout: straight into a file (sh execs the registry itself).
+    const child = new Deno.Command("/bin/sh", {
+      args: [
+        "-c",
+        `exec ${REGISTRY_BIN} serve "$1" >"$2"`,
+        "sh",
+        `${dir}/config.yml`,
+        opts.accessLog ? `${dir}/access.log` : "/dev/null",
+      ],
       stdin: "null",
       stdout: "null",
       stderr: "null",
@@ -114,7 +150,7 @@ export class TestRegistry implements AsyncDisposable {
         try {
           const res = await fetch(`http://${host}/v2/`);
           await res.body?.cancel();
-          if (res.ok) break;
+          if (res.ok || res.status === 401) break;
         } catch {
           // Not listening yet.
         }
@@ -136,6 +172,11 @@ export class TestRegistry implements AsyncDisposable {
     }
     await this.#child.status;
     await Deno.remove(this.dir, { recursive: true });
+  }
+
+  /** The access log so far (started with `accessLog`): one line per request. */
+  log(): string {
+    return Deno.readTextFileSync(`${this.dir}/access.log`);
   }
 
   /** Where the registry keeps a blob's bytes (to tamper with them). */
@@ -310,5 +351,127 @@ export class SlowProxy implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.#server.shutdown();
+  }
+}
+
+/**
+ * A token service for a registry configured with `token` auth (as Docker Hub's): it checks one
+ * user's password (Basic) and grants what is asked for; anonymous requests get no access. The
+ * tokens are ES256 JWTs carrying their certificate (`x5c`), which the registry trusts.
+ */
+export class TokenServer implements AsyncDisposable {
+  static readonly SERVICE = "test-registry";
+  static readonly ISSUER = "test-token-issuer";
+  readonly realm: string;
+  readonly certPath: string;
+  /** Requests seen: `user scope...` ("-" when anonymous). */
+  readonly requests: string[] = [];
+  #dir: string;
+  #server: Deno.HttpServer<Deno.NetAddr>;
+
+  private constructor(
+    dir: string,
+    key: CryptoKey,
+    certDer: Uint8Array,
+    user: string,
+    password: string,
+  ) {
+    this.#dir = dir;
+    this.certPath = `${dir}/cert.pem`;
+    const b64url = (bytes: Uint8Array) =>
+      btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(
+        /=+$/,
+        "",
+      );
+    const json = (v: unknown) => b64url(new TextEncoder().encode(JSON.stringify(v)));
+    const x5c = btoa(String.fromCharCode(...certDer));
+    this.#server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+      const url = new URL(req.url);
+      const basic = req.headers.get("authorization")?.replace(/^Basic /, "");
+      const who = basic === undefined ? undefined : atob(basic);
+      const scopes = url.searchParams.getAll("scope");
+      this.requests.push(`${who?.split(":")[0] ?? "-"} ${scopes.join(" ")}`.trim());
+      if (who !== undefined && who !== `${user}:${password}`) {
+        return new Response('{"details":"incorrect username or password"}', { status: 401 });
+      }
+      const access = who === undefined ? [] : scopes.map((scope) => {
+        const [type, name, actions] = scope.split(":");
+        return { type, name, actions: (actions ?? "").split(",") };
+      });
+      const now = Math.floor(Date.now() / 1000);
+      const body = `${json({ alg: "ES256", typ: "JWT", x5c: [x5c] })}.${
+        json({
+          iss: TokenServer.ISSUER,
+          sub: who === undefined ? "" : user,
+          aud: url.searchParams.get("service"),
+          exp: now + 300,
+          nbf: now - 10,
+          iat: now,
+          jti: crypto.randomUUID(),
+          access,
+        })
+      }`;
+      const signature = new Uint8Array(
+        await crypto.subtle.sign(
+          { name: "ECDSA", hash: "SHA-256" },
+          key,
+          new TextEncoder().encode(body),
+        ),
+      );
+      return Response.json({ token: `${body}.${b64url(signature)}` });
+    });
+    this.realm = `http://127.0.0.1:${this.#server.addr.port}/token`;
+  }
+
+  /** A token service for `user`/`password` (its key and certificate made with openssl). */
+  static async start(user: string, password: string): Promise<TokenServer> {
+    const dir = await Deno.makeTempDir({ prefix: "mini-docker-token-" });
+    const openssl = async (...args: string[]) => {
+      const out = await new Deno.Command("openssl", { args, stdout: "piped", stderr: "piped" })
+        .output();
+      if (!out.success) {
+        throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
+      }
+      return out.stdout;
+    };
+    await openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", `${dir}/ec.pem`);
+    await openssl(
+      "pkcs8",
+      "-topk8",
+      "-nocrypt",
+      "-in",
+      `${dir}/ec.pem`,
+      "-outform",
+      "DER",
+      "-out",
+      `${dir}/key.der`,
+    );
+    await openssl(
+      "req",
+      "-x509",
+      "-new",
+      "-key",
+      `${dir}/ec.pem`,
+      "-subj",
+      "/CN=token",
+      "-days",
+      "1",
+      "-out",
+      `${dir}/cert.pem`,
+    );
+    const der = await openssl("x509", "-in", `${dir}/cert.pem`, "-outform", "DER");
+    const key = await crypto.subtle.importKey(
+      "pkcs8",
+      Deno.readFileSync(`${dir}/key.der`),
+      { name: "ECDSA", namedCurve: "P-256" },
+      false,
+      ["sign"],
+    );
+    return new TokenServer(dir, key, der, user, password);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#server.shutdown();
+    await Deno.remove(this.#dir, { recursive: true });
   }
 }
