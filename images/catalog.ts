@@ -123,7 +123,7 @@ export async function removeImages(
       errors.push(err.message);
     }
   }
-  if (errors.length > 0) throw new UserError(errors.join("\n"));
+  if (errors.length > 0) throw new UserError(errors.join("\n"), EXIT_FAILURE);
   return out;
 }
 
@@ -136,7 +136,7 @@ async function removeOne(
   const deleted: ImageRecord[] = [];
   const lines = await store.updateIndex((index) => {
     const found = findImage(index, name);
-    if (found === null) throw new UserError(`No such image "${name}"`);
+    if (found === null) throw new UserError(`No such image: ${name}`);
     const { record, match } = found;
     const tags = Object.keys(index.tags).filter((k) => index.tags[k] === record.id);
     const lines: string[] = [];

@@ -487,7 +487,7 @@ Deno.test("rmi: refused while a live container uses the image, unless forced", a
       );
       const refused = await capture(rmiCommand, [appRef]).catch((e) => e);
       assert.ok(refused instanceof UserError);
-      assert.equal(refused.exitCode, 125);
+      assert.equal(refused.exitCode, 1); // Docker: a conflict from the daemon
       assert.equal(
         refused.message,
         `Cannot remove image "${appRef}": image is being used by container 0123456789ab`,
@@ -513,7 +513,8 @@ Deno.test("rmi: refused while a live container uses the image, unless forced", a
     assert.deepEqual(deleted, [`Deleted: ${a.config.digest}`]);
     assert.deepEqual(storeEntries(dir, "layers"), b.diffIds.map((d) => d.slice(7)).sort());
     const gone = await capture(rmiCommand, ["nothing:here"]).catch((e) => e);
-    assert.equal(gone.message, `No such image "nothing:here"`);
+    assert.equal(gone.message, `No such image: nothing:here`);
+    assert.equal(gone.exitCode, 1, "Docker's code for an image it does not have");
   });
 });
 
