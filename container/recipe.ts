@@ -340,8 +340,20 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
   trace("recipe: namespaces");
   step("Cannot assemble the root filesystem", () => assembleRoot(k, spec));
   trace("recipe: root assembled");
-  for (const m of spec.mounts) {
-    step(`Cannot mount ${m.type} on "${m.destination}"`, () => mountInto(k, root, m, config.proc));
+  // Every mount's target is opened inside the root by the kernel (mounts.ts, openInRoot).
+  const rootFd = step(
+    "Cannot open the root filesystem",
+    () => k.openat2(libc.AT_FDCWD, root, libc.O_PATH | libc.O_DIRECTORY, 0),
+  );
+  try {
+    for (const m of spec.mounts) {
+      step(
+        `Cannot mount ${m.type} on "${m.destination}"`,
+        () => mountInto(k, rootFd, m, config.proc),
+      );
+    }
+  } finally {
+    k.close(rootFd);
   }
   step("Cannot create devices", () => createDevices(k, spec));
   if (spec.linux.namespaces.some((ns) => ns.type === "network" && ns.path === undefined)) {

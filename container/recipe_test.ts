@@ -21,6 +21,14 @@ type Call = [string, ...unknown[]];
 /** A kernel that records every call and does nothing, except what the recipe then reads. */
 function recordingKernel(calls: Call[], fail?: string): Kernel {
   let fd = 100;
+  let tree = 500;
+  // openat2 is real (unprivileged): the recipe's descriptors name real files of the temporary
+  // root, and a mount's target `/proc/thread-self/fd/N` is recorded as the path N had.
+  const real = new Map<number, string>();
+  const where = (path: string) => {
+    const m = /^\/proc\/thread-self\/fd\/(\d+)$/.exec(path);
+    return m === null ? path : real.get(Number(m[1])) ?? path;
+  };
   const record = (name: string, ...args: unknown[]) => {
     calls.push([name, ...args]);
     if (name === fail) throw new libc.SyscallError(name, libc.EPERM);
@@ -29,10 +37,22 @@ function recordingKernel(calls: Call[], fail?: string): Kernel {
     unshare: (flags) => record("unshare", flags),
     setns: (f, type) => record("setns", f, type),
     open: (path, flags) => (record("open", path, flags), fd++),
-    close: (f) => record("close", f),
+    openat2: (dirfd, path, flags, resolve) => {
+      const opened = libc.openat2(dirfd, path, flags, resolve);
+      real.set(opened, Deno.readLinkSync(`/proc/thread-self/fd/${opened}`));
+      record("openat2", real.get(dirfd) ?? dirfd, path, flags, resolve, real.get(opened));
+      return opened;
+    },
+    openTree: (f, recursive) => (record("openTree", real.get(f), recursive), tree++),
+    mountSetattr: (f, attrs, recursive) => record("mountSetattr", f, attrs, recursive),
+    moveMount: (from, to) => record("moveMount", from, real.get(to)),
+    close: (f) => {
+      record("close", f);
+      if (real.delete(f)) libc.close(f);
+    },
     write: (f, text) => record("write", f, text),
     mount: (source, target, fstype, flags, data) =>
-      record("mount", source, target, fstype, flags, data ?? ""),
+      record("mount", source, where(target), fstype, flags, data ?? ""),
     bindWithAttributes: (path, attrs) => record("bindWithAttributes", path, attrs),
     umount2: (target, flags) => record("umount2", target, flags),
     pivotRoot: (a, b) => record("pivotRoot", a, b),
