@@ -36,6 +36,8 @@ import { waitCommand } from "./wait.ts";
 import { topCommand } from "./top.ts";
 import { renameCommand } from "./rename.ts";
 import { infoCommand, versionCommand } from "./version.ts";
+// Volumes (issue 14).
+import { volumeCommand } from "./volume.ts";
 
 type AnyCommand = Command<unknown[], Record<string, unknown>>;
 
@@ -204,6 +206,8 @@ export function program(): AnyCommand {
       rootfsCommand(),
       versionCommand(),
       infoCommand(),
+      // Volumes (issue 14).
+      volumeCommand(),
     ]
   ) prog.addCommand(sub as AnyCommand);
   configure(prog);

@@ -174,7 +174,11 @@ async function thaw(state: ContainerState): Promise<void> {
  * Removes a container: refused while it runs (or waits to restart) unless `force`; then it is
  * killed first, and its restart policy does not start it again.
  */
-export async function removeContainer(state: ContainerState, force: boolean): Promise<void> {
+export async function removeContainer(
+  state: ContainerState,
+  force: boolean,
+  anonymousVolumes = false,
+): Promise<void> {
   const running = isRunning(state);
   if (running || state.status === "restarting") {
     const what = running ? (state.paused ? "paused" : "running") : "restarting";
@@ -196,7 +200,7 @@ export async function removeContainer(state: ContainerState, force: boolean): Pr
     }
   }
   await Promise.all([destroyCgroup(state), releaseNetwork(state.id)]);
-  withLock(() => removeState(state.id));
+  withLock(() => removeState(state.id, anonymousVolumes));
 }
 
 async function destroyCgroup(state: ContainerState): Promise<void> {

@@ -14,6 +14,7 @@
 import { dataRoot, runRoot } from "../base/paths.ts";
 import { EXIT_FAILURE, UserError } from "../base/errors.ts";
 import { timestamp } from "../base/time.ts";
+import { type Liveness, releaseVolumes } from "../volumes/store.ts";
 
 /**
  * What state.json records. "restarting": ended, and its restart policy will start it again
@@ -380,7 +381,7 @@ export function createState(
  * `.removing-<owner tag>-<id>` (readers skip it), then deleted. If this process dies meanwhile,
  * `removeStaleRemovals` finishes the job as soon as it sees the owner gone.
  */
-export function removeState(id: string): void {
+export function removeState(id: string, anonymousVolumes = true): void {
   const trash = `${containersDir()}/.removing-${ownerTag()}-${id}`;
   try {
     Deno.renameSync(stateDir(id), trash);
@@ -389,7 +390,33 @@ export function removeState(id: string): void {
     throw err;
   }
   Deno.removeSync(trash, { recursive: true });
+  // Its volumes outlive it; its anonymous ones go with it (`rm -v`, `--rm`, a start that
+  // failed), unless another container holds them too.
+  if (volumesExist()) releaseVolumes(id, anonymousVolumes, volumeLiveness);
 }
+
+/** Whether volumes were ever made here (the volumes module has nothing to do otherwise). */
+function volumesExist(): boolean {
+  try {
+    Deno.statSync(`${dataRoot()}/volumes`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What a volume's reference needs to know (volumes/store.ts): containers and live processes. */
+export const volumeLiveness: Liveness = {
+  containerExists(id) {
+    try {
+      Deno.statSync(stateDir(id));
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  tagAlive: (tag) => tagAlive(tag),
+};
 
 /**
  * What interrupted starts and removals left in the containers' directory: removals whose
