@@ -122,6 +122,7 @@ export function openInRoot(
   rootFd: number,
   path: string,
   create: "dir" | "file",
+  hops = 0,
 ): number {
   const parts = pathComponents(path);
   try {
@@ -159,6 +160,24 @@ export function openInRoot(
         }
       } catch (err) {
         if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+        // A dangling symlink (of the image, or just made by someone): its text is a path of
+        // the container, resolved again from the root, as runc's securejoin does.
+        let link: string | undefined;
+        try {
+          if (Deno.lstatSync(inside).isSymlink) link = Deno.readLinkSync(inside);
+        } catch { /* gone meanwhile: the open below decides */ }
+        if (link !== undefined) {
+          if (hops >= 40) {
+            throw new libc.SyscallError("openat2", libc.ELOOP, path);
+          }
+          const rest = parts.slice(depth + 1);
+          const next = link.startsWith("/")
+            ? [link, ...rest]
+            : [...parts.slice(0, depth), link, ...rest];
+          k.close(fd);
+          fd = -1;
+          return openInRoot(k, rootFd, `/${next.join("/")}`, create, hops + 1);
+        }
       }
       const next = k.openat2(
         fd,
@@ -171,7 +190,7 @@ export function openInRoot(
     }
     return fd;
   } catch (err) {
-    k.close(fd);
+    if (fd >= 0) k.close(fd);
     throw err;
   }
 }
