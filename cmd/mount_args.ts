@@ -8,6 +8,8 @@ import { absolutePath } from "../base/paths.ts";
 import type { MountRequest } from "../volumes/mounts.ts";
 
 const PROPAGATIONS = ["private", "rprivate", "shared", "rshared", "slave", "rslave"];
+/** The option words of `-v` (Docker's). */
+const OPTION_WORDS = ["ro", "rw", "z", "Z", "nocopy", ...PROPAGATIONS];
 
 /** A container path: absolute, cleaned; "/" cannot be a mount point. */
 function containerPath(path: string, given: string, flag: string): string {
@@ -56,7 +58,7 @@ export function parseVolumeFlag(value: string): MountRequest {
   let options = "";
   if (parts.length === 1) {
     target = parts[0]!;
-  } else if (parts.length === 2 && !parts[1]!.startsWith("/") && parts[0]!.startsWith("/")) {
+  } else if (parts.length === 2 && parts[1]!.split(",").every((w) => OPTION_WORDS.includes(w))) {
     // "/data:ro": an anonymous volume with options.
     [target, options] = parts as [string, string];
   } else {

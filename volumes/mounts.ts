@@ -8,6 +8,7 @@
 import type { Mount, MountPoint } from "../base/spec.ts";
 import { UserError } from "../base/errors.ts";
 import { takeVolume } from "./store.ts";
+import { exists } from "../base/paths.ts";
 
 /** One mount the user asked for, in neutral terms. */
 export interface MountRequest {
@@ -93,7 +94,9 @@ export function resolveMounts(
       continue;
     }
     if (r.type === "bind") {
-      if (r.createSource) Deno.mkdirSync(r.source, { recursive: true, mode: 0o755 });
+      if (r.createSource && !exists(r.source)) {
+        Deno.mkdirSync(r.source, { recursive: true, mode: 0o755 });
+      }
       const propagation = r.propagation ?? "rprivate";
       mounts.push({
         destination: r.target,
