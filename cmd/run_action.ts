@@ -472,7 +472,7 @@ function mountRequests(
   const taken = (target: string) => out.some((r) => r.target === target);
   for (const r of inherited) if (!taken(r.target)) out.push(r);
   for (const path of imageVolumes) {
-    const target = path.replace(/\/+$/, "") || "/";
+    const target = absolutePath(path);
     if (target === "/" || taken(target)) continue;
     out.push({
       type: "volume",

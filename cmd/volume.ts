@@ -190,7 +190,7 @@ export function pruneUnusedVolumes(
   all: boolean,
   filters: Filters = new Map(),
 ): { names: string[]; bytes: number } {
-  removeStaleVolumeEntries();
+  removeStaleVolumeEntries(volumeLiveness);
   const without = filters.get("label!") ?? [];
   return pruneVolumes(
     all,

@@ -16,9 +16,12 @@ import {
   stateDir,
   tagAlive,
   updateState,
+  volumeLiveness,
+  volumesExist,
   withLock,
   writeState,
 } from "./state.ts";
+import { removeStaleVolumeEntries } from "../volumes/store.ts";
 import { EXIT_FAILURE, UserError } from "../base/errors.ts";
 import * as libc from "../base/libc.ts";
 import { cgroupDriver } from "../cgroups/manager.ts";
@@ -264,6 +267,7 @@ export async function cleanupStale(): Promise<string[]> {
     await cgroup.destroy();
   }
   removeStaleEntries();
+  if (volumesExist()) removeStaleVolumeEntries(volumeLiveness);
   removeStaleRunFiles();
   removeStaleSupervisorFiles();
   return removed;

@@ -295,7 +295,9 @@ function copyUp(k: Kernel, rootFd: number, m: Mount, volumeFd: number): void {
     if (code === libc.ENOENT || code === libc.ENOTDIR) return; // nothing there
     throw err;
   }
-  const staging = `${m.source.slice(0, m.source.lastIndexOf("/"))}/.copyup-${crypto.randomUUID()}`;
+  const staging = `${
+    m.source.slice(0, m.source.lastIndexOf("/"))
+  }/.copyup-${selfTag()}-${crypto.randomUUID()}`;
   try {
     Deno.mkdirSync(staging, { mode: 0o700 });
     copyTree(k, from, staging);
@@ -313,6 +315,16 @@ function copyUp(k: Kernel, rootFd: number, m: Mount, volumeFd: number): void {
     k.close(from);
     Deno.removeSync(staging, { recursive: true });
   }
+}
+
+/**
+ * This process as "<pid>.<start time>" (container/state.ts's owner tag, read here without
+ * loading the state module into the container's thread): a staging directory of a process that
+ * was killed is found stale by it (volumes/store.ts, removeStaleVolumeEntries).
+ */
+function selfTag(): string {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  return `${Deno.pid}.${stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]}`;
 }
 
 /** Copies directory `dirFd`'s entries to `dest`: files, directories, symlinks (as links). */

@@ -396,7 +396,7 @@ export function removeState(id: string, anonymousVolumes = true): void {
 }
 
 /** Whether volumes were ever made here (the volumes module has nothing to do otherwise). */
-function volumesExist(): boolean {
+export function volumesExist(): boolean {
   try {
     Deno.statSync(`${dataRoot()}/volumes`);
     return true;

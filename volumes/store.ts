@@ -271,8 +271,12 @@ export function pruneVolumes(
   });
 }
 
-/** What interrupted creates and removals left (`.creating-*`, `.removing-*`), under the lock. */
-export function removeStaleVolumeEntries(): void {
+/**
+ * What interrupted work left, under the lock: creates and removals (`.creating-*`,
+ * `.removing-*`: both happen under the lock, so what is seen here is stale), and the copy-up
+ * staging directories (`NAME/.copyup-<tag>-*`) of processes that are gone.
+ */
+export function removeStaleVolumeEntries(live: Liveness): void {
   withVolumeLock(() => {
     let entries: Deno.DirEntry[];
     try {
@@ -280,10 +284,23 @@ export function removeStaleVolumeEntries(): void {
     } catch {
       return;
     }
-    for (const e of entries) {
-      if (!e.name.startsWith(".creating-") && !e.name.startsWith(".removing-")) continue;
+    const remove = (path: string) => {
       try {
-        Deno.removeSync(`${volumesDir()}/${e.name}`, { recursive: true });
+        Deno.removeSync(path, { recursive: true });
+      } catch { /* removed meanwhile */ }
+    };
+    for (const e of entries) {
+      if (e.name.startsWith(".creating-") || e.name.startsWith(".removing-")) {
+        remove(`${volumesDir()}/${e.name}`);
+        continue;
+      }
+      if (e.name.startsWith(".")) continue;
+      try {
+        for (const f of Deno.readDirSync(volumeDir(e.name))) {
+          if (f.name.startsWith(".copyup-") && !live.tagAlive(f.name.slice(".copyup-".length))) {
+            remove(`${volumeDir(e.name)}/${f.name}`);
+          }
+        }
       } catch { /* removed meanwhile */ }
     }
   });
