@@ -27,6 +27,7 @@ import {
 } from "./units.ts";
 import { resourcesFromFlags, statsReporter } from "./resources.ts";
 import {
+  assertNameFree,
   type ContainerConfig,
   findContainer,
   newId,
@@ -303,6 +304,8 @@ export async function buildRun(positional: string[], opts: RunFlags) {
   const config = root.image?.config ?? {};
   const requests = mountRequests(asked, inherited, Object.keys(config.Volumes ?? {}));
   checkMounts(requests);
+  // A name taken is found before any volume is made (createState checks it again, locked).
+  if (opts.name !== undefined && requests.length > 0) assertNameFree(opts.name);
   const network = networkFromFlags(opts, Object.keys(config.ExposedPorts ?? {}));
   if (
     network.mode !== "host" && network.mode !== "none" || network.ip !== undefined ||

@@ -350,30 +350,44 @@ export function createState(
   init: Omit<ContainerState, "name" | "status" | "created"> & { name?: string },
 ): ContainerState {
   if (init.name !== undefined) checkName(init.name);
-  return withLock(() => {
-    const states = listStates();
-    const taken = new Set(states.map((s) => s.name));
-    let name = init.name;
-    if (name !== undefined && taken.has(name)) {
-      const owner = states.find((s) => s.name === name)!;
-      throw new UserError(
-        `Conflict: the container name "${name}" is already in use by container "${
-          owner.id.slice(0, 12)
-        }": remove that container or choose another name`,
-      );
-    }
-    while (name === undefined || taken.has(name)) name = randomName();
-    const state: ContainerState = {
-      ...init,
-      name,
-      status: "created",
-      created: timestamp(),
-    };
-    Deno.mkdirSync(containersDir(), { recursive: true, mode: 0o711 });
-    Deno.mkdirSync(stateDir(state.id), { mode: 0o711 });
-    writeState(state);
-    return state;
-  });
+  try {
+    return withLock(() => {
+      const states = listStates();
+      const taken = new Set(states.map((s) => s.name));
+      let name = init.name;
+      if (name !== undefined) assertNameFree(name, states);
+      while (name === undefined || taken.has(name)) name = randomName();
+      const state: ContainerState = {
+        ...init,
+        name,
+        status: "created",
+        created: timestamp(),
+      };
+      Deno.mkdirSync(containersDir(), { recursive: true, mode: 0o711 });
+      Deno.mkdirSync(stateDir(state.id), { mode: 0o711 });
+      writeState(state);
+      return state;
+    });
+  } catch (err) {
+    // The volumes taken for it (volumes/mounts.ts) are let go: it never existed.
+    if (volumesExist()) releaseVolumes(init.id, true, volumeLiveness);
+    throw err;
+  }
+}
+
+/** A container name that no container has (Docker's conflict otherwise). */
+export function assertNameFree(
+  name: string,
+  states: readonly ContainerState[] = listStates(),
+): void {
+  const owner = states.find((s) => s.name === name);
+  if (owner !== undefined) {
+    throw new UserError(
+      `Conflict: the container name "${name}" is already in use by container "${
+        owner.id.slice(0, 12)
+      }": remove that container or choose another name`,
+    );
+  }
 }
 
 /**
