@@ -189,6 +189,7 @@ Deno.test(
     // The data outlives the container.
     ok(await t.run(["rm", "-f", "writer"]));
     assert.equal(ok(await t.run(["volume", "ls", "-q", "--filter", "dangling=true"])), "data\n");
+    assert.match(ok(await t.run(["system", "df"])), /^Local Volumes +1 +0 +\d/m);
     assert.equal(
       ok(
         await t.run([
@@ -330,6 +331,14 @@ Deno.test(
     assert.equal(volumeNames(t).length, 5);
     ok(await t.run(["rm", "-f", "-v", "b"]));
     ok(await t.run(["run", "--rm", "--network", "none", "-v", "/more", image, "/bin/true"]));
+    assert.deepEqual(volumeNames(t), ["bare", "confs", "seeded"]);
+    // system prune --volumes: the anonymous ones of removed containers.
+    ok(await t.run(["run", "-d", "--name", "c", "--network", "none", image, "/bin/sleep", "60"]));
+    ok(await t.run(["rm", "-f", "c"]));
+    assert.match(
+      ok(await t.run(["system", "prune", "-f", "--volumes"])),
+      /Deleted Volumes:\n[0-9a-f]{64}\n/,
+    );
     assert.deepEqual(volumeNames(t), ["bare", "confs", "seeded"]);
     assert.match(
       ok(await t.run(["volume", "prune", "-a", "-f"])),
