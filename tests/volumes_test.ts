@@ -617,6 +617,7 @@ Deno.test("bad input: one line, Docker's code, nothing made", opts, async () => 
     [["run", "--tmpfs", "/t:size=lots", "/bin/true"], 125, /Invalid --tmpfs/],
     [["run", "-v", "aa:/x", "-v", "bb:/x", "/bin/true"], 125, /Duplicate mount point: \/x/],
     [["run", "--volumes-from", "nobody", "/bin/true"], 125, /No such container: nobody/],
+    [["run", "-v", "/tmp:/proc/sys", "/bin/true"], 125, /nothing can be mounted on "\/proc\/sys"/],
     [["volume", "rm", "nothing"], 1, /^mini-docker: No such volume: nothing$/],
     [["volume", "create", "-o", "type=tmpfs", "x"], 125, /not supported/],
     [["volume", "create", "/abs"], 125, /Invalid volume name/],

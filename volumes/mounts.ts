@@ -48,6 +48,14 @@ export function checkMounts(requests: readonly MountRequest[]): void {
       throw new UserError(`Duplicate mount point: ${r.target} (${r.given}): mount it once`);
     }
     seen.add(r.target);
+    // The container's /proc is the parent's to mount and mask (runc refuses the same).
+    if (r.target === "/proc" || r.target.startsWith("/proc/")) {
+      throw new UserError(
+        `Invalid mount ${
+          JSON.stringify(r.given)
+        }: nothing can be mounted on "${r.target}": /proc is the container's procfs`,
+      );
+    }
     if (r.type !== "bind") continue;
     try {
       Deno.statSync(r.source);
