@@ -173,7 +173,7 @@ export function openInRoot(
           const rest = parts.slice(depth + 1);
           const next = link.startsWith("/")
             ? [link, ...rest]
-            : [...parts.slice(0, depth), link, ...rest];
+            : [containerPathOf(fd, rootFd) ?? parts.slice(0, depth).join("/"), link, ...rest];
           k.close(fd);
           fd = -1;
           return openInRoot(k, rootFd, `/${next.join("/")}`, create, hops + 1);
@@ -192,6 +192,21 @@ export function openInRoot(
   } catch (err) {
     if (fd >= 0) k.close(fd);
     throw err;
+  }
+}
+
+/**
+ * Where directory `fd` is in the container (its path below `rootFd`), as the kernel resolved
+ * it: the base against which a relative symlink found in it is read. Undefined if unknown.
+ */
+function containerPathOf(fd: number, rootFd: number): string | undefined {
+  try {
+    const root = Deno.readLinkSync(fdPath(rootFd));
+    const dir = Deno.readLinkSync(fdPath(fd));
+    if (dir === root) return "";
+    return dir.startsWith(`${root}/`) ? dir.slice(root.length) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -296,7 +296,12 @@ Deno.test("recipe: a bind's target is opened inside the root, whatever symlink i
     Deno.mkdirSync(`${root}/d`);
     Deno.symlinkSync("..", `${root}/d/up`);
     const config = testConfig(root);
-    const targets = ["/abs/x", "/rel/y", "/d/up/up/up/z"];
+    // A relative dangling symlink in a directory reached through a symlink: read from where
+    // the kernel resolved that directory (/d), not lexically from /via.
+    Deno.mkdirSync(`${root}/d/e`);
+    Deno.symlinkSync("/d/e", `${root}/via`);
+    Deno.symlinkSync("../new", `${root}/d/e/dangling`);
+    const targets = ["/abs/x", "/rel/y", "/d/up/up/up/z", "/via/dangling/w"];
     config.spec.mounts.push(...targets.map((destination) => ({
       destination,
       type: "bind",
@@ -308,10 +313,11 @@ Deno.test("recipe: a bind's target is opened inside the root, whatever symlink i
     const real = Deno.realPathSync(root);
     const moved = calls.filter((c) => c[0] === "moveMount").map((c) => c[2] as string);
     // Each lands where the root's own resolution puts it: inside, never in `outside`.
-    assert.deepEqual(moved.slice(-3), [
+    assert.deepEqual(moved.slice(-4), [
       `${real}${outside}/x`,
       `${real}${outside}/y`,
       `${real}/up/up/z`, // d/up is the root; "up" is then a new directory of it
+      `${real}/d/new/w`,
     ]);
     assert.deepEqual([...Deno.readDirSync(outside)], []);
     // Cloned from the source's descriptor, read-only before it is attached, then rprivate.
