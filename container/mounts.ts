@@ -123,6 +123,7 @@ export function openInRoot(
   path: string,
   create: "dir" | "file",
   hops = 0,
+  keep?: KeepRoot,
 ): number {
   const parts = pathComponents(path);
   try {
@@ -151,6 +152,11 @@ export function openInRoot(
       const name = parts[depth]!;
       const last = depth === parts.length - 1;
       const inside = `${fdPath(fd)}/${name}`;
+      if (keep !== undefined && mountId(fd) === keep.mountId) {
+        throw new Error(
+          `"${path}" does not exist in the read-only root (no writable layer): create it in the root filesystem, or mount elsewhere`,
+        );
+      }
       try {
         if (last && create === "file") {
           // O_CREAT|O_EXCL: never through a symlink.
@@ -176,7 +182,7 @@ export function openInRoot(
             : [containerPathOf(fd, rootFd) ?? parts.slice(0, depth).join("/"), link, ...rest];
           k.close(fd);
           fd = -1;
-          return openInRoot(k, rootFd, `/${next.join("/")}`, create, hops + 1);
+          return openInRoot(k, rootFd, `/${next.join("/")}`, create, hops + 1, keep);
         }
       }
       const next = k.openat2(
@@ -193,6 +199,20 @@ export function openInRoot(
     if (fd >= 0) k.close(fd);
     throw err;
   }
+}
+
+/**
+ * A root that must not be written (the read-only fallback without overlayfs is a bind of the
+ * base root filesystem itself): the user's mount points are not created on its mount.
+ */
+export interface KeepRoot {
+  mountId: number;
+}
+
+/** The id of the mount that descriptor `fd` is on (its fdinfo's mnt_id). */
+export function mountId(fd: number): number {
+  const info = Deno.readTextFileSync(`/proc/thread-self/fdinfo/${fd}`);
+  return Number(/^mnt_id:\s*(\d+)/m.exec(info)?.[1] ?? -1);
 }
 
 /**
@@ -229,13 +249,19 @@ export const PROPAGATION: Record<string, [number, boolean]> = {
 };
 
 /** One entry of spec.mounts, under the container's root (before pivot_root). */
-export function mountInto(k: Kernel, rootFd: number, m: Mount, proc: ProcPeer): void {
+export function mountInto(
+  k: Kernel,
+  rootFd: number,
+  m: Mount,
+  proc: ProcPeer,
+  keep?: KeepRoot,
+): void {
   const { flags, data } = parseMountOptions(m.options.filter((o) => PROPAGATION[o] === undefined));
   if (flags & libc.MS_BIND && m.type !== "proc") {
-    bindInto(k, rootFd, m, flags);
+    bindInto(k, rootFd, m, flags, keep);
     return;
   }
-  const target = openInRoot(k, rootFd, m.destination, "dir");
+  const target = openInRoot(k, rootFd, m.destination, "dir", 0, keep);
   try {
     if (m.type === "proc") {
       // A slave of the host directory: what the parent mounts there appears here.
@@ -254,7 +280,7 @@ export function mountInto(k: Kernel, rootFd: number, m: Mount, proc: ProcPeer): 
  * with its attributes (read-only from the moment it exists), attached on the target opened
  * inside the root, then given its propagation (private by default, as Docker's rprivate).
  */
-function bindInto(k: Kernel, rootFd: number, m: Mount, flags: number): void {
+function bindInto(k: Kernel, rootFd: number, m: Mount, flags: number, keep?: KeepRoot): void {
   const source = k.openat2(
     libc.AT_FDCWD,
     m.source,
@@ -264,7 +290,7 @@ function bindInto(k: Kernel, rootFd: number, m: Mount, flags: number): void {
   try {
     const isDir = Deno.statSync(fdPath(source)).isDirectory;
     if (m.copyUp && isDir) copyUp(k, rootFd, m, source);
-    const target = openInRoot(k, rootFd, m.destination, isDir ? "dir" : "file");
+    const target = openInRoot(k, rootFd, m.destination, isDir ? "dir" : "file", 0, keep);
     try {
       const tree = k.openTree(source, (flags & libc.MS_REC) !== 0);
       try {

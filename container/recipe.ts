@@ -26,6 +26,7 @@ import {
   INIT_PATH,
   makeReadonly,
   mask,
+  mountId,
   mountInto,
   pivot,
   type ProcPeer,
@@ -345,11 +346,17 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
     "Cannot open the root filesystem",
     () => k.openat2(libc.AT_FDCWD, root, libc.O_PATH | libc.O_DIRECTORY, 0),
   );
+  // Without a writable layer the root is the base root filesystem itself: the user's mount
+  // points are not created in it (the standard ones, and the /etc files, are as before).
+  const keep = spec.rootLayers !== undefined && spec.rootLayers.upper === undefined
+    ? { mountId: mountId(rootFd) }
+    : undefined;
+  const users = new Set(spec.mountPoints?.map((p) => p.Destination));
   try {
     for (const m of spec.mounts) {
       step(
         `Cannot mount ${m.type} on "${m.destination}"`,
-        () => mountInto(k, rootFd, m, config.proc),
+        () => mountInto(k, rootFd, m, config.proc, users.has(m.destination) ? keep : undefined),
       );
     }
   } finally {

@@ -627,6 +627,21 @@ Deno.test("bad input: one line, Docker's code, nothing made", opts, async () => 
   }
   assert.deepEqual(volumeNames(t), []);
   assert.deepEqual(t.containerIds(), []);
+  // Without overlayfs the root is the base root filesystem: no mount point is made in it.
+  const readonly = { env: { MINI_DOCKER_STORAGE: "readonly" } };
+  const kept = await t.run(
+    ["run", "--network", "none", "-v", `${t.dir}:/newdir`, "/bin/true"],
+    readonly,
+  );
+  assert.equal(kept.code, 125);
+  assert.match(kept.stderr, /"\/newdir" does not exist in the read-only root/);
+  assert.ok(!exists(`${t.rootfs}/newdir`));
+  ok(
+    await t.run(
+      ["run", "--network", "none", "-v", `${t.dir}:/tmp/in-scratch`, "/bin/true"],
+      readonly,
+    ),
+  );
   // A name taken: refused before any volume is made.
   ok(await t.run(["create", "--name", "taken", "/bin/true"]));
   fails(
