@@ -205,6 +205,27 @@ Deno.test(
       ),
       "from-writer\nfrom-reader\n",
     );
+    // Runs that create the same volume at once: one volume, every run gets it.
+    const together = await Promise.all(
+      [1, 2, 3, 4].map((i) =>
+        t.run([
+          "run",
+          "--network",
+          "none",
+          "-v",
+          "together:/t",
+          "/bin/sh",
+          "-c",
+          `echo ${i} >/t/${i}`,
+        ])
+      ),
+    );
+    for (const r of together) ok(r);
+    assert.deepEqual(
+      [...Deno.readDirSync(`${t.dir}/lib/volumes/together/_data`)].map((e) => e.name).sort(),
+      ["1", "2", "3", "4"],
+    );
+    ok(await t.run(["volume", "rm", "together"]));
     // A stopped container holds its volume too.
     ok(await t.run(["volume", "create", "-l", "tier=db", "kept"]));
     assert.equal(ok(await t.run(["volume", "ls", "-q", "--filter", "label=tier=db"])), "kept\n");
