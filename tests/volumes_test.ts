@@ -673,3 +673,61 @@ Deno.test("bad input: one line, Docker's code, nothing made", opts, async () => 
   assert.deepEqual(volumeNames(t), []);
   ok(await t.run(["rm", "taken"]));
 });
+
+const havePodman = (() => {
+  try {
+    return Deno.statSync("/usr/bin/podman").isFile;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "volume inspect as Podman's: its fields, the same layout, the same code for an unknown one",
+  ignore: !havePodman,
+  ...opts,
+  async fn() {
+    await using t = await TestEnv.create();
+    const dir = await Deno.makeTempDir({ prefix: "mini-docker-podman-" });
+    const pod = async (...args: string[]): Promise<Result> => {
+      const out = await new Deno.Command("podman", {
+        args: [
+          "--root",
+          `${dir}/root`,
+          "--runroot",
+          `${dir}/run`,
+          "--storage-driver",
+          "vfs",
+          ...args,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const dec = new TextDecoder();
+      return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+    };
+    try {
+      ok(await pod("volume", "create", "-l", "a=b", "same"));
+      ok(await t.run(["volume", "create", "-l", "a=b", "same"]));
+      const [theirs] = JSON.parse(ok(await pod("volume", "inspect", "same")));
+      const [mine] = JSON.parse(ok(await t.run(["volume", "inspect", "same"])));
+      // Every field of ours is one of Podman's, with the same value where it is not a place or
+      // a time; the data lives at <root>/volumes/NAME/_data in both.
+      for (const key of Object.keys(mine)) assert.ok(key in theirs, key);
+      for (const key of ["Name", "Driver", "Labels", "Scope", "Options"]) {
+        assert.deepEqual(mine[key], theirs[key], key);
+      }
+      assert.equal(theirs.Mountpoint, `${dir}/root/volumes/same/_data`);
+      assert.equal(mine.Mountpoint, `${t.dir}/lib/volumes/same/_data`);
+      assert.match(mine.CreatedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+      assert.equal(
+        (await t.run(["volume", "rm", "nosuch"])).code,
+        (await pod("volume", "rm", "nosuch")).code,
+      );
+      ok(await t.run(["volume", "rm", "same"]));
+    } finally {
+      await pod("volume", "rm", "-f", "same");
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
