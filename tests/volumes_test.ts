@@ -133,7 +133,7 @@ Deno.test(
         "data:/data",
         "/bin/sh",
         "-c",
-        "echo from-writer >/data/msg; while [ ! -f /data/reply ]; do sleep 0.05; done; sleep 60",
+        "echo from-writer >/data/msg; i=0; while [ ! -f /data/reply ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; sleep 60",
       ]),
     ).trim();
     const data = `${t.dir}/lib/volumes/data/_data`;
@@ -501,6 +501,7 @@ Deno.test(
     Deno.symlinkSync(outside, `${t.rootfs}/abs`);
     Deno.symlinkSync(`../../../../../../../../..${outside}-rel`, `${t.rootfs}/rel`);
     Deno.symlinkSync("/etc", `${t.rootfs}/etclink`);
+    let swapping = false;
     try {
       const r = ok(
         await t.run([
@@ -569,9 +570,11 @@ Deno.test(
           "evil:/v",
           "/bin/sh",
           "-c",
-          `while :; do rm -rf /v/sw; mkdir /v/sw; rm -rf /v/sw; ln -s /../../../../..${race} /v/sw; done`,
+          // Bounded (a few minutes at most), should this test die before it removes it.
+          `i=0; while [ $i -lt 50000 ]; do rm -rf /v/sw; mkdir /v/sw; rm -rf /v/sw; ln -s /../../../../..${race} /v/sw; i=$((i+1)); done`,
         ]),
       );
+      swapping = true;
       // Where each start's mount is, as its own mountinfo says: inside (the volume's directory,
       // or the symlink's target resolved in the root), or gone with a directory the swapper removed.
       const inside = new RegExp(`^(/v/sw/deep|${race}/deep)(//deleted)?$`);
@@ -601,8 +604,11 @@ Deno.test(
       }
       assert.ok(started > 0, "no start succeeded");
       ok(await t.run(["rm", "-f", "swapper"]));
+      swapping = false;
       ok(await t.run(["volume", "rm", "evil"]));
     } finally {
+      // A failed assertion must not leave the swapper running.
+      if (swapping) await t.run(["rm", "-f", "swapper"]);
       for (
         const p of [outside, `${outside}-rel`, `${outside}-race`, "/etc/bound", "/etc/planted"]
       ) {
