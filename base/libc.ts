@@ -105,6 +105,7 @@ const SYS = Deno.build.arch === "aarch64"
     fsopen: 430,
     fsconfig: 431,
     mount_setattr: 442,
+    openat2: 437,
   }
   : {
     read: 0,
@@ -143,6 +144,7 @@ const SYS = Deno.build.arch === "aarch64"
     fsopen: 430,
     fsconfig: 431,
     mount_setattr: 442,
+    openat2: 437,
   };
 
 /** An argument of a system call: an integer, or memory (passed as its address). */
@@ -202,7 +204,7 @@ export function lastErrno(): number {
 /** Whether this process runs on arm64 (its system call numbers are the generic table's). */
 export const ARM64 = Deno.build.arch === "aarch64";
 
-const AT_FDCWD = -100;
+export const AT_FDCWD = -100;
 
 // Flags, from <sched.h>, <sys/mount.h>, <fcntl.h>, <sys/prctl.h>.
 export const CLONE_NEWNS = 0x00020000;
@@ -709,6 +711,87 @@ export function bindWithAttributes(path: string, attrs: number): void {
     close(tree);
   }
 }
+
+export const O_NOFOLLOW = 0o400000;
+export const O_EXCL = 0o200;
+export const ELOOP = 40;
+export const EXDEV = 18;
+/** openat2's `resolve` flags (linux/openat2.h). */
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
+export const RESOLVE_IN_ROOT = 0x10;
+
+/**
+ * openat2(2): `path` opened relative to `dirfd` with `resolve`'s rules, so that the kernel
+ * itself keeps the walk inside a directory (RESOLVE_IN_ROOT: `dirfd` is `/` for the walk, its
+ * symlinks and `..` included). Retried while the kernel reports a concurrent rename (EAGAIN).
+ */
+export function openat2(dirfd: number, path: string, flags: number, resolve: number): number {
+  // struct open_how { u64 flags; u64 mode; u64 resolve; }
+  const how = new BigUint64Array([BigInt(flags | O_CLOEXEC), 0n, BigInt(resolve)]);
+  for (let attempt = 0;; attempt++) {
+    const fd = sys(SYS.openat2, dirfd, cstr(path), how, 24);
+    if (fd >= 0) return fd;
+    const code = errno();
+    if (code === EAGAIN && attempt < 16) continue;
+    throw new SyscallError("openat2", code, path);
+  }
+}
+
+/**
+ * A detached copy of the mount tree at the file `fd` refers to (open_tree with
+ * OPEN_TREE_CLONE and AT_EMPTY_PATH): a bind mount not yet attached anywhere.
+ */
+export function openTree(fd: number, recursive: boolean): number {
+  const tree = sys(
+    SYS.open_tree,
+    fd,
+    cstr(""),
+    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0),
+  );
+  check(tree, "open_tree");
+  return tree;
+}
+
+/**
+ * mount_setattr(2) on the mount `fd` refers to (and those below it with `recursive`): mount
+ * attributes set and cleared, and a propagation type (MS_PRIVATE, MS_SLAVE, MS_SHARED) or 0.
+ */
+export function mountSetattr(
+  fd: number,
+  attrs: { set: number; clear: number; propagation: number },
+  recursive: boolean,
+): void {
+  const attr = new BigUint64Array([
+    BigInt(attrs.set),
+    BigInt(attrs.clear),
+    BigInt(attrs.propagation),
+    0n,
+  ]);
+  check(
+    sys(SYS.mount_setattr, fd, cstr(""), AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), attr, 32),
+    "mount_setattr",
+  );
+}
+
+/** move_mount(2): the detached mount `from` attached on the file that `to` refers to. */
+export function moveMount(from: number, to: number): void {
+  check(
+    sys(
+      SYS.move_mount,
+      from,
+      cstr(""),
+      to,
+      cstr(""),
+      MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+    ),
+    "move_mount",
+  );
+}
+
+const MOVE_MOUNT_T_EMPTY_PATH = 0x40;
 
 /** One step that posix_spawn performs in the child, in order, before execve. */
 export type FileAction =

@@ -86,6 +86,33 @@ export interface Mount {
   type: string;
   source: string;
   options: string[];
+  /**
+   * mini-docker extension, for a volume's bind: when the volume is empty, it is first filled
+   * with what the container's root holds at `destination` (Docker's copy-up of a volume).
+   */
+  copyUp?: boolean;
+}
+
+/**
+ * mini-docker extension: a mount the user asked for (`-v`, `--mount`, `--tmpfs`, the image's
+ * Volumes, `--volumes-from`), in Docker's MountPoint shape, as `inspect` shows it.
+ */
+export interface MountPoint {
+  Type: "bind" | "volume" | "tmpfs";
+  /** The volume's name (volumes only). */
+  Name?: string;
+  /** The host path (a volume's `_data` directory); "" for tmpfs. */
+  Source: string;
+  Destination: string;
+  /** "local" for volumes. */
+  Driver?: string;
+  /** The mode words as given ("ro", "z", ...), Docker's Mode. */
+  Mode: string;
+  RW: boolean;
+  /** "rprivate" unless asked otherwise; "" for volumes and tmpfs, as Docker shows them. */
+  Propagation: string;
+  /** An anonymous volume (removed with its container by `rm -v` or `--rm`). */
+  Anonymous?: boolean;
 }
 
 export type NamespaceType = "pid" | "mount" | "uts" | "ipc" | "network" | "cgroup" | "user";
@@ -204,6 +231,8 @@ export interface ContainerSpec {
   rootLayers?: RootLayers;
   /** mini-docker extension: the network (absent: the host's, as before networks existed). */
   network?: ContainerNetwork;
+  /** mini-docker extension: the user's mounts, as Docker's inspect shows them (`Mounts`). */
+  mountPoints?: MountPoint[];
 }
 
 /** The annotation that records `run --init` (shown by inspect). */
@@ -280,6 +309,10 @@ export interface SpecOptions {
   terminal?: boolean;
   /** Extra mounts, after the standard ones (e.g. /etc/hostname binds). */
   mounts?: Mount[];
+  /** The user's mounts in Docker's shape (for inspect). */
+  mountPoints?: MountPoint[];
+  /** `--read-only`: the root mounted read-only (mounts of the user's stay as they are). */
+  readonlyRoot?: boolean;
   annotations?: Record<string, string>;
   /** The process's capabilities; absent: none at all. */
   capabilities?: LinuxCapabilities;
@@ -321,7 +354,7 @@ export function newSpec(o: SpecOptions): ContainerSpec {
       ...(o.noNewPrivileges && { noNewPrivileges: true }),
       ...(o.rlimits !== undefined && o.rlimits.length > 0 && { rlimits: o.rlimits }),
     },
-    root: { path: o.rootPath, readonly: readonlyRoot },
+    root: { path: o.rootPath, readonly: readonlyRoot || o.readonlyRoot === true },
     hostname: o.hostname,
     mounts: [
       {
@@ -388,6 +421,7 @@ export function newSpec(o: SpecOptions): ContainerSpec {
     annotations: o.annotations ?? {},
     rootLayers: o.rootLayers,
     ...(o.network !== undefined && { network: o.network }),
+    ...(o.mountPoints !== undefined && o.mountPoints.length > 0 && { mountPoints: o.mountPoints }),
   };
 }
 

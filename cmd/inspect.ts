@@ -175,10 +175,11 @@ export function inspectContainer(
       PublishAllPorts: spec?.network?.publishAll ?? false,
       Dns: spec?.network?.dns ?? [],
       ExtraHosts: spec?.network?.extraHosts ?? null,
+      ReadonlyRootfs: spec?.root.readonly ?? false,
     },
-    // Volumes and binds of the user's (none: mini-docker has no -v); the /etc files and the init
-    // are in *Path and HostConfig.Init, as Docker shows them.
-    Mounts: [],
+    // Volumes, binds and tmpfs of the user's; the /etc files and the init are in *Path and
+    // HostConfig.Init, as Docker shows them.
+    Mounts: (spec?.mountPoints ?? []).map(({ Anonymous: _, ...m }) => m),
     GraphDriver: spec?.rootLayers === undefined ? undefined : {
       Name: spec.rootLayers.upper === undefined ? "readonly" : "overlay",
       Data: {

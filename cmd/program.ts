@@ -43,6 +43,8 @@ import { pushCommand } from "./push.ts";
 import { loginCommand, logoutCommand } from "./login.ts";
 import { loadCommand, saveCommand } from "./save.ts";
 import { historyCommand } from "./history.ts";
+// Volumes (issue 14).
+import { volumeCommand } from "./volume.ts";
 
 type AnyCommand = Command<unknown[], Record<string, unknown>>;
 
@@ -232,6 +234,8 @@ export function program(): AnyCommand {
       rootfsCommand(),
       versionCommand(),
       infoCommand(),
+      // Volumes (issue 14).
+      volumeCommand(),
     ]
   ) prog.addCommand(sub as AnyCommand);
   configure(prog);

@@ -22,6 +22,10 @@ import { commandText, imageText, statusText } from "./ps.ts";
 import { humanAgo } from "./images.ts";
 import { pruneNetworks } from "./network.ts";
 import { shortId } from "../images/digest.ts";
+// Volumes (issue 14).
+import { pruneUnusedVolumes } from "./volume.ts";
+import { listVolumes, volumeUsers } from "../volumes/store.ts";
+import { volumeLiveness } from "../container/state.ts";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 const FILTERS = ["until", "label"];
@@ -191,6 +195,7 @@ export function systemPruneCommand() {
     .description("Remove stopped containers, unused networks and dangling (-a: unused) images")
     .option("-a, --all", "remove every image that no container uses, not only dangling ones")
     .option("-f, --force", "do not ask for confirmation")
+    .option("--volumes", "remove anonymous volumes no container uses too")
     .option(
       "--filter <NAME=VALUE>",
       "until=DURATION|TIME, label=KEY[=VALUE]",
@@ -206,6 +211,7 @@ export function systemPruneCommand() {
         "WARNING! This will remove:",
         "  - all stopped containers",
         "  - all networks not used by at least one container",
+        ...(opts.volumes ? ["  - all anonymous volumes not used by at least one container"] : []),
         `  - ${images}`,
         "",
       ].join("\n");
@@ -218,9 +224,14 @@ export function systemPruneCommand() {
       // Networks have no labels: a label filter keeps them all.
       const networks = await pruneNetworks((n) => passes(filters, Date.parse(n.created), {}));
       if (networks.length > 0) console.log(`Deleted Networks:\n${networks.join("\n")}\n`);
+      // Volumes (issue 14): the anonymous ones, with --volumes (Docker 23+).
+      const volumes = opts.volumes
+        ? pruneUnusedVolumes(false, new Map([["label", filters.get("label") ?? []]]))
+        : { names: [], bytes: 0 };
+      if (volumes.names.length > 0) console.log(`Deleted Volumes:\n${volumes.names.join("\n")}\n`);
       const removed = await pruneImages(opts.all === true, filters);
       if (removed.lines.length > 0) console.log(`Deleted Images:\n${removed.lines.join("\n")}\n`);
-      console.log(reclaimed(containers.bytes + removed.bytes));
+      console.log(reclaimed(containers.bytes + volumes.bytes + removed.bytes));
     });
 }
 
@@ -305,6 +316,13 @@ export function systemDfCommand() {
         .filter(({ s }) => s.status !== "running");
       const containerTotal = containers.reduce((n, c) => n + c.size, 0);
       const containerReclaim = stopped.reduce((n, c) => n + c.size, 0);
+      const volumes = listVolumes().map((v) => ({
+        name: v.Name,
+        links: volumeUsers(v.Name, volumeLiveness).length,
+        size: diskUsage(v.Mountpoint),
+      }));
+      const volumeTotal = volumes.reduce((n, v) => n + v.size, 0);
+      const volumeReclaim = volumes.filter((v) => v.links === 0).reduce((n, v) => n + v.size, 0);
       const percent = (part: number, whole: number) =>
         whole === 0 ? "" : ` (${Math.round((part / whole) * 100)}%)`;
       const summary = tabulate([
@@ -323,7 +341,14 @@ export function systemDfCommand() {
           formatSize(containerTotal),
           `${formatSize(containerReclaim)}${percent(containerReclaim, containerTotal)}`,
         ],
-        ["Local Volumes", "0", "0", "0B", "0B"],
+        // Volumes (issue 14).
+        [
+          "Local Volumes",
+          String(volumes.length),
+          String(volumes.filter((v) => v.links > 0).length),
+          formatSize(volumeTotal),
+          `${formatSize(volumeReclaim)}${percent(volumeReclaim, volumeTotal)}`,
+        ],
         ["Build Cache", "0", "0", "0B", "0B"],
       ], TABLE_MIN_WIDTH);
       if (!opts.verbose) {
@@ -372,7 +397,13 @@ export function systemDfCommand() {
       ) {
         console.log(line);
       }
-      console.log("\nLocal Volumes space usage:\n\nVOLUME NAME   LINKS     SIZE");
+      console.log("\nLocal Volumes space usage:\n");
+      const volumeRows = volumes.map((v) => [v.name, String(v.links), formatSize(v.size)]);
+      for (
+        const line of tabulate([["VOLUME NAME", "LINKS", "SIZE"], ...volumeRows], TABLE_MIN_WIDTH)
+      ) {
+        console.log(line);
+      }
       console.log("\nBuild cache usage: 0B");
     });
 }

@@ -9,6 +9,7 @@ export function rmCommand() {
     .description("Remove containers (their state, log and writable layer)")
     .argument("<container...>", "container names or ids (unique prefixes work)")
     .option("-f, --force", "kill and remove running containers")
+    .option("-v, --volumes", "remove the container's anonymous volumes too (named ones stay)")
     .addHelpText(
       "after",
       `
@@ -18,7 +19,7 @@ Examples:
     )
     .action(async (refs, opts) => {
       await eachContainer(refs, async (ref) => {
-        await removeContainer(findContainer(ref), opts.force === true);
+        await removeContainer(findContainer(ref), opts.force === true, opts.volumes === true);
         console.log(ref);
       });
     });

@@ -26,7 +26,23 @@ import {
   type RestartPolicyFlag,
 } from "./units.ts";
 import { resourcesFromFlags, statsReporter } from "./resources.ts";
-import { type ContainerConfig, newId, stateDir } from "../container/state.ts";
+import {
+  assertNameFree,
+  type ContainerConfig,
+  findContainer,
+  newId,
+  ownerTag,
+  stateDir,
+} from "../container/state.ts";
+import {
+  parseMountFlag,
+  parseTmpfsFlag,
+  parseVolumeFlag,
+  volumesFromContainer,
+  volumesFromRequests,
+} from "./mount_args.ts";
+import { checkMounts, type MountRequest, resolveMounts } from "../volumes/mounts.ts";
+import type { ContainerSpec } from "../base/spec.ts";
 import { absolutePath, cgroupParent } from "../base/paths.ts";
 import { runContainer } from "../container/foreground.ts";
 import type { ContainerThread } from "../container/threads.ts";
@@ -275,11 +291,21 @@ export async function buildRun(positional: string[], opts: RunFlags) {
   const init = opts.init ? findInit() : undefined;
   const policy = restartPolicy(opts);
   const flagLabels = Object.fromEntries(opts.label.map(parseLabel));
-  // The network flags first (bad input is found before an image is pulled); the image's exposed
-  // ports come in below.
+  // The network and mount flags first (bad input is found before an image is pulled); the
+  // image's exposed ports and volumes come in below.
   networkFromFlags(opts);
+  const asked = [
+    ...opts.volume.map(parseVolumeFlag),
+    ...opts.mount.map(parseMountFlag),
+    ...opts.tmpfs.map(parseTmpfsFlag),
+  ];
+  const inherited = opts.volumesFrom.flatMap(volumesFrom);
   const root = await resolveRoot(opts, split.image);
   const config = root.image?.config ?? {};
+  const requests = mountRequests(asked, inherited, Object.keys(config.Volumes ?? {}));
+  checkMounts(requests);
+  // A name taken is found before any volume is made (createState checks it again, locked).
+  if (opts.name !== undefined && requests.length > 0) assertNameFree(opts.name);
   const network = networkFromFlags(opts, Object.keys(config.ExposedPorts ?? {}));
   if (
     network.mode !== "host" && network.mode !== "none" || network.ip !== undefined ||
@@ -376,9 +402,11 @@ export async function buildRun(positional: string[], opts: RunFlags) {
     mounts: init === undefined ? [] : [{
       destination: INIT_PATH,
       type: "bind",
-      source: init,
+      // Canonical: the container's thread opens it refusing any symlink (container/mounts.ts).
+      source: Deno.realPathSync(init),
       options: ["bind", "ro", "nosuid", "nodev"],
     }],
+    readonlyRoot: opts.readOnly === true,
     cgroupsPath: `${cgroupParent()}/${id}`,
     annotations: {
       ...(opts.name === undefined ? {} : { "org.mini-docker.name": opts.name }),
@@ -386,6 +414,8 @@ export async function buildRun(positional: string[], opts: RunFlags) {
     },
   });
   validateSpec(spec);
+  // The mounts last, once nothing else can fail: volumes are created and taken for the container.
+  addMounts(spec, resolveMounts(requests, id, ownerTag()));
   const containerConfig: ContainerConfig = {
     entrypoint,
     cmd,
@@ -413,6 +443,56 @@ export async function buildRun(positional: string[], opts: RunFlags) {
       config: containerConfig,
     },
   };
+}
+
+/** The binds and volumes of `--volumes-from VALUE`'s container. */
+function volumesFrom(value: string): MountRequest[] {
+  const ref = volumesFromContainer(value);
+  let spec: ContainerSpec;
+  try {
+    const state = findContainer(ref);
+    spec = JSON.parse(Deno.readTextFileSync(`${stateDir(state.id)}/config.json`));
+  } catch (err) {
+    throw new UserError(
+      `Invalid --volumes-from ${JSON.stringify(value)}: ${
+        err instanceof UserError ? err.message : `cannot read container "${ref}"`
+      }`,
+    );
+  }
+  return volumesFromRequests(value, spec.mountPoints ?? []);
+}
+
+/**
+ * Docker's precedence: the flags' mounts, then `--volumes-from`'s, then an anonymous volume for
+ * each of the image's Volumes, each only where nothing earlier is mounted.
+ */
+function mountRequests(
+  asked: MountRequest[],
+  inherited: MountRequest[],
+  imageVolumes: string[],
+): MountRequest[] {
+  const out = [...asked];
+  const taken = (target: string) => out.some((r) => r.target === target);
+  for (const r of inherited) if (!taken(r.target)) out.push(r);
+  for (const path of imageVolumes) {
+    const target = absolutePath(path);
+    if (target === "/" || taken(target)) continue;
+    out.push({
+      type: "volume",
+      source: "",
+      target,
+      readonly: false,
+      mode: "",
+      given: `the image's volume ${target}`,
+    });
+  }
+  return out;
+}
+
+/** The user's mounts added to the spec, after the standard ones. */
+function addMounts(spec: ContainerSpec, resolved: ReturnType<typeof resolveMounts>): void {
+  spec.mounts.push(...resolved.mounts);
+  if (resolved.mountPoints.length > 0) spec.mountPoints = resolved.mountPoints;
 }
 
 /**

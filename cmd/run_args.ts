@@ -211,6 +211,33 @@ export const RUN_OPTIONS: readonly RunOption[] = [
     description: "a resource limit, e.g. nofile=1024:2048 (repeatable)",
     kind: "list",
   },
+  {
+    flags: "-v, --volume <[source:]target[:options]>",
+    description:
+      "bind a host path (/srv:/data:ro), a named volume (data:/data) or an anonymous one (/data) (repeatable)",
+    kind: "list",
+  },
+  {
+    flags: "--mount <type=...,source=...,target=...>",
+    description:
+      "a bind, volume or tmpfs mount, Docker's keys: type, source, target, readonly, bind-propagation, volume-nocopy, tmpfs-size, tmpfs-mode (repeatable)",
+    kind: "list",
+  },
+  {
+    flags: "--tmpfs <path[:options]>",
+    description: "a tmpfs at path, e.g. /run:size=64m,mode=1777 (repeatable)",
+    kind: "list",
+  },
+  {
+    flags: "--read-only",
+    description: "mount the root filesystem read-only (volumes and tmpfs stay writable)",
+    kind: "flag",
+  },
+  {
+    flags: "--volumes-from <container[:ro|:rw]>",
+    description: "mount the volumes and binds of another container (repeatable)",
+    kind: "list",
+  },
 ];
 
 /** `run`'s options as its action receives them (commander's `opts()`: camelCase keys). */
@@ -246,6 +273,11 @@ export interface RunFlags extends ResourceFlags {
   securityOpt: string[];
   device: string[];
   ulimit: string[];
+  volume: string[];
+  mount: string[];
+  tmpfs: string[];
+  readOnly?: true;
+  volumesFrom: string[];
 }
 
 /** A parsed `run` command line. */

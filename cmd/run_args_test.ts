@@ -48,6 +48,8 @@ Deno.test("the fast parser reads the original's command lines and Docker's usual
     ["run", "-u", "1000:1000", "--image", "alpine:3.18", "--entrypoint", "/bin/echo", "hi"],
     ["run", "--rootfs", "./r", "--init", "--stats-report", "-", "x"],
     ["run", "-dit", "/bin/sh"],
+    ["run", "-v", "/srv:/data:ro", "--volume=data:/d", "--mount", "type=tmpfs,dst=/t", "/bin/sh"],
+    ["run", "--tmpfs", "/run:size=1m", "--read-only", "--volumes-from", "db:ro", "/bin/true"],
     ["run", "--hostname="],
     ["run"],
   ];

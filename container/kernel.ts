@@ -16,6 +16,18 @@ export interface Kernel {
   /** Writes `text` to an open file (a cgroup's `tasks`). */
   write(fd: number, text: string): void;
   mount(source: string, target: string, fstype: string, flags: number, data?: string): void;
+  /** openat2(2): `path` resolved from `dirfd` under `resolve`'s rules (O_CLOEXEC added). */
+  openat2(dirfd: number, path: string, flags: number, resolve: number): number;
+  /** A detached bind of what `fd` refers to (open_tree). */
+  openTree(fd: number, recursive: boolean): number;
+  /** mount_setattr(2) on the mount `fd` refers to. */
+  mountSetattr(
+    fd: number,
+    attrs: { set: number; clear: number; propagation: number },
+    recursive: boolean,
+  ): void;
+  /** move_mount(2): the detached mount `from` attached on what `to` refers to. */
+  moveMount(from: number, to: number): void;
   /** A read-only (or otherwise restricted) copy of `path` mounted on itself in one step. */
   bindWithAttributes(path: string, attrs: number): void;
   umount2(target: string, flags: number): void;
@@ -50,6 +62,10 @@ export const linux: Kernel = {
   close: libc.close,
   write: (fd, text) => libc.writeAll(fd, new TextEncoder().encode(text)),
   mount: libc.mount,
+  openat2: libc.openat2,
+  openTree: libc.openTree,
+  mountSetattr: libc.mountSetattr,
+  moveMount: libc.moveMount,
   bindWithAttributes: libc.bindWithAttributes,
   umount2: libc.umount2,
   pivotRoot: libc.pivotRoot,

@@ -16,9 +16,12 @@ import {
   stateDir,
   tagAlive,
   updateState,
+  volumeLiveness,
+  volumesExist,
   withLock,
   writeState,
 } from "./state.ts";
+import { removeStaleVolumeEntries } from "../volumes/store.ts";
 import { EXIT_FAILURE, UserError } from "../base/errors.ts";
 import * as libc from "../base/libc.ts";
 import { cgroupDriver } from "../cgroups/manager.ts";
@@ -174,7 +177,11 @@ async function thaw(state: ContainerState): Promise<void> {
  * Removes a container: refused while it runs (or waits to restart) unless `force`; then it is
  * killed first, and its restart policy does not start it again.
  */
-export async function removeContainer(state: ContainerState, force: boolean): Promise<void> {
+export async function removeContainer(
+  state: ContainerState,
+  force: boolean,
+  anonymousVolumes = false,
+): Promise<void> {
   const running = isRunning(state);
   if (running || state.status === "restarting") {
     const what = running ? (state.paused ? "paused" : "running") : "restarting";
@@ -196,7 +203,7 @@ export async function removeContainer(state: ContainerState, force: boolean): Pr
     }
   }
   await Promise.all([destroyCgroup(state), releaseNetwork(state.id)]);
-  withLock(() => removeState(state.id));
+  withLock(() => removeState(state.id, anonymousVolumes));
 }
 
 async function destroyCgroup(state: ContainerState): Promise<void> {
@@ -260,6 +267,7 @@ export async function cleanupStale(): Promise<string[]> {
     await cgroup.destroy();
   }
   removeStaleEntries();
+  if (volumesExist()) removeStaleVolumeEntries(volumeLiveness);
   removeStaleRunFiles();
   removeStaleSupervisorFiles();
   return removed;

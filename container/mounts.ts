@@ -83,37 +83,319 @@ export interface ProcPeer {
   dir: string;
 }
 
-/** One entry of spec.mounts, under the container's root (before pivot_root). */
-export function mountInto(k: Kernel, root: string, m: Mount, proc: ProcPeer): void {
-  const target = secureJoin(root, m.destination);
-  const { flags, data } = parseMountOptions(m.options);
-  if (m.type === "proc") {
-    // A slave of the host directory: what the parent mounts there appears here.
-    ensureMountPoint(target, true);
-    k.mount(proc.dir, target, "", libc.MS_BIND);
-    return;
+/**
+ * The path by which the kernel reaches what descriptor `fd` refers to (a "magic link": the
+ * object itself, not a path name that could be swapped for a symlink meanwhile). runc's answer
+ * to CVE-2021-30465: every mount's target is such a descriptor, opened inside the root.
+ */
+export function fdPath(fd: number): string {
+  return `/proc/thread-self/fd/${fd}`;
+}
+
+/** Resolution inside the container's root: its symlinks and `..` never leave it. */
+const IN_ROOT = libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_MAGICLINKS;
+
+/** The components of an absolute container path, cleaned lexically (as Docker cleans it). */
+export function pathComponents(path: string): string[] {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
   }
-  if (flags & libc.MS_BIND) {
-    const isDir = Deno.statSync(m.source).isDirectory;
-    ensureMountPoint(target, isDir);
-    k.mount(m.source, target, "", flags & (libc.MS_BIND | libc.MS_REC));
-    // Bind mounts ignore other flags until remounted.
-    const rest = flags & ~(libc.MS_BIND | libc.MS_REC);
-    if (rest !== 0) k.mount("", target, "", libc.MS_REMOUNT | libc.MS_BIND | rest);
-  } else {
-    ensureMountPoint(target, true);
-    k.mount(m.source, target, m.type, flags, data);
+  return parts;
+}
+
+function errnoOf(err: unknown): number | undefined {
+  return err instanceof libc.SyscallError ? err.errno : undefined;
+}
+
+/**
+ * Opens (O_PATH) `path` of the container, resolved by the kernel with `rootFd` as `/`
+ * (openat2 RESOLVE_IN_ROOT), so that no symlink of the image, of a volume, or swapped in by
+ * another container meanwhile leads out of the root. What is missing is created one component
+ * at a time, each opened again without following anything (a symlink that appears there
+ * fails), as a directory, or at the end as an empty file when `create` is "file".
+ */
+export function openInRoot(
+  k: Kernel,
+  rootFd: number,
+  path: string,
+  create: "dir" | "file",
+  hops = 0,
+  keep?: KeepRoot,
+): number {
+  const parts = pathComponents(path);
+  try {
+    return k.openat2(rootFd, parts.join("/") || ".", libc.O_PATH, IN_ROOT);
+  } catch (err) {
+    if (errnoOf(err) !== libc.ENOENT) throw err;
+  }
+  // The deepest directory that exists, then what is missing below it.
+  let depth = parts.length - 1;
+  let fd = -1;
+  for (; depth >= 0; depth--) {
+    try {
+      fd = k.openat2(
+        rootFd,
+        parts.slice(0, depth).join("/") || ".",
+        libc.O_PATH | libc.O_DIRECTORY,
+        IN_ROOT,
+      );
+      break;
+    } catch (err) {
+      if (errnoOf(err) !== libc.ENOENT) throw err;
+    }
+  }
+  try {
+    for (; depth < parts.length; depth++) {
+      const name = parts[depth]!;
+      const last = depth === parts.length - 1;
+      const inside = `${fdPath(fd)}/${name}`;
+      if (keep !== undefined && mountId(fd) === keep.mountId) {
+        throw new Error(
+          `"${path}" does not exist in the read-only root (no writable layer): create it in the root filesystem, or mount elsewhere`,
+        );
+      }
+      try {
+        if (last && create === "file") {
+          // O_CREAT|O_EXCL: never through a symlink.
+          Deno.openSync(inside, { createNew: true, write: true, mode: 0o644 }).close();
+        } else {
+          Deno.mkdirSync(inside, { mode: 0o755 });
+        }
+      } catch (err) {
+        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+        // A dangling symlink (of the image, or just made by someone): its text is a path of
+        // the container, resolved again from the root, as runc's securejoin does.
+        let link: string | undefined;
+        try {
+          if (Deno.lstatSync(inside).isSymlink) link = Deno.readLinkSync(inside);
+        } catch { /* gone meanwhile: the open below decides */ }
+        if (link !== undefined) {
+          if (hops >= 40) {
+            throw new libc.SyscallError("openat2", libc.ELOOP, path);
+          }
+          const rest = parts.slice(depth + 1);
+          const next = link.startsWith("/")
+            ? [link, ...rest]
+            : [containerPathOf(fd, rootFd) ?? parts.slice(0, depth).join("/"), link, ...rest];
+          k.close(fd);
+          fd = -1;
+          return openInRoot(k, rootFd, `/${next.join("/")}`, create, hops + 1, keep);
+        }
+      }
+      const next = k.openat2(
+        fd,
+        name,
+        libc.O_PATH | libc.O_NOFOLLOW | (last && create === "file" ? 0 : libc.O_DIRECTORY),
+        libc.RESOLVE_NO_SYMLINKS | libc.RESOLVE_BENEATH | libc.RESOLVE_NO_MAGICLINKS,
+      );
+      k.close(fd);
+      fd = next;
+    }
+    return fd;
+  } catch (err) {
+    if (fd >= 0) k.close(fd);
+    throw err;
   }
 }
 
-function ensureMountPoint(path: string, dir: boolean): void {
+/**
+ * A root that must not be written (the read-only fallback without overlayfs is a bind of the
+ * base root filesystem itself): the user's mount points are not created on its mount.
+ */
+export interface KeepRoot {
+  mountId: number;
+}
+
+/** The id of the mount that descriptor `fd` is on (its fdinfo's mnt_id). */
+export function mountId(fd: number): number {
+  const info = Deno.readTextFileSync(`/proc/thread-self/fdinfo/${fd}`);
+  return Number(/^mnt_id:\s*(\d+)/m.exec(info)?.[1] ?? -1);
+}
+
+/**
+ * Where directory `fd` is in the container (its path below `rootFd`), as the kernel resolved
+ * it: the base against which a relative symlink found in it is read. Undefined if unknown.
+ */
+function containerPathOf(fd: number, rootFd: number): string | undefined {
   try {
-    Deno.lstatSync(path);
+    const root = Deno.readLinkSync(fdPath(rootFd));
+    const dir = Deno.readLinkSync(fdPath(fd));
+    if (dir === root) return "";
+    return dir.startsWith(`${root}/`) ? dir.slice(root.length) : undefined;
   } catch {
-    const parent = path.slice(0, path.lastIndexOf("/"));
-    if (parent !== "") Deno.mkdirSync(parent, { recursive: true, mode: 0o755 });
-    if (dir) Deno.mkdirSync(path, { recursive: true, mode: 0o755 });
-    else Deno.writeFileSync(path, new Uint8Array(), { mode: 0o644 });
+    return undefined;
+  }
+}
+
+/** Bind mount option words -> mount attributes (mount_setattr). */
+const ATTRS: Record<string, number> = {
+  ro: libc.MOUNT_ATTR_RDONLY,
+  nosuid: libc.MOUNT_ATTR_NOSUID,
+  nodev: libc.MOUNT_ATTR_NODEV,
+  noexec: libc.MOUNT_ATTR_NOEXEC,
+};
+
+/** Propagation option words (Docker's bind-propagation) -> [type, recursive]. */
+export const PROPAGATION: Record<string, [number, boolean]> = {
+  private: [libc.MS_PRIVATE, false],
+  rprivate: [libc.MS_PRIVATE, true],
+  shared: [libc.MS_SHARED, false],
+  rshared: [libc.MS_SHARED, true],
+  slave: [libc.MS_SLAVE, false],
+  rslave: [libc.MS_SLAVE, true],
+};
+
+/** One entry of spec.mounts, under the container's root (before pivot_root). */
+export function mountInto(
+  k: Kernel,
+  rootFd: number,
+  m: Mount,
+  proc: ProcPeer,
+  keep?: KeepRoot,
+): void {
+  const { flags, data } = parseMountOptions(m.options.filter((o) => PROPAGATION[o] === undefined));
+  if (flags & libc.MS_BIND && m.type !== "proc") {
+    bindInto(k, rootFd, m, flags, keep);
+    return;
+  }
+  const target = openInRoot(k, rootFd, m.destination, "dir", 0, keep);
+  try {
+    if (m.type === "proc") {
+      // A slave of the host directory: what the parent mounts there appears here.
+      k.mount(proc.dir, fdPath(target), "", libc.MS_BIND);
+    } else {
+      k.mount(m.source, fdPath(target), m.type, flags, data);
+    }
+  } finally {
+    k.close(target);
+  }
+}
+
+/**
+ * A bind mount: the source (a canonical host path, resolved once when the container was made)
+ * opened without following any symlink, so that what is mounted is what was checked; cloned
+ * with its attributes (read-only from the moment it exists), attached on the target opened
+ * inside the root, then given its propagation (private by default, as Docker's rprivate).
+ */
+function bindInto(k: Kernel, rootFd: number, m: Mount, flags: number, keep?: KeepRoot): void {
+  const source = k.openat2(
+    libc.AT_FDCWD,
+    m.source,
+    libc.O_PATH,
+    libc.RESOLVE_NO_SYMLINKS | libc.RESOLVE_NO_MAGICLINKS,
+  );
+  try {
+    const isDir = Deno.statSync(fdPath(source)).isDirectory;
+    if (m.copyUp && isDir) copyUp(k, rootFd, m, source);
+    const target = openInRoot(k, rootFd, m.destination, isDir ? "dir" : "file", 0, keep);
+    try {
+      const tree = k.openTree(source, (flags & libc.MS_REC) !== 0);
+      try {
+        let attrs = 0;
+        for (const o of m.options) attrs |= ATTRS[o] ?? 0;
+        if (attrs !== 0) k.mountSetattr(tree, { set: attrs, clear: 0, propagation: 0 }, true);
+        k.moveMount(tree, target);
+        const word = m.options.find((o) => PROPAGATION[o] !== undefined) ?? "rprivate";
+        const [propagation, recursive] = PROPAGATION[word]!;
+        k.mountSetattr(tree, { set: 0, clear: 0, propagation }, recursive);
+      } finally {
+        k.close(tree);
+      }
+    } finally {
+      k.close(target);
+    }
+  } finally {
+    k.close(source);
+  }
+}
+
+/**
+ * Docker's copy-up: an empty volume first gets what the root holds at its destination (the
+ * image's files there), with their owners and modes, and the directory's own. The copy is
+ * written to a private directory beside the volume's data, which no container sees, and its
+ * entries are then renamed into the volume (a rename never follows a symlink): a container
+ * that shares the volume cannot steer the copy's writes. The root's side is read through
+ * descriptors opened without following symlinks.
+ */
+function copyUp(k: Kernel, rootFd: number, m: Mount, volumeFd: number): void {
+  const volume = fdPath(volumeFd);
+  for (const _ of Deno.readDirSync(volume)) return; // not empty: nothing to do
+  let from: number;
+  try {
+    from = k.openat2(
+      rootFd,
+      pathComponents(m.destination).join("/") || ".",
+      libc.O_PATH | libc.O_DIRECTORY,
+      IN_ROOT,
+    );
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === libc.ENOENT || code === libc.ENOTDIR) return; // nothing there
+    throw err;
+  }
+  const staging = `${
+    m.source.slice(0, m.source.lastIndexOf("/"))
+  }/.copyup-${selfTag()}-${crypto.randomUUID()}`;
+  try {
+    Deno.mkdirSync(staging, { mode: 0o700 });
+    copyTree(k, from, staging);
+    for (const e of Deno.readDirSync(staging)) {
+      try {
+        Deno.lstatSync(`${volume}/${e.name}`);
+        continue; // written meanwhile: the volume's own wins
+      } catch { /* free */ }
+      Deno.renameSync(`${staging}/${e.name}`, `${volume}/${e.name}`);
+    }
+    const st = Deno.statSync(fdPath(from));
+    Deno.chownSync(volume, st.uid, st.gid);
+    Deno.chmodSync(volume, (st.mode ?? 0o755) & 0o7777);
+  } finally {
+    k.close(from);
+    Deno.removeSync(staging, { recursive: true });
+  }
+}
+
+/**
+ * This process as "<pid>.<start time>" (container/state.ts's owner tag, read here without
+ * loading the state module into the container's thread): a staging directory of a process that
+ * was killed is found stale by it (volumes/store.ts, removeStaleVolumeEntries).
+ */
+function selfTag(): string {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  return `${Deno.pid}.${stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]}`;
+}
+
+/** Copies directory `dirFd`'s entries to `dest`: files, directories, symlinks (as links). */
+function copyTree(k: Kernel, dirFd: number, dest: string): void {
+  for (const e of Deno.readDirSync(fdPath(dirFd))) {
+    const to = `${dest}/${e.name}`;
+    if (e.isSymlink) {
+      Deno.symlinkSync(Deno.readLinkSync(`${fdPath(dirFd)}/${e.name}`), to);
+      continue;
+    }
+    if (!e.isDirectory && !e.isFile) continue; // devices, sockets, fifos: not data
+    const fd = k.openat2(
+      dirFd,
+      e.name,
+      libc.O_PATH | libc.O_NOFOLLOW | (e.isDirectory ? libc.O_DIRECTORY : 0),
+      libc.RESOLVE_NO_SYMLINKS | libc.RESOLVE_BENEATH | libc.RESOLVE_NO_MAGICLINKS,
+    );
+    try {
+      const st = Deno.statSync(fdPath(fd));
+      if (st.isDirectory) {
+        Deno.mkdirSync(to, { mode: 0o700 });
+        copyTree(k, fd, to);
+      } else {
+        Deno.copyFileSync(fdPath(fd), to);
+      }
+      Deno.chownSync(to, st.uid, st.gid);
+      Deno.chmodSync(to, (st.mode ?? 0o644) & 0o7777);
+    } finally {
+      k.close(fd);
+    }
   }
 }
 
@@ -155,7 +437,7 @@ export function createDevices(k: Kernel, spec: ContainerSpec): void {
   for (const d of spec.linux.devices) {
     const path = secureJoin(root, d.path);
     const kind = d.type === "b" ? libc.S_IFBLK : d.type === "p" ? libc.S_IFIFO : libc.S_IFCHR;
-    ensureMountPoint(path.slice(0, path.lastIndexOf("/")), true);
+    Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true, mode: 0o755 });
     try {
       k.mknod(path, kind | d.fileMode, libc.makedev(d.major, d.minor));
     } catch (err) {

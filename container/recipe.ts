@@ -26,6 +26,7 @@ import {
   INIT_PATH,
   makeReadonly,
   mask,
+  mountId,
   mountInto,
   pivot,
   type ProcPeer,
@@ -340,8 +341,26 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
   trace("recipe: namespaces");
   step("Cannot assemble the root filesystem", () => assembleRoot(k, spec));
   trace("recipe: root assembled");
-  for (const m of spec.mounts) {
-    step(`Cannot mount ${m.type} on "${m.destination}"`, () => mountInto(k, root, m, config.proc));
+  // Every mount's target is opened inside the root by the kernel (mounts.ts, openInRoot).
+  const rootFd = step(
+    "Cannot open the root filesystem",
+    () => k.openat2(libc.AT_FDCWD, root, libc.O_PATH | libc.O_DIRECTORY, 0),
+  );
+  // Without a writable layer the root is the base root filesystem itself: the user's mount
+  // points are not created in it (the standard ones, and the /etc files, are as before).
+  const keep = spec.rootLayers !== undefined && spec.rootLayers.upper === undefined
+    ? { mountId: mountId(rootFd) }
+    : undefined;
+  const users = new Set(spec.mountPoints?.map((p) => p.Destination));
+  try {
+    for (const m of spec.mounts) {
+      step(
+        `Cannot mount ${m.type} on "${m.destination}"`,
+        () => mountInto(k, rootFd, m, config.proc, users.has(m.destination) ? keep : undefined),
+      );
+    }
+  } finally {
+    k.close(rootFd);
   }
   step("Cannot create devices", () => createDevices(k, spec));
   if (spec.linux.namespaces.some((ns) => ns.type === "network" && ns.path === undefined)) {

@@ -21,6 +21,14 @@ type Call = [string, ...unknown[]];
 /** A kernel that records every call and does nothing, except what the recipe then reads. */
 function recordingKernel(calls: Call[], fail?: string): Kernel {
   let fd = 100;
+  let tree = 500;
+  // openat2 is real (unprivileged): the recipe's descriptors name real files of the temporary
+  // root, and a mount's target `/proc/thread-self/fd/N` is recorded as the path N had.
+  const real = new Map<number, string>();
+  const where = (path: string) => {
+    const m = /^\/proc\/thread-self\/fd\/(\d+)$/.exec(path);
+    return m === null ? path : real.get(Number(m[1])) ?? path;
+  };
   const record = (name: string, ...args: unknown[]) => {
     calls.push([name, ...args]);
     if (name === fail) throw new libc.SyscallError(name, libc.EPERM);
@@ -29,10 +37,22 @@ function recordingKernel(calls: Call[], fail?: string): Kernel {
     unshare: (flags) => record("unshare", flags),
     setns: (f, type) => record("setns", f, type),
     open: (path, flags) => (record("open", path, flags), fd++),
-    close: (f) => record("close", f),
+    openat2: (dirfd, path, flags, resolve) => {
+      const opened = libc.openat2(dirfd, path, flags, resolve);
+      real.set(opened, Deno.readLinkSync(`/proc/thread-self/fd/${opened}`));
+      record("openat2", real.get(dirfd) ?? dirfd, path, flags, resolve, real.get(opened));
+      return opened;
+    },
+    openTree: (f, recursive) => (record("openTree", real.get(f), recursive), tree++),
+    mountSetattr: (f, attrs, recursive) => record("mountSetattr", f, attrs, recursive),
+    moveMount: (from, to) => record("moveMount", from, real.get(to)),
+    close: (f) => {
+      record("close", f);
+      if (real.delete(f)) libc.close(f);
+    },
     write: (f, text) => record("write", f, text),
     mount: (source, target, fstype, flags, data) =>
-      record("mount", source, target, fstype, flags, data ?? ""),
+      record("mount", source, where(target), fstype, flags, data ?? ""),
     bindWithAttributes: (path, attrs) => record("bindWithAttributes", path, attrs),
     umount2: (target, flags) => record("umount2", target, flags),
     pivotRoot: (a, b) => record("pivotRoot", a, b),
@@ -262,5 +282,116 @@ Deno.test("recipe: a namespace given by path is joined, not created", () => {
     assert.ok(!calls.some((c) => c[0] === "interfaceUp"));
   } finally {
     Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("recipe: a bind's target is opened inside the root, whatever symlink is on its way", () => {
+  const root = Deno.makeTempDirSync({ prefix: "mini-docker-recipe-" });
+  const outside = Deno.makeTempDirSync({ prefix: "mini-docker-outside-" });
+  const source = Deno.makeTempDirSync({ prefix: "mini-docker-source-" });
+  try {
+    // Symlinks of the image that point out of the root: absolute, relative, through a parent.
+    Deno.symlinkSync(outside, `${root}/abs`);
+    Deno.symlinkSync(`../../../../../../..${outside}`, `${root}/rel`);
+    Deno.mkdirSync(`${root}/d`);
+    Deno.symlinkSync("..", `${root}/d/up`);
+    const config = testConfig(root);
+    // A relative dangling symlink in a directory reached through a symlink: read from where
+    // the kernel resolved that directory (/d), not lexically from /via.
+    Deno.mkdirSync(`${root}/d/e`);
+    Deno.symlinkSync("/d/e", `${root}/via`);
+    Deno.symlinkSync("../new", `${root}/d/e/dangling`);
+    const targets = ["/abs/x", "/rel/y", "/d/up/up/up/z", "/via/dangling/w"];
+    config.spec.mounts.push(...targets.map((destination) => ({
+      destination,
+      type: "bind",
+      source,
+      options: ["rbind", "ro", "rprivate"],
+    })));
+    const calls: Call[] = [];
+    containerRecipe(recordingKernel(calls), config);
+    const real = Deno.realPathSync(root);
+    const moved = calls.filter((c) => c[0] === "moveMount").map((c) => c[2] as string);
+    // Each lands where the root's own resolution puts it: inside, never in `outside`.
+    assert.deepEqual(moved.slice(-4), [
+      `${real}${outside}/x`,
+      `${real}${outside}/y`,
+      `${real}/up/up/z`, // d/up is the root; "up" is then a new directory of it
+      `${real}/d/new/w`,
+    ]);
+    assert.deepEqual([...Deno.readDirSync(outside)], []);
+    // Cloned from the source's descriptor, read-only before it is attached, then rprivate.
+    const tree = calls.findLastIndex((c) => c[0] === "openTree");
+    assert.deepEqual(calls[tree], ["openTree", Deno.realPathSync(source), true]);
+    assert.deepEqual(calls[tree + 1]!.slice(2), [
+      { set: libc.MOUNT_ATTR_RDONLY, clear: 0, propagation: 0 },
+      true,
+    ]);
+    assert.equal(calls[tree + 2]![0], "moveMount");
+    assert.deepEqual(calls[tree + 3]!.slice(2), [
+      { set: 0, clear: 0, propagation: libc.MS_PRIVATE },
+      true,
+    ]);
+  } finally {
+    for (const d of [root, outside, source]) Deno.removeSync(d, { recursive: true });
+  }
+});
+
+Deno.test("recipe: a bind source with a symlink on its path is refused", () => {
+  const root = Deno.makeTempDirSync({ prefix: "mini-docker-recipe-" });
+  try {
+    Deno.mkdirSync(`${root}/real`);
+    Deno.symlinkSync(`${root}/real`, `${root}/link`);
+    const config = testConfig(root);
+    config.spec.mounts.push({
+      destination: "/mnt",
+      type: "bind",
+      source: `${root}/link`,
+      options: ["rbind"],
+    });
+    assert.throws(
+      () => containerRecipe(recordingKernel([]), config),
+      (err) =>
+        err instanceof StepError && /^Cannot mount bind on "\/mnt": openat2 ".*\/link": /.test(
+          err.message,
+        ),
+    );
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("recipe: an empty volume is filled from the root (copy-up), links as links", () => {
+  const root = Deno.makeTempDirSync({ prefix: "mini-docker-recipe-" });
+  const volume = Deno.makeTempDirSync({ prefix: "mini-docker-volume-" });
+  try {
+    Deno.mkdirSync(`${volume}/_data`);
+    // The image's /data is a symlink to /srv: resolved in the root, never the host's /srv.
+    Deno.mkdirSync(`${root}/srv/sub`, { recursive: true });
+    Deno.writeTextFileSync(`${root}/srv/sub/file`, "from the image\n");
+    Deno.chmodSync(`${root}/srv/sub/file`, 0o640);
+    Deno.symlinkSync("/etc/shadow", `${root}/srv/leak`);
+    Deno.symlinkSync("/srv", `${root}/data`);
+    const config = testConfig(root);
+    const mount = {
+      destination: "/data",
+      type: "bind",
+      source: `${volume}/_data`,
+      options: ["rbind", "rprivate"],
+      copyUp: true,
+    };
+    config.spec.mounts.push(mount);
+    containerRecipe(recordingKernel([]), config);
+    const data = `${volume}/_data`;
+    assert.equal(Deno.readTextFileSync(`${data}/sub/file`), "from the image\n");
+    assert.equal(Deno.statSync(`${data}/sub/file`).mode! & 0o777, 0o640);
+    assert.equal(Deno.readLinkSync(`${data}/leak`), "/etc/shadow");
+    // Nothing of the staging directory is left; a volume with content is not filled again.
+    assert.deepEqual([...Deno.readDirSync(volume)].map((e) => e.name), ["_data"]);
+    Deno.removeSync(`${data}/sub`, { recursive: true });
+    containerRecipe(recordingKernel([]), testConfig(root, { spec: config.spec }));
+    assert.throws(() => Deno.statSync(`${data}/sub`));
+  } finally {
+    for (const d of [root, volume]) Deno.removeSync(d, { recursive: true });
   }
 });

@@ -704,10 +704,12 @@ function etcFiles(spec: ContainerSpec, dir: string, net?: EtcNetwork): Container
   Deno.writeTextFileSync(`${dir}/hostname`, `${spec.hostname}\n`);
   Deno.writeTextFileSync(`${dir}/hosts`, hostsFile(spec.hostname, spec.network, net));
   Deno.writeTextFileSync(`${dir}/resolv.conf`, resolvConf(hostResolvConf(), spec.network, net));
+  // Canonical: the container's thread opens them refusing any symlink (mounts.ts).
+  const real = Deno.realPathSync(dir);
   return ["hostname", "hosts", "resolv.conf"].map((name) => ({
     destination: `/etc/${name}`,
     type: "bind",
-    source: `${dir}/${name}`,
+    source: `${real}/${name}`,
     options: ["bind", "nosuid", "nodev"],
   }));
 }

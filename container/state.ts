@@ -14,6 +14,7 @@
 import { dataRoot, runRoot } from "../base/paths.ts";
 import { EXIT_FAILURE, UserError } from "../base/errors.ts";
 import { timestamp } from "../base/time.ts";
+import { type Liveness, releaseVolumes } from "../volumes/store.ts";
 
 /**
  * What state.json records. "restarting": ended, and its restart policy will start it again
@@ -349,30 +350,44 @@ export function createState(
   init: Omit<ContainerState, "name" | "status" | "created"> & { name?: string },
 ): ContainerState {
   if (init.name !== undefined) checkName(init.name);
-  return withLock(() => {
-    const states = listStates();
-    const taken = new Set(states.map((s) => s.name));
-    let name = init.name;
-    if (name !== undefined && taken.has(name)) {
-      const owner = states.find((s) => s.name === name)!;
-      throw new UserError(
-        `Conflict: the container name "${name}" is already in use by container "${
-          owner.id.slice(0, 12)
-        }": remove that container or choose another name`,
-      );
-    }
-    while (name === undefined || taken.has(name)) name = randomName();
-    const state: ContainerState = {
-      ...init,
-      name,
-      status: "created",
-      created: timestamp(),
-    };
-    Deno.mkdirSync(containersDir(), { recursive: true, mode: 0o711 });
-    Deno.mkdirSync(stateDir(state.id), { mode: 0o711 });
-    writeState(state);
-    return state;
-  });
+  try {
+    return withLock(() => {
+      const states = listStates();
+      const taken = new Set(states.map((s) => s.name));
+      let name = init.name;
+      if (name !== undefined) assertNameFree(name, states);
+      while (name === undefined || taken.has(name)) name = randomName();
+      const state: ContainerState = {
+        ...init,
+        name,
+        status: "created",
+        created: timestamp(),
+      };
+      Deno.mkdirSync(containersDir(), { recursive: true, mode: 0o711 });
+      Deno.mkdirSync(stateDir(state.id), { mode: 0o711 });
+      writeState(state);
+      return state;
+    });
+  } catch (err) {
+    // The volumes taken for it (volumes/mounts.ts) are let go: it never existed.
+    if (volumesExist()) releaseVolumes(init.id, true, volumeLiveness);
+    throw err;
+  }
+}
+
+/** A container name that no container has (Docker's conflict otherwise). */
+export function assertNameFree(
+  name: string,
+  states: readonly ContainerState[] = listStates(),
+): void {
+  const owner = states.find((s) => s.name === name);
+  if (owner !== undefined) {
+    throw new UserError(
+      `Conflict: the container name "${name}" is already in use by container "${
+        owner.id.slice(0, 12)
+      }": remove that container or choose another name`,
+    );
+  }
 }
 
 /**
@@ -380,7 +395,7 @@ export function createState(
  * `.removing-<owner tag>-<id>` (readers skip it), then deleted. If this process dies meanwhile,
  * `removeStaleRemovals` finishes the job as soon as it sees the owner gone.
  */
-export function removeState(id: string): void {
+export function removeState(id: string, anonymousVolumes = true): void {
   const trash = `${containersDir()}/.removing-${ownerTag()}-${id}`;
   try {
     Deno.renameSync(stateDir(id), trash);
@@ -389,7 +404,33 @@ export function removeState(id: string): void {
     throw err;
   }
   Deno.removeSync(trash, { recursive: true });
+  // Its volumes outlive it; its anonymous ones go with it (`rm -v`, `--rm`, a start that
+  // failed), unless another container holds them too.
+  if (volumesExist()) releaseVolumes(id, anonymousVolumes, volumeLiveness);
 }
+
+/** Whether volumes were ever made here (the volumes module has nothing to do otherwise). */
+export function volumesExist(): boolean {
+  try {
+    Deno.statSync(`${dataRoot()}/volumes`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What a volume's reference needs to know (volumes/store.ts): containers and live processes. */
+export const volumeLiveness: Liveness = {
+  containerExists(id) {
+    try {
+      Deno.statSync(stateDir(id));
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  tagAlive: (tag) => tagAlive(tag),
+};
 
 /**
  * What interrupted starts and removals left in the containers' directory: removals whose

@@ -32,6 +32,8 @@ export interface RuntimeConfig {
   ExposedPorts?: Record<string, Record<string, never>>;
   /** The image's labels, which its containers inherit. */
   Labels?: Record<string, string>;
+  /** Paths that get an anonymous volume in every container of the image ("/data": {}). */
+  Volumes?: Record<string, Record<string, never>>;
 }
 
 /** The parts of an image config this tool reads. */
@@ -130,6 +132,10 @@ export function parseImageConfig(bytes: Uint8Array): ImageConfig {
   if (c.Labels !== null && typeof c.Labels === "object") {
     const labels = Object.entries(c.Labels).filter(([, v]) => typeof v === "string");
     if (labels.length > 0) config.Labels = Object.fromEntries(labels) as Record<string, string>;
+  }
+  if (c.Volumes !== null && typeof c.Volumes === "object") {
+    const paths = Object.keys(c.Volumes).filter((k) => k.startsWith("/"));
+    if (paths.length > 0) config.Volumes = Object.fromEntries(paths.map((k) => [k, {}]));
   }
   if (c.ExposedPorts !== null && typeof c.ExposedPorts === "object") {
     const ports = Object.keys(c.ExposedPorts).filter((k) => /^\d{1,5}(\/(tcp|udp|sctp))?$/.test(k));

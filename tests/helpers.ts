@@ -201,6 +201,39 @@ export class TestEnv implements AsyncDisposable {
       [],
       "network state left behind",
     );
+    assert.deepEqual(this.volumeLeftovers(), [], "volume state left behind");
+  }
+
+  /**
+   * What is left of volumes that nothing should hold: interrupted creates, removals and
+   * copy-ups, and references of containers that are gone. Volumes themselves outlive their
+   * containers by design.
+   */
+  volumeLeftovers(): string[] {
+    const out: string[] = [];
+    const dir = `${this.dir}/lib/volumes`;
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(dir)];
+    } catch {
+      return out; // no volume used
+    }
+    const containers = new Set(this.containerIds());
+    for (const e of entries) {
+      if (e.name.startsWith(".")) {
+        out.push(`volumes/${e.name}`);
+        continue;
+      }
+      for (const f of Deno.readDirSync(`${dir}/${e.name}`)) {
+        if (f.name.startsWith(".")) out.push(`volumes/${e.name}/${f.name}`);
+      }
+      try {
+        for (const r of Deno.readDirSync(`${dir}/${e.name}/refs`)) {
+          if (!containers.has(r.name)) out.push(`reference of ${r.name} to volume ${e.name}`);
+        }
+      } catch { /* none */ }
+    }
+    return out;
   }
 
   /** The ids of this environment's networks (the default one included, once used). */
