@@ -36,6 +36,9 @@ import { waitCommand } from "./wait.ts";
 import { topCommand } from "./top.ts";
 import { renameCommand } from "./rename.ts";
 import { infoCommand, versionCommand } from "./version.ts";
+// Files in and out of containers (issue 14).
+import { cpCommand } from "./cp.ts";
+import { exportCommand } from "./export.ts";
 
 type AnyCommand = Command<unknown[], Record<string, unknown>>;
 
@@ -114,6 +117,9 @@ function containerCommand(): AnyCommand {
       portCommand(),
       statsCommand(),
       containerPruneCommand(),
+      // Files in and out of containers.
+      cpCommand(),
+      exportCommand(),
     ]
   ) group.addCommand(sub as AnyCommand);
   return group;
@@ -204,6 +210,9 @@ export function program(): AnyCommand {
       rootfsCommand(),
       versionCommand(),
       infoCommand(),
+      // Files in and out of containers.
+      cpCommand(),
+      exportCommand(),
     ]
   ) prog.addCommand(sub as AnyCommand);
   configure(prog);

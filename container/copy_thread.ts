@@ -1,0 +1,140 @@
+/**
+ * The entry of a copy thread (`cp`, `export`): a Deno Worker that first makes the root of its
+ * own filesystem context (unshare(CLONE_FS): nothing else of mini-docker is affected) the
+ * container's, or a host directory, and then does file work there with synchronous calls only
+ * (copy_fs.ts), so that every path it resolves, symlinks included, stays under that root.
+ *
+ * - "container": a running container's mount namespace, entered with setns (a descriptor the
+ *   parent opened and checked): its root, overlay and volumes as its processes see them.
+ * - "layers": a stopped container (or `export`): a private mount namespace of this thread where
+ *   the container's layers are mounted the way the recipe mounts them, then pivot_root.
+ * - "dir": a host directory, as the root of a private mount namespace (the host's side of a
+ *   copy out of a container: nothing in the archive can reach past it).
+ *
+ * No code is ever loaded from the root it enters: libc is loaded (dlopen) before, at boot, and
+ * nothing runs in a new process. Every module is imported at boot too.
+ */
+import * as libc from "../base/libc.ts";
+import type { ContainerSpec } from "../base/spec.ts";
+import { linux } from "./kernel.ts";
+import { assembleRoot, mountInto, pivot } from "./mounts.ts";
+import {
+  archive,
+  type ArchiveJob,
+  CopyError,
+  extract,
+  type ExtractJob,
+  resolveDestination,
+  statPath,
+} from "./copy_fs.ts";
+
+/** Where a copy thread puts its root. */
+export type Enter =
+  | { kind: "container"; nsFd: number }
+  | { kind: "layers"; spec: ContainerSpec; writable: boolean }
+  | { kind: "dir"; path: string }
+  | { kind: "host" };
+
+/** What a copy thread is asked to do, once it has entered. */
+export type CopyJob =
+  | { op: "stat"; path: string; follow: boolean }
+  | { op: "destination"; path: string }
+  | ({ op: "archive" } & ArchiveJob)
+  | ({ op: "extract" } & ExtractJob);
+
+export type CopyRequest = { type: "enter"; enter: Enter } | { type: "job"; job: CopyJob };
+
+export type CopyReply =
+  | { type: "booted" }
+  | { type: "done"; result: unknown }
+  | { type: "failed"; message: string; user: boolean };
+
+const scope = self as unknown as {
+  postMessage(message: CopyReply): void;
+  onmessage: ((event: MessageEvent<CopyRequest>) => void) | null;
+};
+
+const CLONE_FS = 0x200;
+
+/** Makes this thread's root the one asked for. */
+function enter(how: Enter): void {
+  // The host's root as it is: nothing to confine to ("/" is the whole host anyway).
+  if (how.kind === "host" || (how.kind === "dir" && how.path === "/")) return;
+  libc.unshare(CLONE_FS);
+  if (how.kind === "container") {
+    libc.setns(how.nsFd, libc.CLONE_NEWNS);
+    libc.chdir("/");
+  } else {
+    libc.unshare(libc.CLONE_NEWNS);
+    // Nothing mounted here reaches the host, and nothing of the host's comes in later.
+    libc.mount("", "/", "", libc.MS_REC | libc.MS_PRIVATE);
+    if (how.kind === "dir") {
+      libc.mount(how.path, how.path, "", libc.MS_BIND | libc.MS_REC);
+      pivot(linux, how.path);
+    } else {
+      mountLayers(how.spec, how.writable);
+    }
+  }
+  // Modes are set explicitly on what is created.
+  libc.umask(0);
+}
+
+/**
+ * A stopped container's root at its mount point: writable, as the recipe assembles it with its
+ * bind mounts (the files and volumes it is given); or read-only, its layers only, the writable
+ * one as the topmost lower (no work directory: a running container's own overlay is not
+ * disturbed), for `export`.
+ */
+function mountLayers(spec: ContainerSpec, writable: boolean): void {
+  const root = spec.root.path;
+  const layers = spec.rootLayers ?? { lower: [root] };
+  if (writable) {
+    assembleRoot(linux, spec);
+    for (const m of spec.mounts) {
+      if (m.type === "bind" || m.options.includes("bind") || m.options.includes("rbind")) {
+        mountInto(linux, root, m, { root: "", dir: "" });
+      }
+    }
+  } else {
+    const lower = layers.upper === undefined ? layers.lower : [layers.upper, ...layers.lower];
+    assembleRoot(linux, { ...spec, rootLayers: { lower } });
+    if (lower.length === 1) {
+      libc.mount("", root, "", libc.MS_REMOUNT | libc.MS_BIND | libc.MS_RDONLY);
+    }
+  }
+  pivot(linux, root);
+}
+
+async function run(job: CopyJob): Promise<unknown> {
+  switch (job.op) {
+    case "stat":
+      return statPath(job.path, job.follow);
+    case "destination":
+      return resolveDestination(job.path);
+    case "archive":
+      return await archive(job);
+    case "extract":
+      return await extract(job);
+  }
+}
+
+// libc is loaded now, from the host: never later, from wherever the root has gone.
+libc.gettid();
+scope.postMessage({ type: "booted" });
+scope.onmessage = async (event) => {
+  const request = event.data;
+  try {
+    if (request.type === "enter") {
+      enter(request.enter);
+      scope.postMessage({ type: "done", result: null });
+    } else {
+      scope.postMessage({ type: "done", result: await run(request.job) });
+    }
+  } catch (err) {
+    scope.postMessage({
+      type: "failed",
+      message: err instanceof Error ? err.message : String(err),
+      user: err instanceof CopyError,
+    });
+  }
+};
