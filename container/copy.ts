@@ -130,14 +130,21 @@ function openNamespace(state: ContainerState): number | undefined {
 }
 
 function savedSpec(state: ContainerState): ContainerSpec {
+  let spec: ContainerSpec;
   try {
-    return JSON.parse(Deno.readTextFileSync(`${stateDir(state.id)}/config.json`));
+    spec = JSON.parse(Deno.readTextFileSync(`${stateDir(state.id)}/config.json`));
   } catch (err) {
     throw new UserError(
       `Container ${state.id.slice(0, 12)} has no saved configuration: ${describe(err)}`,
       EXIT_FAILURE,
     );
   }
+  // A container that never started has no mount point and writable layer yet: made as its
+  // start makes them (start.ts), in its own directory.
+  for (const d of [spec.root.path, spec.rootLayers?.upper, spec.rootLayers?.work]) {
+    if (d !== undefined) Deno.mkdirSync(d, { recursive: true, mode: 0o755 });
+  }
+  return spec;
 }
 
 /** A container path as `cp` reads it: relative to the container's root. */

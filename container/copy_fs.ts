@@ -111,9 +111,11 @@ export async function archive(job: ArchiveJob): Promise<number> {
   });
   const tar = new TarWriter(sink);
   const links = new Map<string, string>();
-  const st = job.follow ? Deno.statSync(job.path) : Deno.lstatSync(job.path);
-  if (job.top !== "") await addEntry(tar, job.path, job.top, st, links);
-  if (st.isDirectory) await addChildren(tar, job.path, job.top, links);
+  // -L: what the path names now, resolved in this root; below it, nothing is followed.
+  const path = job.follow ? Deno.realPathSync(job.path) : job.path;
+  const st = Deno.lstatSync(path);
+  if (job.top !== "") await addEntry(tar, path, job.top, st, links);
+  if (st.isDirectory) await addChildren(tar, path, job.top, links);
   await tar.close();
   return written;
 }
