@@ -39,6 +39,7 @@ import { infoCommand, versionCommand } from "./version.ts";
 // Files in and out of containers (issue 14).
 import { cpCommand } from "./cp.ts";
 import { exportCommand } from "./export.ts";
+import { diffCommand } from "./diff.ts";
 
 type AnyCommand = Command<unknown[], Record<string, unknown>>;
 
@@ -120,6 +121,7 @@ function containerCommand(): AnyCommand {
       // Files in and out of containers.
       cpCommand(),
       exportCommand(),
+      diffCommand(),
     ]
   ) group.addCommand(sub as AnyCommand);
   return group;
@@ -213,6 +215,7 @@ export function program(): AnyCommand {
       // Files in and out of containers.
       cpCommand(),
       exportCommand(),
+      diffCommand(),
     ]
   ) prog.addCommand(sub as AnyCommand);
   configure(prog);

@@ -361,6 +361,18 @@ export async function exportContainer(state: ContainerState, fd: number): Promis
 }
 
 /**
+ * `diff`: Docker's lines ("A /added", "C /changed", "D /deleted") for what the container's
+ * writable layer changed, read in a copy thread where both layers are mounted read-only.
+ */
+export async function containerChanges(state: ContainerState): Promise<string[]> {
+  const spec = savedSpec(state);
+  using thread = await CopyThread.start({ kind: "changes", spec });
+  const exclude = spec.mounts.map((m) => m.destination.replace(/\/+$/, ""));
+  const changes = await thread.job({ op: "changes", exclude }) as [string, string][];
+  return changes.map(([kind, path]) => `${kind} ${path}`);
+}
+
+/**
  * Runs `write(fd)` on a new file that becomes `path` only when it succeeds: a temporary file in
  * the same directory, renamed; removed on failure.
  */

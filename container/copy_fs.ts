@@ -503,6 +503,49 @@ class Extractor {
   }
 }
 
+/**
+ * Docker's `diff`: what the writable layer at `/upper` changed against the image's layers at
+ * `/lower` ("A" added, "C" changed, "D" deleted: overlayfs' whiteouts), sorted by path. What
+ * the container's start put there for its mounts (`exclude`: their mount points, and directories
+ * made or copied up only to hold them) is not the container's change, as Docker's init layer is
+ * not.
+ */
+export function layerChanges(exclude: readonly string[]): [kind: string, path: string][] {
+  const found = new Map<string, string>();
+  const walk = (rel: string) => {
+    let names: string[];
+    try {
+      names = [...Deno.readDirSync(`/upper${rel}`)].map((e) => e.name);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const path = `${rel}/${name}`;
+      const st = lstatOrNull(`/upper${path}`);
+      if (st === null) continue;
+      if (st.isCharDevice && (st.rdev ?? -1) === 0) {
+        found.set(path, "D");
+        continue;
+      }
+      found.set(path, lstatOrNull(`/lower${path}`) === null ? "A" : "C");
+      if (st.isDirectory) walk(path);
+    }
+  };
+  walk("");
+  const under = (path: string, dir: string) => path === dir || path.startsWith(`${dir}/`);
+  for (const path of [...found.keys()]) {
+    if (exclude.some((x) => under(path, x))) found.delete(path);
+  }
+  // A directory on the way to a mount point, with nothing else changed below it.
+  for (const path of [...found.keys()].sort().reverse()) {
+    const holds = exclude.some((x) => x.startsWith(`${path}/`));
+    const rest = [...found.keys()].some((p) => p.startsWith(`${path}/`));
+    if (holds && !rest) found.delete(path);
+  }
+  return [...found].map(([path, kind]) => [kind, path] as [string, string])
+    .sort((a, b) => a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
+}
+
 function lstatOrNull(path: string): Deno.FileInfo | null {
   try {
     return Deno.lstatSync(path);

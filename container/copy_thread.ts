@@ -24,6 +24,7 @@ import {
   CopyError,
   extract,
   type ExtractJob,
+  layerChanges,
   resolveDestination,
   statPath,
 } from "./copy_fs.ts";
@@ -33,6 +34,7 @@ export type Enter =
   | { kind: "container"; nsFd: number }
   | { kind: "layers"; spec: ContainerSpec; writable: boolean }
   | { kind: "dir"; path: string }
+  | { kind: "changes"; spec: ContainerSpec }
   | { kind: "host" };
 
 /** What a copy thread is asked to do, once it has entered. */
@@ -40,7 +42,8 @@ export type CopyJob =
   | { op: "stat"; path: string; follow: boolean }
   | { op: "destination"; path: string }
   | ({ op: "archive" } & ArchiveJob)
-  | ({ op: "extract" } & ExtractJob);
+  | ({ op: "extract" } & ExtractJob)
+  | { op: "changes"; exclude: string[] };
 
 export type CopyRequest = { type: "enter"; enter: Enter } | { type: "job"; job: CopyJob };
 
@@ -71,6 +74,8 @@ function enter(how: Enter): void {
     if (how.kind === "dir") {
       libc.mount(how.path, how.path, "", libc.MS_BIND | libc.MS_REC);
       pivot(linux, how.path);
+    } else if (how.kind === "changes") {
+      mountChanges(how.spec);
     } else {
       mountLayers(how.spec, how.writable);
     }
@@ -105,6 +110,33 @@ function mountLayers(spec: ContainerSpec, writable: boolean): void {
   pivot(linux, root);
 }
 
+/**
+ * For `diff`: the writable layer at /upper and the image's layers at /lower, both read-only, on a
+ * tmpfs of this thread's mount namespace at the container's mount point, which becomes the root.
+ */
+function mountChanges(spec: ContainerSpec): void {
+  const root = spec.root.path;
+  const ro = libc.MS_REMOUNT | libc.MS_BIND | libc.MS_RDONLY;
+  libc.mount("tmpfs", root, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV, "size=16k,mode=0700");
+  Deno.mkdirSync(`${root}/upper`);
+  Deno.mkdirSync(`${root}/lower`);
+  const layers = spec.rootLayers ?? { lower: [] };
+  if (layers.upper !== undefined) {
+    libc.mount(layers.upper, `${root}/upper`, "", libc.MS_BIND);
+    libc.mount("", `${root}/upper`, "", ro);
+  }
+  if (layers.lower.length > 0) {
+    const lower = `${root}/lower`;
+    assembleRoot(linux, {
+      ...spec,
+      root: { ...spec.root, path: lower },
+      rootLayers: { lower: layers.lower },
+    });
+    if (layers.lower.length === 1) libc.mount("", lower, "", ro);
+  }
+  pivot(linux, root);
+}
+
 async function run(job: CopyJob): Promise<unknown> {
   switch (job.op) {
     case "stat":
@@ -115,6 +147,8 @@ async function run(job: CopyJob): Promise<unknown> {
       return await archive(job);
     case "extract":
       return await extract(job);
+    case "changes":
+      return layerChanges(job.exclude);
   }
 }
 

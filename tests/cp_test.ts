@@ -254,7 +254,7 @@ Deno.test(
 );
 
 Deno.test(
-  "cp with stopped containers (created, exited); export read back by tar and compared",
+  "cp with stopped containers (created, exited); export read back by tar and compared; diff",
   opts,
   async () => {
     await using t = await TestEnv.create();
@@ -315,6 +315,12 @@ Deno.test(
       assert.deepEqual(names, found);
       assert.ok(names.includes("added") && !names.includes("etc/passwd"));
       assert.ok(names.includes("proc") && !names.some((n) => n.startsWith("proc/")));
+      // diff: Docker's lines, without what the start put there for the mounts.
+      assert.equal(
+        ok(await t.run(["diff", "live"])),
+        "A /added\nC /etc\nD /etc/passwd\nA /ready\n",
+      );
+      fails(await t.run(["diff", "nosuch"]), "No such container: nosuch");
       ok(await t.run(["export", "-o", `${host}/live.tar`, "live"]));
       const file = Deno.readFileSync(`${host}/live.tar`);
       assert.deepEqual((await tarList(file)).map((n) => n.replace(/\/$/, "")).sort(), found);
