@@ -173,13 +173,24 @@ interface Plan {
 }
 
 function source(path: string, stat: PathStat): Source {
-  const contents = /(^|\/)\.$/.test(path) || /^\/+$/.test(path);
-  const trimmed = path.replace(/\/+$/, "");
+  // The name is the last component once `..` and `.` are applied ("/data/sub/.." is "data").
+  const clean = lexical(path);
   return {
     isDir: stat.isDir,
-    base: trimmed.slice(trimmed.lastIndexOf("/") + 1) || ".",
-    contents,
+    base: basename(clean) || ".",
+    contents: /(^|\/)\.$/.test(path) || clean === "/",
   };
+}
+
+/** `path` with `.` and `..` applied to its text, as an absolute path. */
+function lexical(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join("/")}`;
 }
 
 /** Docker's rules (`docker cp --help`), for a destination `shown` as the user wrote it. */

@@ -122,12 +122,39 @@ export async function archive(job: ArchiveJob): Promise<number> {
 
 const EPIPE = 32;
 
+/**
+ * Kernel filesystems (proc, sysfs, devpts, mqueue, cgroup, ...) mounted in a running container:
+ * not its files, and not a tree a tar can hold (sizes that lie, links that name processes).
+ * Docker's cp does not see them either; their mount points are copied empty.
+ */
+const PSEUDO_FS = new Set([
+  0x9fa0, // proc
+  0x62656572, // sysfs
+  0x1cd1, // devpts
+  0x19800202, // mqueue
+  0x27e0eb, // cgroup
+  0x63677270, // cgroup2
+  0x73636673, // securityfs
+  0x64626720, // debugfs
+  0x74726163, // tracefs
+  0xcafe4a11, // bpf
+  0x42494e4d, // binfmt_misc
+]);
+const SYS_STATFS = ARM64 ? 43 : 137;
+
+function isPseudoFs(dir: string): boolean {
+  const buf = new Uint8Array(120);
+  if (libc.rawSyscall(SYS_STATFS, libc.cstr(dir), buf) < 0) return false;
+  return PSEUDO_FS.has(Number(new DataView(buf.buffer).getBigUint64(0, true)));
+}
+
 async function addChildren(
   tar: TarWriter,
   dir: string,
   name: string,
   links: Map<string, string>,
 ): Promise<void> {
+  if (isPseudoFs(dir)) return;
   let entries: string[];
   try {
     entries = [...Deno.readDirSync(dir)].map((e) => e.name).sort();

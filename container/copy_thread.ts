@@ -86,14 +86,17 @@ function enter(how: Enter): void {
 
 /**
  * A stopped container's root at its mount point: writable, as the recipe assembles it with its
- * bind mounts (the files and volumes it is given); or read-only, its layers only, the writable
+ * bind mounts (the files and volumes it is given: volumes recorded in its spec's `mounts` as binds
+ * are there too); or read-only, its layers only, the writable
  * one as the topmost lower (no work directory: a running container's own overlay is not
  * disturbed), for `export`.
  */
 function mountLayers(spec: ContainerSpec, writable: boolean): void {
   const root = spec.root.path;
   const layers = spec.rootLayers ?? { lower: [root] };
-  if (writable) {
+  // Without a writable layer (no overlayfs), the only directory is the base root filesystem,
+  // which other containers share: it is never written to, mount points included.
+  if (writable && layers.upper !== undefined) {
     assembleRoot(linux, spec);
     for (const m of spec.mounts) {
       if (m.type === "bind" || m.options.includes("bind") || m.options.includes("rbind")) {

@@ -190,6 +190,13 @@ Deno.test(
       assert.equal(Deno.readLinkSync(`${host}/l1`), "a.txt");
       ok(await t.run(["cp", "-L", "web:/data/link", `${host}/l2`]));
       assert.equal(Deno.readTextFileSync(`${host}/l2`), "hello\n");
+      // The whole root of a running container: its files, and the kernel's filesystems (/proc,
+      // /sys, /dev/pts) as empty mount points, as Docker's cp sees them.
+      ok(await t.run(["cp", "web:/", `${host}/root`]));
+      assert.equal(Deno.readTextFileSync(`${host}/root/data/sub/b`), "deep\n");
+      for (const empty of ["proc", "sys", "dev/pts"]) {
+        assert.deepEqual([...Deno.readDirSync(`${host}/root/${empty}`)], [], empty);
+      }
       // A tar stream on stdout, read back by GNU tar.
       const tar = await runBytes(t, ["cp", "web:/data", "-"]);
       assert.equal(tar.code, 0, tar.stderr);
