@@ -172,6 +172,12 @@ Deno.test(
       Deno.mkdirSync(`${host}/into`);
       ok(await t.run(["cp", "web:/data/a.txt", `${host}/into`]));
       assert.equal(Deno.readTextFileSync(`${host}/into/a.txt`), "hello\n");
+      // On a terminal, Docker's summary (the tar stream's size); -q, none.
+      const shown = await t.runOnTerminal(["cp", "web:/data/a.txt", `${host}/t.txt`], "");
+      assert.equal(shown.code, 0, shown.stdout);
+      assert.equal(shown.stdout.trim(), `Successfully copied 2.05kB to ${host}/t.txt`);
+      const quiet = await t.runOnTerminal(["cp", "-q", "web:/data/a.txt", `${host}/t.txt`], "");
+      assert.equal(quiet.stdout.trim(), "");
       // -a keeps the owner.
       ok(await t.run(["cp", "-a", "web:/data/a.txt", `${host}/owned.txt`]));
       const owned = Deno.statSync(`${host}/owned.txt`);
