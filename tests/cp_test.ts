@@ -245,6 +245,19 @@ Deno.test(
       fails(await t.run(["cp", "-", "web:/data/a.txt"]), "must be a directory");
       fails(await t.run(["cp", "web:/a", "web:/b"]), "between containers");
       fails(await t.run(["cp", `${host}/a`, `${host}/b`]), "at least one container");
+      // A copy refused half-way removes what it had made, on either side.
+      Deno.mkdirSync(`${host}/clash`);
+      Deno.writeTextFileSync(`${host}/clash/sub`, "a file where the container has a directory\n");
+      fails(await t.run(["cp", "web:/data/.", `${host}/clash`]), "non-directory");
+      assert.deepEqual([...Deno.readDirSync(`${host}/clash`)].map((e) => e.name), ["sub"]);
+      Deno.mkdirSync(`${host}/conflict/a.txt`, { recursive: true });
+      Deno.writeTextFileSync(`${host}/conflict/0-first`, "first\n");
+      fails(await t.run(["cp", `${host}/conflict/.`, "web:/data"]), "non-directory");
+      assert.equal(
+        (await t.run(["exec", "web", "ls", "/data/0-first"])).code,
+        1,
+        "a file made before the refusal is removed again",
+      );
       // Not found: in the container, on the host, an unknown container, a missing parent.
       fails(
         await t.run(["cp", "web:/missing", `${host}/m`]),
