@@ -20,7 +20,7 @@ import { EXIT_FAILURE, quote, UserError } from "../base/errors.ts";
 import { absolutePath } from "../base/paths.ts";
 import { type ContainerState, isAlive, stateDir } from "./state.ts";
 import type { CopyJob, CopyReply, CopyRequest, Enter } from "./copy_thread.ts";
-import type { PathStat } from "./copy_fs.ts";
+import { directoryIdentity, type PathStat } from "./copy_fs.ts";
 
 /** `cp`'s options. */
 export interface CopyOptions {
@@ -250,7 +250,16 @@ export async function copyFromContainer(
       `Cannot copy to ${quote(destPath)}: the directory ${quote(dirname(dest))} does not exist`,
       EXIT_FAILURE,
     ));
-  using host = await CopyThread.start({ kind: "dir", path: where.dir });
+  // The directory, as its canonical path names it without following a symlink: if a component
+  // is swapped for one before the host's thread has bound it (a volume a container shares),
+  // the thread finds another directory and refuses.
+  let identity: string;
+  try {
+    identity = directoryIdentity(where.dir);
+  } catch (err) {
+    throw new UserError(`Cannot copy to ${quote(destPath)}: ${describe(err)}`, EXIT_FAILURE);
+  }
+  using host = await CopyThread.start({ kind: "dir", path: where.dir, identity });
   return await pipeBetween(
     thread,
     { op: "archive", path: src, follow: options.followLink, top: where.top },

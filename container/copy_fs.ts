@@ -272,6 +272,36 @@ function fdStat(fd: number): { mode: number; size: number } {
   return { mode: view.getUint16(28, true), size: Number(view.getBigUint64(40, true)) };
 }
 
+/**
+ * Which directory a path names now, without following any symlink on the way (openat2's
+ * RESOLVE_NO_SYMLINKS): "<device>:<inode>", or an error (ELOOP when a component is a link).
+ */
+export function directoryIdentity(path: string): string {
+  const how = new BigUint64Array([BigInt(libc.O_PATH | libc.O_DIRECTORY | libc.O_CLOEXEC), 0n, 4n]);
+  const fd = libc.rawSyscall(SYS_OPENAT2, AT_FDCWD, libc.cstr(path), how, how.byteLength);
+  if (fd < 0) throw new libc.SyscallError("openat2", libc.lastErrno(), path);
+  try {
+    return fdIdentity(fd);
+  } finally {
+    libc.close(fd);
+  }
+}
+
+/** "<device>:<inode>" of an open descriptor. */
+export function fdIdentity(fd: number): string {
+  const buf = new Uint8Array(256);
+  const STATX_INO = 0x100;
+  if (libc.rawSyscall(SYS_STATX, fd, libc.cstr(""), AT_EMPTY_PATH, STATX_INO, buf) < 0) {
+    throw new libc.SyscallError("statx", libc.lastErrno());
+  }
+  const view = new DataView(buf.buffer);
+  const ino = view.getBigUint64(32, true);
+  return `${view.getUint32(136, true)}.${view.getUint32(140, true)}:${ino}`;
+}
+
+const SYS_OPENAT2 = 437;
+const AT_FDCWD = -100;
+
 function fdSize(fd: number): number {
   return fdStat(fd).size;
 }

@@ -24,6 +24,7 @@ import {
   CopyError,
   extract,
   type ExtractJob,
+  fdIdentity,
   layerChanges,
   resolveDestination,
   statPath,
@@ -33,7 +34,7 @@ import {
 export type Enter =
   | { kind: "container"; nsFd: number }
   | { kind: "layers"; spec: ContainerSpec; writable: boolean }
-  | { kind: "dir"; path: string }
+  | { kind: "dir"; path: string; identity: string }
   | { kind: "changes"; spec: ContainerSpec }
   | { kind: "host" };
 
@@ -74,6 +75,16 @@ function enter(how: Enter): void {
     if (how.kind === "dir") {
       libc.mount(how.path, how.path, "", libc.MS_BIND | libc.MS_REC);
       pivot(linux, how.path);
+      // The directory the parent chose, not what its path names now: a volume that a container
+      // shares could have had a component swapped for a symlink meanwhile.
+      const root = libc.open("/", libc.O_PATH | libc.O_DIRECTORY | libc.O_CLOEXEC);
+      try {
+        if (fdIdentity(root) !== how.identity) {
+          throw new CopyError(`The destination "${how.path}" changed while it was copied`);
+        }
+      } finally {
+        libc.close(root);
+      }
     } else if (how.kind === "changes") {
       mountChanges(how.spec);
     } else {
