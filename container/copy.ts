@@ -36,8 +36,8 @@ export interface CopyResult {
   bytes: number;
 }
 
-/** A copy thread, booting or booted; one request at a time. */
-class CopyThread implements Disposable {
+/** A copy thread, booting or booted; one request at a time (exported for its tests). */
+export class CopyThread implements Disposable {
   readonly #worker: Worker;
   #pending?: (reply: CopyReply) => void;
   readonly #booted: Promise<void>;
