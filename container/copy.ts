@@ -213,7 +213,7 @@ function plan(src: Source, dest: Destination, shown: string, notFound: () => Use
       EXIT_FAILURE,
     );
   }
-  return { dir: dest.parent, top: basename(absolutePath(shown)) };
+  return { dir: dest.parent, top: basename(lexical(shown)) || "." };
 }
 
 /** `cp CONTAINER:SRC DEST|-`. */
