@@ -3,10 +3,10 @@
  * tar stream. The parent never touches a container's files itself: a copy thread
  * (copy_thread.ts) whose root is the container's does, so that no path of the container, and no
  * symlink a container process swaps in while the copy runs (Docker's CVE-2018-15664), can ever
- * resolve to the host; and the host's side of a copy out of a container is done by another copy
- * thread whose root is the destination directory, so that nothing in the archive (a symlink, a
- * `..`) can reach past it. The two threads meet at a pipe: one writes a tar stream, the other
- * unpacks it. No process is started and no code is loaded from the container (CVE-2019-14271).
+ * resolve to the host; and the host's side of a copy is done by another copy thread whose root is
+ * the host directory it reads or writes, so that nothing in an archive (a symlink, a `..`), nor a
+ * symlink swapped into a host directory that a container shares, can reach past it. The two
+ * threads meet at a pipe: one writes a tar stream, the other unpacks it. No process is started and no code is loaded from the container (CVE-2019-14271).
  *
  * Paths follow `docker cp`'s rules: a SRC ending in `/.` copies a directory's contents; a DEST
  * that exists as a directory receives SRC under its own name; a DEST that does not exist is
@@ -317,10 +317,24 @@ export async function copyToContainer(
     return { bytes: 0 };
   }
   const where = plan(from, found, destPath, parentMissing);
-  using host = await CopyThread.start({ kind: "host" });
+  // The host's side is read by a thread whose root is the source's directory (the directory
+  // itself for `SRC/.`): a host directory that a container can write to (a volume) cannot have
+  // a component swapped for a symlink that leads the copy to other host files.
+  const top = src.endsWith("/.") ? src.slice(0, -2) || "/" : src;
+  const real = options.followLink ? Deno.realPathSync(top) : top;
+  let dir: string;
+  let identity: string;
+  try {
+    dir = Deno.realPathSync(from.contents ? real : dirname(real));
+    identity = directoryIdentity(dir);
+  } catch (err) {
+    throw new UserError(`Cannot copy ${quote(srcPath)}: ${describe(err)}`, EXIT_FAILURE);
+  }
+  const path = from.contents ? "/." : `/${basename(real)}`;
+  using host = await CopyThread.start({ kind: "dir", path: dir, identity });
   return await pipeBetween(
     host,
-    { op: "archive", path: src, follow: options.followLink, top: where.top },
+    { op: "archive", path, follow: false, top: where.top },
     thread,
     { op: "extract", dir: where.dir, keepOwners: options.archive },
   );

@@ -9,7 +9,9 @@
  * - "layers": a stopped container (or `export`): a private mount namespace of this thread where
  *   the container's layers are mounted the way the recipe mounts them, then pivot_root.
  * - "dir": a host directory, as the root of a private mount namespace (the host's side of a
- *   copy out of a container: nothing in the archive can reach past it).
+ *   copy: nothing in an archive can reach past it, and no symlink swapped into it can lead the
+ *   copy to other host files).
+ * - "changes": a container's writable layer and its image's layers side by side, for `diff`.
  *
  * No code is ever loaded from the root it enters: libc is loaded (dlopen) before, at boot, and
  * nothing runs in a new process. Every module is imported at boot too.
@@ -35,8 +37,7 @@ export type Enter =
   | { kind: "container"; nsFd: number }
   | { kind: "layers"; spec: ContainerSpec; writable: boolean }
   | { kind: "dir"; path: string; identity: string }
-  | { kind: "changes"; spec: ContainerSpec }
-  | { kind: "host" };
+  | { kind: "changes"; spec: ContainerSpec };
 
 /** What a copy thread is asked to do, once it has entered. */
 export type CopyJob =
@@ -63,7 +64,7 @@ const CLONE_FS = 0x200;
 /** Makes this thread's root the one asked for. */
 function enter(how: Enter): void {
   // The host's root as it is: nothing to confine to ("/" is the whole host anyway).
-  if (how.kind === "host" || (how.kind === "dir" && how.path === "/")) return;
+  if (how.kind === "dir" && how.path === "/") return;
   libc.unshare(CLONE_FS);
   if (how.kind === "container") {
     libc.setns(how.nsFd, libc.CLONE_NEWNS);

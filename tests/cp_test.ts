@@ -406,13 +406,17 @@ Deno.test(
       // Out: the links themselves; -L and paths through them resolve in the container. In:
       // through the same links, files land in the container, never on the host. (At once.)
       Deno.writeTextFileSync(`${host}/planted`, "planted\n");
-      const [x, e, etc, p1, p2, s1, in1, in2, in3, in4] = await Promise.all([
+      // (Out first, then in: a copy out of /etc would see the temporary name of a file that a
+      // copy into it is writing.)
+      const [x, e, etc, p1, p2, s1] = await Promise.all([
         t.run(["cp", "evil:/x", `${host}/x`]),
         t.run(["cp", "evil:/e", `${host}/e`]),
         t.run(["cp", "-L", "evil:/e", `${host}/etc-copy`]),
         t.run(["cp", "evil:/x/etc/passwd", `${host}/p1`]),
         t.run(["cp", "evil:/deep/a/b/etc/passwd", `${host}/p2`]),
         t.run(["cp", "evil:/c/secret", `${host}/s`]),
+      ]);
+      const [in1, in2, in3, in4] = await Promise.all([
         t.run(["cp", `${host}/planted`, `evil:/x/${unique}-1`]),
         t.run(["cp", `${host}/planted`, `evil:/deep/a/b/tmp/${unique}-2`]),
         t.run(["cp", `${host}/planted`, "evil:/e"]),
@@ -487,7 +491,8 @@ Deno.test(
       for (const e of Deno.readDirSync(host)) {
         if (e.isFile) assert.notEqual(Deno.readTextFileSync(`${host}/${e.name}`), secret);
       }
-      assert.deepEqual(tempFiles(host), []);
+      // (A copy of /w/dir may hold the temporary name of a file that a copy into it was writing.)
+      assert.deepEqual(tempFiles(host).filter((p) => !p.includes("/race-dir-")), []);
     } finally {
       await removeAll(t, "evil");
       Deno.removeSync(canary, { recursive: true });
