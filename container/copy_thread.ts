@@ -1,5 +1,5 @@
 /**
- * The entry of a copy thread (`cp`, `export`): a Deno Worker that first makes the root of its
+ * The entry of a copy thread (`cp`, `export`, `diff`): a Deno Worker that first makes the root of its
  * own filesystem context (unshare(CLONE_FS): nothing else of mini-docker is affected) the
  * container's, or a host directory, and then does file work there with synchronous calls only
  * (copy_fs.ts), so that every path it resolves, symlinks included, stays under that root.
@@ -81,7 +81,7 @@ function enter(how: Enter): void {
       const root = libc.open("/", libc.O_PATH | libc.O_DIRECTORY | libc.O_CLOEXEC);
       try {
         if (fdIdentity(root) !== how.identity) {
-          throw new CopyError(`The destination "${how.path}" changed while it was copied`);
+          throw new CopyError(`The directory "${how.path}" changed while it was copied`);
         }
       } finally {
         libc.close(root);
