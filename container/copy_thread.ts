@@ -1,6 +1,6 @@
 /**
- * The entry of a copy thread (`cp`, `export`, `diff`): a Deno Worker that first makes the root of its
- * own filesystem context (unshare(CLONE_FS): nothing else of mini-docker is affected) the
+ * The entry of a copy thread (`cp`, `export`, `diff`): a Deno Worker that first makes the root
+ * of its own filesystem context (unshare(CLONE_FS): nothing else of mini-docker is affected) the
  * container's, or a host directory, and then does file work there with synchronous calls only
  * (copy_fs.ts), so that every path it resolves, symlinks included, stays under that root.
  *
