@@ -6,7 +6,8 @@
  * resolve to the host; and the host's side of a copy is done by another copy thread whose root is
  * the host directory it reads or writes, so that nothing in an archive (a symlink, a `..`), nor a
  * symlink swapped into a host directory that a container shares, can reach past it. The two
- * threads meet at a pipe: one writes a tar stream, the other unpacks it. No process is started and no code is loaded from the container (CVE-2019-14271).
+ * threads meet at a pipe: one writes a tar stream, the other unpacks it. No process is started
+ * and no code is loaded from the container (CVE-2019-14271).
  *
  * Paths follow `docker cp`'s rules: a SRC ending in `/.` copies a directory's contents; a DEST
  * that exists as a directory receives SRC under its own name; a DEST that does not exist is
