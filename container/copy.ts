@@ -387,12 +387,43 @@ async function pipeBetween(
  * /proc, /sys, /dev) as a tar stream to `fd`.
  */
 export async function exportContainer(state: ContainerState, fd: number): Promise<number> {
-  using thread = await CopyThread.start({
-    kind: "layers",
-    spec: savedSpec(state),
-    writable: false,
-  });
+  using thread = await rootThread(state);
   return await thread.job({ op: "archive", path: "/", follow: false, top: "", fd }) as number;
+}
+
+/**
+ * A copy thread whose root is the container's root filesystem alone: a running container's own
+ * (a private copy of its mount namespace, every other mount of it detached), or a stopped one's
+ * layers mounted read-only.
+ */
+async function rootThread(state: ContainerState): Promise<CopyThread> {
+  if (state.status === "running" && isAlive(state.process)) {
+    const nsFd = openNamespace(state);
+    if (nsFd !== undefined) {
+      try {
+        const mounts = mountPoints(state.process!.pid);
+        if (mounts !== undefined) return await CopyThread.start({ kind: "root", nsFd, mounts });
+      } finally {
+        libc.close(nsFd);
+      }
+    }
+  }
+  return await CopyThread.start({ kind: "layers", spec: savedSpec(state), writable: false });
+}
+
+/** The mount points of a process's mount namespace but its root, as paths of its own root. */
+function mountPoints(pid: number): string[] | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`/proc/${pid}/mountinfo`);
+  } catch {
+    return undefined; // it ended meanwhile
+  }
+  const points = text.split("\n").filter((l) => l !== "").map((line) =>
+    // Field 5; spaces, tabs, newlines and backslashes are octal escapes.
+    line.split(" ")[4]!.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)))
+  );
+  return [...new Set(points)].filter((p) => p !== "/");
 }
 
 /**

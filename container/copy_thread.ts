@@ -6,7 +6,9 @@
  *
  * - "container": a running container's mount namespace, entered with setns (a descriptor the
  *   parent opened and checked): its root, overlay and volumes as its processes see them.
- * - "layers": a stopped container (or `export`): a private mount namespace of this thread where
+ * - "root": a running container's root filesystem alone, for `export`: a private copy of its
+ *   mount namespace with every other mount detached.
+ * - "layers": a stopped container (or `export` of one): a private mount namespace of this thread where
  *   the container's layers are mounted the way the recipe mounts them, then pivot_root.
  * - "dir": a host directory, as the root of a private mount namespace (the host's side of a
  *   copy: nothing in an archive can reach past it, and no symlink swapped into it can lead the
@@ -35,6 +37,7 @@ import {
 /** Where a copy thread puts its root. */
 export type Enter =
   | { kind: "container"; nsFd: number }
+  | { kind: "root"; nsFd: number; mounts: string[] }
   | { kind: "layers"; spec: ContainerSpec; writable: boolean }
   | { kind: "dir"; path: string; identity: string }
   | { kind: "changes"; spec: ContainerSpec };
@@ -60,6 +63,7 @@ const scope = self as unknown as {
 };
 
 const CLONE_FS = 0x200;
+const UMOUNT_NOFOLLOW = 0x8;
 
 /** Makes this thread's root the one asked for. */
 function enter(how: Enter): void {
@@ -68,6 +72,21 @@ function enter(how: Enter): void {
   libc.unshare(CLONE_FS);
   if (how.kind === "container") {
     libc.setns(how.nsFd, libc.CLONE_NEWNS);
+    libc.chdir("/");
+  } else if (how.kind === "root") {
+    // A copy of the container's mount namespace, private to this thread, with every mount but
+    // its root detached (the deepest first): what `export` reads is its overlay, live.
+    libc.setns(how.nsFd, libc.CLONE_NEWNS);
+    libc.unshare(libc.CLONE_NEWNS);
+    libc.mount("", "/", "", libc.MS_REC | libc.MS_PRIVATE);
+    const deepest = [...how.mounts].sort((a, b) => b.split("/").length - a.split("/").length);
+    for (const point of deepest) {
+      try {
+        libc.umount2(point, libc.MNT_DETACH | UMOUNT_NOFOLLOW);
+      } catch {
+        // Under a mount detached already, or swapped for a link: not reachable any more.
+      }
+    }
     libc.chdir("/");
   } else {
     libc.unshare(libc.CLONE_NEWNS);
