@@ -316,6 +316,12 @@ Deno.test(
         await t.run(["cp", "done:/etc/group", `${host}/g`]),
         "Could not find the file /etc/group in container done",
       );
+      // export of a stopped container: its layers, its deletions applied.
+      const stopped = await runBytes(t, ["export", "done"]);
+      assert.equal(stopped.code, 0, stopped.stderr);
+      const files = await tarList(stopped.stdout);
+      assert.ok(files.includes("out/r.txt") && files.includes("out/in.txt"));
+      assert.ok(files.includes("bin/busybox") && !files.includes("etc/group"));
 
       // export: every file of the container's filesystem and nothing mounted on it, as the
       // container itself lists them (find -xdev), from a running container; to stdout or a file.
