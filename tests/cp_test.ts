@@ -505,3 +505,110 @@ Deno.test(
     }
   },
 );
+
+/** Podman, in a root and run root of its own (created containers only: this host's cgroups). */
+function podman(dir: string) {
+  return async (args: string[], stdin?: Uint8Array) => {
+    const child = new Deno.Command("podman", {
+      args: [
+        "--root",
+        `${dir}/root`,
+        "--runroot",
+        `${dir}/run`,
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "none",
+        "--network-backend",
+        "netavark",
+        "--storage-driver",
+        "vfs",
+        ...args,
+      ],
+      stdin: stdin === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    if (stdin !== undefined) {
+      const w = child.stdin.getWriter();
+      await w.write(stdin);
+      await w.close();
+    }
+    const out = await child.output();
+    assert.equal(out.code, 0, `podman ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+    return out.stdout;
+  };
+}
+
+const havePodman = (() => {
+  try {
+    return Deno.statSync("/usr/bin/podman").isFile;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "Podman as a peer: it imports what export writes, and cp - unpacks what it exports",
+  ignore: !havePodman,
+  ...opts,
+  async fn() {
+    await using t = await TestEnv.create();
+    const dir = await Deno.makeTempDir({ prefix: "mini-docker-podman-" });
+    const pod = podman(dir);
+    try {
+      ok(
+        await t.run([
+          "run",
+          "-d",
+          "--name",
+          "src",
+          "--network",
+          "none",
+          "/bin/sh",
+          "-c",
+          "echo peer > /added && rm /etc/group && ln -s /etc/passwd /pw",
+        ]),
+      );
+      ok(await t.run(["wait", "src"]));
+      ok(await t.run(["export", "-o", `${dir}/src.tar`, "src"]));
+      const ours = Deno.readFileSync(`${dir}/src.tar`);
+      // Podman reads our archive into an image, and writes its container's filesystem back.
+      await pod(["import", `${dir}/src.tar`, "localhost/peer:1"]);
+      await pod(["create", "--name", "pc", "--network", "none", "localhost/peer:1", "/bin/true"]);
+      const theirs = await pod(["export", "pc"]);
+      const members = async (tar: Uint8Array) =>
+        (await tarList(tar)).map((n) => n.replace(/^\.\//, "").replace(/\/$/, "")).filter((n) =>
+          n !== "" && n !== "."
+        ).sort();
+      assert.deepEqual(await members(theirs), await members(ours));
+      // And cp - unpacks Podman's archive into a container.
+      ok(await t.run(["create", "--name", "kept", "--network", "none", "/bin/true"]));
+      const into = await runBytes(t, ["cp", "-", "kept:/tmp"], theirs);
+      assert.equal(into.code, 0, into.stderr);
+      const back = await runBytes(t, ["cp", "kept:/tmp/added", "-"]);
+      assert.deepEqual(await tarList(back.stdout), ["added"]);
+      ok(await t.run(["cp", "kept:/tmp/pw", `${dir}/pw`]));
+      assert.equal(Deno.readLinkSync(`${dir}/pw`), "/etc/passwd");
+      ok(await t.run(["cp", "kept:/tmp/added", `${dir}/added`]));
+      assert.equal(Deno.readTextFileSync(`${dir}/added`), "peer\n");
+    } finally {
+      await removeAll(t, "src", "kept");
+      await new Deno.Command("podman", {
+        args: [
+          "--root",
+          `${dir}/root`,
+          "--runroot",
+          `${dir}/run`,
+          "--storage-driver",
+          "vfs",
+          "rm",
+          "-af",
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
