@@ -3,7 +3,8 @@
  * `-a`, running and stopped containers; and the escapes `docker cp` once allowed: container
  * symlinks to `/`, `/etc` and `../../..`, archives with `../` entries and absolute links, and a
  * container that swaps a path for a symlink while copies run (CVE-2018-15664's race), checked
- * against a canary on the host. Real containers on a busybox rootfs, without networks.
+ * against a canary on the host; and Podman as a peer (it imports what export writes, and cp -
+ * unpacks what it exports). Real containers on a busybox rootfs, without networks.
  */
 import assert from "node:assert/strict";
 import { type Result, TestEnv } from "./helpers.ts";
