@@ -45,6 +45,10 @@ import { loadCommand, saveCommand } from "./save.ts";
 import { historyCommand } from "./history.ts";
 // Volumes (issue 14).
 import { volumeCommand } from "./volume.ts";
+// Files in and out of containers (issue 14).
+import { cpCommand } from "./cp.ts";
+import { exportCommand } from "./export.ts";
+import { diffCommand } from "./diff.ts";
 
 type AnyCommand = Command<unknown[], Record<string, unknown>>;
 
@@ -124,6 +128,10 @@ function containerCommand(): AnyCommand {
       statsCommand(),
       containerPruneCommand(),
       ...imageOutCommands("container"),
+      // Files in and out of containers.
+      cpCommand(),
+      exportCommand(),
+      diffCommand(),
     ]
   ) group.addCommand(sub as AnyCommand);
   return group;
@@ -236,6 +244,10 @@ export function program(): AnyCommand {
       infoCommand(),
       // Volumes (issue 14).
       volumeCommand(),
+      // Files in and out of containers.
+      cpCommand(),
+      exportCommand(),
+      diffCommand(),
     ]
   ) prog.addCommand(sub as AnyCommand);
   configure(prog);
