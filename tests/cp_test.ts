@@ -613,3 +613,37 @@ Deno.test({
     }
   },
 });
+
+Deno.test(
+  "cp with a stopped container's volumes: a named volume and a bind are where its start puts them",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    const host = await Deno.makeTempDir({ dir: t.dir });
+    ok(await t.run(["volume", "create", "data"]));
+    ok(
+      await t.run([
+        "create",
+        "--name",
+        "v",
+        "-v",
+        "data:/data",
+        "-v",
+        `${host}:/host`,
+        "/bin/true",
+      ]),
+    );
+    const file = `${t.dir}/in.txt`;
+    await Deno.writeTextFile(file, "into the volume\n");
+    ok(await t.run(["cp", file, "v:/data/in.txt"]));
+    ok(await t.run(["cp", file, "v:/host/in.txt"]));
+    // Both landed in what is mounted there, not in the container's writable layer.
+    assert.equal(await Deno.readTextFile(`${host}/in.txt`), "into the volume\n");
+    const other = ok(await t.run(["run", "--rm", "-v", "data:/d", "/bin/cat", "/d/in.txt"]));
+    assert.equal(other, "into the volume\n");
+    ok(await t.run(["cp", "v:/data/in.txt", `${t.dir}/out.txt`]));
+    assert.equal(await Deno.readTextFile(`${t.dir}/out.txt`), "into the volume\n");
+    ok(await t.run(["rm", "v"]));
+    ok(await t.run(["volume", "rm", "data"]));
+  },
+);
