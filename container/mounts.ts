@@ -55,19 +55,61 @@ const MOUNT_FLAGS: Record<string, [set: boolean, flag: number]> = {
   strictatime: [true, libc.MS_STRICTATIME],
   bind: [true, libc.MS_BIND],
   rbind: [true, libc.MS_BIND | libc.MS_REC],
+  atime: [false, libc.MS_NOATIME],
+  nostrictatime: [false, libc.MS_STRICTATIME],
+  relatime: [true, libc.MS_RELATIME],
+  norelatime: [false, libc.MS_RELATIME],
+  nodiratime: [true, libc.MS_NODIRATIME],
+  diratime: [false, libc.MS_NODIRATIME],
+  sync: [true, libc.MS_SYNCHRONOUS],
+  async: [false, libc.MS_SYNCHRONOUS],
+  dirsync: [true, libc.MS_DIRSYNC],
+  mand: [true, libc.MS_MANDLOCK],
+  nomand: [false, libc.MS_MANDLOCK],
+  lazytime: [true, libc.MS_LAZYTIME],
+  nolazytime: [false, libc.MS_LAZYTIME],
+  silent: [true, libc.MS_SILENT],
+  loud: [false, libc.MS_SILENT],
+  defaults: [false, 0],
 };
 
-/** Splits mount(8) option words into mount(2) flags and the filesystem's data string. */
-export function parseMountOptions(options: readonly string[]): { flags: number; data: string } {
+/** mount(8)'s propagation words: applied by a mount call of their own after the mount. */
+const PROPAGATION: Record<string, number> = {
+  private: libc.MS_PRIVATE,
+  rprivate: libc.MS_PRIVATE | libc.MS_REC,
+  shared: libc.MS_SHARED,
+  rshared: libc.MS_SHARED | libc.MS_REC,
+  slave: libc.MS_SLAVE,
+  rslave: libc.MS_SLAVE | libc.MS_REC,
+  unbindable: libc.MS_UNBINDABLE,
+  runbindable: libc.MS_UNBINDABLE | libc.MS_REC,
+};
+
+/** The mount option words mini-docker applies itself (the others are the filesystem's data). */
+export const MOUNT_OPTION_WORDS: readonly string[] = [
+  ...Object.keys(MOUNT_FLAGS),
+  ...Object.keys(PROPAGATION),
+].sort();
+
+/**
+ * Splits mount(8) option words into mount(2) flags, the filesystem's data string, and the
+ * propagation changes to apply after the mount.
+ */
+export function parseMountOptions(
+  options: readonly string[],
+): { flags: number; data: string; propagation: number[] } {
   let flags = 0;
   const data: string[] = [];
+  const propagation: number[] = [];
   for (const option of options) {
     const known = MOUNT_FLAGS[option];
-    if (known === undefined) data.push(option);
+    const change = PROPAGATION[option];
+    if (change !== undefined) propagation.push(change);
+    else if (known === undefined) data.push(option);
     else if (known[0]) flags |= known[1];
     else flags &= ~known[1];
   }
-  return { flags, data: data.join(",") };
+  return { flags, data: data.join(","), propagation };
 }
 
 /**
@@ -84,16 +126,24 @@ export interface ProcPeer {
 }
 
 /** One entry of spec.mounts, under the container's root (before pivot_root). */
-export function mountInto(k: Kernel, root: string, m: Mount, proc: ProcPeer): void {
+export function mountInto(
+  k: Kernel,
+  root: string,
+  m: Mount,
+  proc: ProcPeer,
+  cgroupDirs: readonly string[] = [],
+): void {
   const target = secureJoin(root, m.destination);
-  const { flags, data } = parseMountOptions(m.options);
+  const { flags, data, propagation } = parseMountOptions(m.options);
   if (m.type === "proc") {
     // A slave of the host directory: what the parent mounts there appears here.
     ensureMountPoint(target, true);
     k.mount(proc.dir, target, "", libc.MS_BIND);
     return;
   }
-  if (flags & libc.MS_BIND) {
+  if (m.type === "cgroup") {
+    mountCgroup(k, target, flags, cgroupDirs);
+  } else if (flags & libc.MS_BIND) {
     const isDir = Deno.statSync(m.source).isDirectory;
     ensureMountPoint(target, isDir);
     k.mount(m.source, target, "", flags & (libc.MS_BIND | libc.MS_REC));
@@ -104,7 +154,58 @@ export function mountInto(k: Kernel, root: string, m: Mount, proc: ProcPeer): vo
     ensureMountPoint(target, true);
     k.mount(m.source, target, m.type, flags, data);
   }
+  for (const change of propagation) k.mount("", target, "", change);
 }
+
+/** The flags that a read-only bind keeps from a "cgroup" mount's options. */
+const BIND_KEEPS = libc.MS_RDONLY | libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC |
+  libc.MS_RELATIME | libc.MS_NOATIME;
+
+/**
+ * A mount of type "cgroup" (OCI bundles, runc's way without a cgroup namespace): the container's
+ * own cgroup, its directories bound. On cgroup v2, its one directory at `target`; on v1 a tmpfs
+ * at `target` with each hierarchy's directory of the container under the hierarchy's name (and
+ * the host's links: "cpu" -> "cpu,cpuacct"), then made read-only as the options say.
+ */
+function mountCgroup(k: Kernel, target: string, flags: number, dirs: readonly string[]): void {
+  if (dirs.length === 0) throw new Error("the container's cgroup is not known to its thread");
+  ensureMountPoint(target, true);
+  const bind = (dir: string, at: string) => {
+    k.mount(dir, at, "", libc.MS_BIND);
+    k.mount("", at, "", libc.MS_REMOUNT | libc.MS_BIND | (flags & BIND_KEEPS));
+  };
+  const hierarchy = (dir: string) => dir.slice(CGROUP_ROOT.length + 1).split("/")[0]!;
+  let v2 = false;
+  try {
+    v2 = Deno.statSync(`${CGROUP_ROOT}/cgroup.controllers`).isFile;
+  } catch { /* v1 or hybrid */ }
+  if (v2) {
+    bind(dirs[0]!, target);
+    return;
+  }
+  const fsFlags = flags & (libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC);
+  k.mount("tmpfs", target, "tmpfs", fsFlags, "mode=755");
+  const names = new Set<string>();
+  for (const dir of dirs) {
+    const name = hierarchy(dir);
+    names.add(name);
+    ensureMountPoint(`${target}/${name}`, true);
+    bind(dir, `${target}/${name}`);
+  }
+  for (const name of names) {
+    for (const controller of name.split(",")) {
+      if (controller === name || names.has(controller)) continue;
+      try {
+        Deno.symlinkSync(name, `${target}/${controller}`);
+      } catch { /* there already */ }
+    }
+  }
+  if (flags & libc.MS_RDONLY) {
+    k.mount("", target, "", libc.MS_REMOUNT | libc.MS_RDONLY | fsFlags);
+  }
+}
+
+const CGROUP_ROOT = "/sys/fs/cgroup";
 
 function ensureMountPoint(path: string, dir: boolean): void {
   try {

@@ -59,6 +59,11 @@ export interface ThreadConfig {
   userSpec?: string;
   /** The host directory that becomes the container's /proc ("create"; see mounts.ts). */
   proc: ProcPeer;
+  /**
+   * The container's cgroup directories (host paths: one per v1 hierarchy, or the v2 one), for
+   * a mount of type "cgroup" (OCI bundles): made before this configuration was sent.
+   */
+  cgroupDirs?: string[];
   /** `-t`: a pseudo-terminal in the container's devpts for the first process. */
   tty: boolean;
   /**
@@ -341,13 +346,17 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
   step("Cannot assemble the root filesystem", () => assembleRoot(k, spec));
   trace("recipe: root assembled");
   for (const m of spec.mounts) {
-    step(`Cannot mount ${m.type} on "${m.destination}"`, () => mountInto(k, root, m, config.proc));
+    step(
+      `Cannot mount ${m.type} on "${m.destination}"`,
+      () => mountInto(k, root, m, config.proc, config.cgroupDirs),
+    );
   }
   step("Cannot create devices", () => createDevices(k, spec));
   if (spec.linux.namespaces.some((ns) => ns.type === "network" && ns.path === undefined)) {
     step("Cannot bring up the loopback interface", () => k.interfaceUp("lo"));
   }
-  step("Cannot set the hostname", () => k.sethostname(spec.hostname));
+  // "" (an OCI bundle without `hostname`): the name the UTS namespace started with.
+  if (spec.hostname !== "") step("Cannot set the hostname", () => k.sethostname(spec.hostname));
   // pivot_root, not chroot: the old root is detached, so there is no way back to the host.
   trace("recipe: mounts, devices, hostname");
   step("Cannot pivot to the new root", () => pivot(k, root));
