@@ -97,6 +97,8 @@ export async function spawnInContainer(
     userSpec?: string;
     stdio: "inherit" | "tty" | [number, number, number];
     onPty?: (master: number) => void;
+    /** The process is our caller's (the OCI runtime's `exec --detach`): not reaped here. */
+    detach?: boolean;
   },
 ): Promise<{ pid: number; status: Promise<Deno.CommandStatus> }> {
   const { driver, name } = cgroupAt(spec.linux.cgroupsPath);
@@ -121,7 +123,7 @@ export async function spawnInContainer(
     stdio: options.stdio,
     seccomp: await compileFilter(spec),
     capabilities: capabilityMasks(spec),
-  }, { gate, cgroup, spec });
+  }, { gate, cgroup, spec, reap: options.detach !== true });
 }
 
 /** Standard input from /dev/null (without -i), output to ours. */

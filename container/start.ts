@@ -433,8 +433,13 @@ export async function runThread(
     cgroup: Cgroup;
     spec: ContainerSpec;
     onSpawn?: (pid: number) => void;
-    /** Leave it at the gate (the OCI runtime's `create`): returns once it is ready to go. */
+    /**
+     * Leave it at the gate (the OCI runtime's `create`): returns once it is ready to go. Not
+     * reaped, as with `reap: false`.
+     */
     hold?: boolean;
+    /** false: not reaped by this process (its status never resolves); default true. */
+    reap?: boolean;
   },
   atGate: (pid: number) => Promise<void> = () => Promise.resolve(),
 ): Promise<{ pid: number; status: Promise<Deno.CommandStatus> }> {
@@ -455,7 +460,10 @@ export async function runThread(
   trace("at the gate");
   const pid = childrenOf(tid)[0];
   if (pid === undefined) throw new UserError("The container's first process vanished at its gate");
-  const status = childExit(pid);
+  // A process handed over to our caller (the OCI runtime's create and detached exec) is not
+  // reaped here: its exit status is for the subreaper it is reparented to when we exit.
+  const reap = !at.hold && at.reap !== false;
+  const status = reap ? childExit(pid) : new Promise<Deno.CommandStatus>(() => {});
   let reapedBySpawn = false;
   try {
     if (cgroup.threadFiles === undefined) await moveIntoCgroup(cgroup, pid);
@@ -483,7 +491,7 @@ export async function runThread(
       try {
         Deno.kill(pid, "SIGKILL");
       } catch { /* gone */ }
-      await status;
+      await (reap ? status : childExit(pid));
       // The thread reports once it has left the cgroup (v1), which may be removed next.
       await outcome;
     }

@@ -551,6 +551,7 @@ async function exec(args: string[]): Promise<number> {
     const { pid, status } = await spawnInContainer(c.state, spec, {
       thread,
       stdio: process.terminal ? "tty" : "inherit",
+      detach,
       onPty: (master) => {
         try {
           libc.sendFd(absolutePath(consoleSocket!), master, "/dev/ptmx");

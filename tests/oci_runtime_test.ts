@@ -1,0 +1,425 @@
+/**
+ * mini-docker as an OCI runtime (`mini-docker runtime`, runc's command line): a bundle of the
+ * busybox root filesystem driven through create, state, start, ps, pause, resume, kill and
+ * delete; `run`'s exit code; config.json fields it does not support refused in one line with
+ * nothing made; and containerd 1.6 as the real client (`ctr run --runc-binary`), whose shim
+ * (io.containerd.runc.v2) calls the runtime as it calls runc.
+ */
+import assert from "node:assert/strict";
+import { REPO, type Result, TestEnv, waitFor, withDeadline } from "./helpers.ts";
+import { cgroupDriver } from "../cgroups/manager.ts";
+import { writeDockerArchive } from "./helpers/docker_archive.ts";
+
+const MAIN = `${REPO}/main.ts`;
+const decoder = new TextDecoder();
+// deno-lint-ignore no-explicit-any
+type Config = Record<string, any>;
+
+/** A bundle of the test rootfs and the runtime's root, in the test's directory. */
+class Bundle {
+  readonly dir: string;
+  readonly root: string;
+  constructor(readonly t: TestEnv, name = "bundle") {
+    this.dir = `${t.dir}/${name}`;
+    this.root = `${t.dir}/runtime-root`;
+    Deno.mkdirSync(this.dir, { recursive: true });
+  }
+
+  /** Writes config.json: runc's default spec (from `runtime spec`), changed by `edit`. */
+  async write(id: string, edit: (c: Config) => void): Promise<void> {
+    try {
+      Deno.removeSync(`${this.dir}/config.json`);
+    } catch { /* first one */ }
+    const r = await this.rt(["spec", "--bundle", this.dir]);
+    assert.equal(r.code, 0, r.stderr);
+    const c: Config = JSON.parse(Deno.readTextFileSync(`${this.dir}/config.json`));
+    c.process.terminal = false;
+    c.root = { path: this.t.rootfs, readonly: true };
+    c.linux.cgroupsPath = `/${this.t.cgroupParent}/${id}`;
+    edit(c);
+    Deno.writeTextFileSync(`${this.dir}/config.json`, JSON.stringify(c, null, 2));
+  }
+
+  /** `mini-docker runtime --root ROOT --log LOG --log-format json ARGS...`, output collected. */
+  async rt(args: string[]): Promise<Result> {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", MAIN, "runtime", ...this.globals(), ...args],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const out = await withDeadline(child, `runtime ${args.join(" ")}`, () => child.output());
+    return {
+      code: out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
+  }
+
+  /**
+   * The same, with the runtime's (and so its container's) stdout and stderr in `file`: a
+   * container created by it outlives it, with them.
+   */
+  async rtTo(file: string, args: string[]): Promise<number> {
+    const child = new Deno.Command("/bin/sh", {
+      args: [
+        "-c",
+        'out=$1; shift; exec "$@" >"$out" 2>&1',
+        "sh",
+        file,
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--quiet",
+        MAIN,
+        "runtime",
+        ...this.globals(),
+        ...args,
+      ],
+      stdin: "null",
+    }).spawn();
+    return (await withDeadline(child, `runtime ${args.join(" ")}`, () => child.status)).code;
+  }
+
+  globals(): string[] {
+    return ["--root", this.root, "--log", `${this.dir}/log.json`, "--log-format", "json"];
+  }
+
+  async state(id: string): Promise<Record<string, unknown>> {
+    const r = await this.rt(["state", id]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout);
+  }
+
+  /** What the runtime's root holds of containers: their state, gates and /proc peers. */
+  leftovers(): string[] {
+    const out: string[] = [];
+    for (const sub of ["containers", "gates", "proc"]) {
+      try {
+        for (const e of Deno.readDirSync(`${this.root}/${sub}`)) out.push(`${sub}/${e.name}`);
+      } catch { /* never made */ }
+    }
+    return out;
+  }
+}
+
+Deno.test("runtime: create leaves the process at its gate; start, state, ps, pause, kill, delete", async () => {
+  await using t = await TestEnv.create();
+  const b = new Bundle(t);
+  await b.write("c1", (c) => {
+    c.process.args = ["sh", "-c", "echo started $(hostname); exec sleep 60"];
+    c.hostname = "oci-box";
+  });
+  const out = `${t.dir}/c1.out`;
+  const pidFile = `${t.dir}/c1.pid`;
+  assert.equal(await b.rtTo(out, ["create", "--bundle", b.dir, "--pid-file", pidFile, "c1"]), 0);
+  try {
+    const pid = Number(Deno.readTextFileSync(pidFile));
+    assert.ok(pid > 0);
+    let s = await b.state("c1");
+    assert.equal(s.status, "created");
+    assert.equal(s.pid, pid);
+    assert.equal(s.id, "c1");
+    assert.equal(s.bundle, b.dir);
+    assert.equal(s.ociVersion, "1.0.2");
+    // Its namespaces and cgroup exist; its command has not run.
+    assert.notEqual(
+      Deno.readLinkSync(`/proc/${pid}/ns/pid`),
+      Deno.readLinkSync("/proc/self/ns/pid"),
+    );
+    assert.notEqual(
+      Deno.readLinkSync(`/proc/${pid}/ns/mnt`),
+      Deno.readLinkSync("/proc/self/ns/mnt"),
+    );
+    const cgroup = cgroupDriver({ parent: t.cgroupParent }).open("c1");
+    assert.ok(cgroup, "the container's cgroup exists");
+    assert.deepEqual(cgroup.pids(), [pid]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(Deno.readTextFileSync(out), "", "nothing ran before start");
+    const again = await b.rt(["create", "--bundle", b.dir, "c1"]);
+    assert.equal(again.code, 1);
+    assert.equal(again.stderr.trim(), "container with id exists: c1");
+
+    // start opens the gate.
+    const started = await b.rt(["start", "c1"]);
+    assert.equal(started.code, 0, started.stderr);
+    await waitFor(() => Deno.readTextFileSync(out).includes("started oci-box"), 10_000, "output");
+    s = await b.state("c1");
+    assert.equal(s.status, "running");
+    assert.equal(
+      (await b.rt(["start", "c1"])).stderr.trim(),
+      "cannot start an already running container",
+    );
+    const ps = await b.rt(["ps", "--format", "json", "c1"]);
+    assert.deepEqual(JSON.parse(ps.stdout), [pid]);
+    const list = await b.rt(["list", "--format", "json"]);
+    assert.deepEqual(JSON.parse(list.stdout).map((x: { id: string }) => x.id), ["c1"]);
+
+    assert.equal((await b.rt(["pause", "c1"])).code, 0);
+    assert.equal((await b.state("c1")).status, "paused");
+    assert.ok(cgroup.frozen());
+    assert.equal((await b.rt(["resume", "c1"])).code, 0);
+    assert.equal((await b.state("c1")).status, "running");
+
+    // delete refuses a running container; kill by name.
+    const refused = await b.rt(["delete", "c1"]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /cannot delete container c1 that is not stopped: running/);
+    assert.equal((await b.rt(["kill", "c1", "KILL"])).code, 0);
+    await waitFor(
+      () => {
+        try {
+          return /^State:\s+Z/m.test(Deno.readTextFileSync(`/proc/${pid}/status`));
+        } catch {
+          return true;
+        }
+      },
+      10_000,
+      "the container to die",
+    );
+    assert.equal((await b.state("c1")).status, "stopped");
+    assert.equal((await b.rt(["kill", "c1", "TERM"])).stderr.trim(), "container not running");
+  } finally {
+    const r = await b.rt(["delete", "--force", "c1"]);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  assert.deepEqual(b.leftovers(), []);
+  const gone = await b.rt(["state", "c1"]);
+  assert.equal(gone.code, 1);
+  assert.equal(gone.stderr.trim(), "container does not exist");
+  // containerd reads the last error line of the log.
+  const last = Deno.readTextFileSync(`${b.dir}/log.json`).trim().split("\n").at(-1)!;
+  assert.equal(JSON.parse(last).level, "error");
+  assert.equal(JSON.parse(last).msg, "container does not exist");
+});
+
+Deno.test("runtime: run's exit code; unsupported fields refused in one line, nothing made", async () => {
+  await using t = await TestEnv.create();
+  const b = new Bundle(t);
+  await b.write("r1", (c) => {
+    c.process.args = ["sh", "-c", "test $(cat /proc/self/oom_score_adj) = 100 || exit 9; exit 7"];
+    c.process.oomScoreAdj = 100;
+    c.process.rlimits = [{ type: "RLIMIT_NOFILE", soft: 512, hard: 512 }];
+  });
+  const r = await b.rt(["run", "--bundle", b.dir, "r1"]);
+  assert.equal(r.code, 7, r.stderr);
+  assert.deepEqual(b.leftovers(), []);
+
+  const refusals: [string, (c: Config) => void, RegExp][] = [
+    [
+      "uidMappings",
+      (c) => c.linux.uidMappings = [{ containerID: 0, hostID: 1000, size: 1 }],
+      /linux\.uidMappings: user namespaces/,
+    ],
+    [
+      "hooks",
+      (c) => c.hooks = { prestart: [{ path: "/bin/true" }] },
+      /hooks: hooks are not supported/,
+    ],
+    [
+      "user namespace",
+      (c) => c.linux.namespaces.push({ type: "user" }),
+      /linux\.namespaces\[5\]\.type: the user namespace/,
+    ],
+    [
+      "unknown namespace",
+      (c) => c.linux.namespaces.push({ type: "bogus" }),
+      /unknown namespace type "bogus"/,
+    ],
+    ["sysctl", (c) => c.linux.sysctl = { "net.ipv4.ip_forward": "1" }, /linux\.sysctl/],
+    ["personality", (c) => c.linux.personality = { domain: "LINUX32" }, /linux\.personality/],
+    [
+      "propagation",
+      (c) => c.linux.rootfsPropagation = "shared",
+      /linux\.rootfsPropagation: "shared"/,
+    ],
+    ["apparmor", (c) => c.process.apparmorProfile = "x", /process\.apparmorProfile/],
+    ["blockIO", (c) => c.linux.resources.blockIO = { weight: 10 }, /linux\.resources\.blockIO/],
+    [
+      "idmap option",
+      (c) =>
+        c.mounts.push({
+          destination: "/x",
+          type: "bind",
+          source: "/tmp",
+          options: ["rbind", "rro"],
+        }),
+      /mounts\[7\]\.options: "rro"/,
+    ],
+  ];
+  for (const [what, edit, message] of refusals) {
+    await b.write("bad", edit);
+    const bad = await b.rt(["create", "--bundle", b.dir, "bad"]);
+    assert.equal(bad.code, 1, what);
+    assert.match(bad.stderr, message, what);
+    assert.equal(bad.stderr.trim().split("\n").length, 1, `${what}: one line`);
+    const last = Deno.readTextFileSync(`${b.dir}/log.json`).trim().split("\n").at(-1)!;
+    assert.deepEqual(JSON.parse(last).msg, bad.stderr.trim(), what);
+    assert.deepEqual(b.leftovers(), [], what);
+    assert.equal(cgroupDriver({ parent: t.cgroupParent }).open("bad"), undefined, what);
+  }
+  const systemd = await b.rt(["--systemd-cgroup", "state", "x"]);
+  assert.equal(systemd.code, 1);
+  assert.match(systemd.stderr, /^--systemd-cgroup is not supported/);
+});
+
+/** containerd of its own: config, root, state and sockets under `dir`, no CRI plugin. */
+async function startContainerd(dir: string): Promise<Deno.ChildProcess> {
+  Deno.writeTextFileSync(
+    `${dir}/config.toml`,
+    [
+      "version = 2",
+      `root = "${dir}/root"`,
+      `state = "${dir}/state"`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      "[grpc]",
+      `  address = "${dir}/containerd.sock"`,
+      "[ttrpc]",
+      `  address = "${dir}/containerd.sock.ttrpc"`,
+    ].join("\n") + "\n",
+  );
+  const log = await Deno.open(`${dir}/containerd.log`, { write: true, create: true });
+  const child = new Deno.Command("containerd", {
+    args: ["--config", `${dir}/config.toml`],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  child.stderr.pipeTo(log.writable).catch(() => {});
+  await waitFor(
+    () => {
+      try {
+        return Deno.statSync(`${dir}/containerd.sock`).isSocket === true;
+      } catch {
+        return false;
+      }
+    },
+    20_000,
+    "containerd's socket",
+  );
+  return child;
+}
+
+Deno.test("runtime: containerd 1.6 runs containers with it (ctr run --runc-binary)", async () => {
+  await using t = await TestEnv.create();
+  const dir = `${t.dir}/containerd`;
+  Deno.mkdirSync(dir);
+  const runtimeRoot = `${t.dir}/runc-root`;
+  const wrapper = `${t.dir}/mini-docker-runtime`;
+  Deno.writeTextFileSync(
+    wrapper,
+    `#!/bin/sh\nexec ${Deno.execPath()} run -A --quiet ${MAIN} runtime "$@"\n`,
+    { mode: 0o755 },
+  );
+  const containerd = await startContainerd(dir);
+  // The namespace names the containers' cgroups (/<namespace>/<id>): the test's own parent.
+  const ns = t.cgroupParent;
+  const ctr = async (args: string[]): Promise<Result> => {
+    const child = new Deno.Command("ctr", {
+      args: ["-a", `${dir}/containerd.sock`, "-n", ns, ...args],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const out = await withDeadline(child, `ctr ${args.join(" ")}`, () => child.output(), 60_000);
+    return {
+      code: out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
+  };
+  const image = "docker.io/library/mini-docker-busybox:test";
+  const runtime = ["--runc-binary", wrapper, "--runc-root", runtimeRoot];
+  try {
+    writeDockerArchive(t.rootfs, image, ["sh"], `${dir}/image.tar`);
+    const imported = await ctr(["image", "import", `${dir}/image.tar`]);
+    assert.equal(imported.code, 0, imported.stderr);
+
+    // In the foreground: its output and exit code.
+    const fg = await ctr([
+      "run",
+      "--rm",
+      ...runtime,
+      image,
+      "fg",
+      "sh",
+      "-c",
+      "echo hello from ctr; exit 3",
+    ]);
+    assert.equal(fg.code, 3, fg.stderr);
+    assert.equal(fg.stdout, "hello from ctr\n");
+
+    // Detached: exec, ps, pause/resume, kill, delete.
+    const bg = await ctr(["run", "-d", ...runtime, image, "bg", "sleep", "300"]);
+    assert.equal(bg.code, 0, bg.stderr);
+    const exec = await ctr([
+      "task",
+      "exec",
+      "--exec-id",
+      "e1",
+      "bg",
+      "sh",
+      "-c",
+      "echo in $(cat /proc/1/comm); exit 4",
+    ]);
+    assert.equal(exec.code, 4, exec.stderr);
+    assert.equal(exec.stdout, "in sleep\n");
+    const ps = await ctr(["task", "ps", "bg"]);
+    assert.equal(ps.code, 0, ps.stderr);
+    const pid = Number(/^(\d+)/m.exec(ps.stdout.split("\n")[1] ?? "")?.[1]);
+    assert.ok(pid > 0, ps.stdout);
+    assert.equal(Deno.readTextFileSync(`/proc/${pid}/comm`), "sleep\n");
+    assert.equal((await ctr(["task", "pause", "bg"])).code, 0);
+    assert.match((await ctr(["task", "ls"])).stdout, /bg\s+\d+\s+PAUSED/);
+    assert.equal((await ctr(["task", "resume", "bg"])).code, 0);
+    assert.match((await ctr(["task", "ls"])).stdout, /bg\s+\d+\s+RUNNING/);
+    assert.equal((await ctr(["task", "kill", "-s", "SIGKILL", "bg"])).code, 0);
+    await waitFor(() => isZombie(pid), 10_000, "bg to die");
+    await waitForStopped(ctr, "bg");
+    const rm = await ctr(["task", "rm", "bg"]);
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.equal((await ctr(["container", "rm", "bg"])).code, 0);
+    assert.deepEqual(runtimeLeftovers(`${runtimeRoot}/${ns}`), []);
+  } finally {
+    for (const id of ["fg", "bg"]) {
+      await ctr(["task", "kill", "-s", "SIGKILL", id]);
+      await ctr(["task", "rm", "-f", id]);
+      await ctr(["container", "rm", id]);
+    }
+    await ctr(["image", "rm", image]);
+    containerd.kill("SIGTERM");
+    await containerd.status;
+    await Deno.remove(runtimeRoot, { recursive: true }).catch(() => {});
+  }
+});
+
+function isZombie(pid: number): boolean {
+  try {
+    return /^State:\s+Z/m.test(Deno.readTextFileSync(`/proc/${pid}/status`));
+  } catch {
+    return true;
+  }
+}
+
+async function waitForStopped(ctr: (args: string[]) => Promise<Result>, id: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (
+      /\sSTOPPED/.test(
+        (await ctr(["task", "ls"])).stdout.split("\n").find((l) => l.startsWith(id)) ?? "",
+      )
+    ) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${id} did not stop`);
+}
+
+/** What a runtime root holds of containers: their state, gates and /proc peers. */
+function runtimeLeftovers(root: string): string[] {
+  const out: string[] = [];
+  for (const sub of ["containers", "gates", "proc"]) {
+    try {
+      for (const e of Deno.readDirSync(`${root}/${sub}`)) out.push(`${sub}/${e.name}`);
+    } catch { /* never made */ }
+  }
+  return out;
+}
