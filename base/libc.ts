@@ -642,43 +642,49 @@ export function getrlimit(pid: number, resource: number): { soft: bigint; hard: 
   return { soft: limits[0]!, hard: limits[1]! };
 }
 
-/**
- * Sends descriptor `fd` over the unix stream socket at `path` (SCM_RIGHTS), with `name` as the
- * message's bytes: runc's console-socket protocol (its utils.SendFd), which containerd's shim
- * and Podman's conmon receive.
- */
-export function sendFd(path: string, fd: number, name: string): void {
-  const AF_UNIX = 1, SOCK_STREAM = 1, SOL_SOCKET = 1, SCM_RIGHTS = 1;
-  const sock = sys(SYS.socket, AF_UNIX, SOCK_STREAM | 0o2000000, 0);
+/** A unix stream socket connected to `path` (close-on-exec). */
+export function connectUnix(path: string): number {
+  const AF_UNIX = 1, SOCK_STREAM = 1, ENAMETOOLONG = 36;
+  const sock = sys(SYS.socket, AF_UNIX, SOCK_STREAM | O_CLOEXEC, 0);
   check(sock, "socket");
   try {
     const addr = new Uint8Array(110);
     new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
     const bytes = new TextEncoder().encode(path);
-    if (bytes.length > 107) throw new SyscallError("connect", 36, /* ENAMETOOLONG */ path);
+    if (bytes.length > 107) throw new SyscallError("connect", ENAMETOOLONG, path);
     addr.set(bytes, 2);
     if (sys(SYS.connect, sock, addr, 2 + bytes.length + 1) < 0) {
       throw new SyscallError("connect", errno(), path);
     }
-    const payload = new TextEncoder().encode(name);
-    const ptr = (b: ArrayBufferView) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
-    const iov = new BigUint64Array([ptr(payload), BigInt(payload.length)]);
-    // cmsghdr: cmsg_len (CMSG_LEN(4) = 20), cmsg_level, cmsg_type, one int; CMSG_SPACE(4) = 24.
-    const control = new ArrayBuffer(24);
-    const cv = new DataView(control);
-    cv.setBigUint64(0, 20n, true);
-    cv.setInt32(8, SOL_SOCKET, true);
-    cv.setInt32(12, SCM_RIGHTS, true);
-    cv.setInt32(16, fd, true);
-    const controlBytes = new Uint8Array(control);
-    // msghdr: name, namelen, iov, iovlen, control, controllen, flags.
-    const msg = new BigUint64Array([0n, 0n, ptr(iov), 1n, ptr(controlBytes), 24n, 0n]);
-    pin([payload, iov, controlBytes, msg], () => {
-      if (sys(SYS.sendmsg, sock, msg, 0) < 0) throw new SyscallError("sendmsg", errno(), path);
-    });
-  } finally {
+    return sock;
+  } catch (err) {
     close(sock);
+    throw err;
   }
+}
+
+/**
+ * Sends descriptor `fd` over the connected unix socket `sock` (SCM_RIGHTS), with `name` as the
+ * message's bytes: runc's console-socket protocol (its utils.SendFd), which containerd's shim
+ * and Podman's conmon receive.
+ */
+export function sendFd(sock: number, fd: number, name: string): void {
+  const SOL_SOCKET = 1, SCM_RIGHTS = 1;
+  const payload = new TextEncoder().encode(name);
+  const ptr = (b: ArrayBufferView) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
+  const iov = new BigUint64Array([ptr(payload), BigInt(payload.length)]);
+  // cmsghdr: cmsg_len (CMSG_LEN(4) = 20), cmsg_level, cmsg_type, one int; CMSG_SPACE(4) = 24.
+  const control = new Uint8Array(24);
+  const cv = new DataView(control.buffer);
+  cv.setBigUint64(0, 20n, true);
+  cv.setInt32(8, SOL_SOCKET, true);
+  cv.setInt32(12, SCM_RIGHTS, true);
+  cv.setInt32(16, fd, true);
+  // msghdr: name, namelen, iov, iovlen, control, controllen, flags.
+  const msg = new BigUint64Array([0n, 0n, ptr(iov), 1n, ptr(control), 24n, 0n]);
+  pin([payload, iov, control, msg], () => {
+    if (sys(SYS.sendmsg, sock, msg, 0) < 0) throw new SyscallError("sendmsg", errno());
+  });
 }
 
 /** A pipe, both ends close-on-exec: [read end, write end]. */

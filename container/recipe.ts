@@ -387,6 +387,10 @@ export function spawnActions(
   const actions: libc.FileAction[] = [];
   if (Array.isArray(config.stdio)) {
     config.stdio.forEach((fd, target) => actions.push({ dup2: [fd, target] }));
+  } else if (config.stdio === "tty") {
+    // Until its terminal is opened after the gate, nothing of ours: a caller that reads our
+    // output to its end (containerd's shim reads the OCI runtime's) is not held by it.
+    actions.push({ open: [0, "/dev/null", libc.O_RDWR] }, { dup2: [0, 1] }, { dup2: [0, 2] });
   }
   actions.push(
     { dup2: [config.gateDir, 3] },

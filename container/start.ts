@@ -318,7 +318,10 @@ async function launch(
   using gate = Gate.create(options.holdAt);
   const watcher = options.dieWithParent ? startWatcher(gate.dir, cgroup) : undefined;
   cleanup.defer(() => watcher?.[Symbol.dispose]());
-  using plan = cgroupPlan(cgroup, spec.linux.cgroupsPath, slot ? pidsLimit : undefined);
+  const plan = cgroupPlan(cgroup, spec.linux.cgroupsPath, slot ? pidsLimit : undefined);
+  // Held at its gate, the first process is still being spawned when this returns: the thread
+  // leaves the cgroup (v1) through these files when its spawn returns, or with this process.
+  using _plan = options.holdAt === undefined ? plan : undefined;
   // An explicit filter is compiled here; Docker's default one by the thread (thread.ts).
   const seccomp = defaultSeccomp ? undefined : await compileFilter(spec);
   trace("gate, watcher, seccomp");

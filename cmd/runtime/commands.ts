@@ -208,7 +208,8 @@ async function create(g: Globals, args: string[], run: boolean): Promise<number>
   const consoleSocket = option(p, "console-socket");
   const detach = !run || flag(p, "detach");
   // Nothing is made before the whole config.json has been read and accepted.
-  const { spec, warnings } = readBundle(bundle, id);
+  const { spec, warnings, raw } = readBundle(bundle, id);
+  const size = consoleSize(raw.process?.consoleSize);
   for (const w of warnings) logLine(g, "warning", w);
   if (spec.process.terminal && consoleSocket === undefined) {
     throw new UserError(
@@ -224,11 +225,14 @@ async function create(g: Globals, args: string[], run: boolean): Promise<number>
   if (find(id) !== undefined || exists(stateDir(id))) {
     throw new UserError(`container with id exists: ${id}`, 1);
   }
+  // Connected first: a socket that is not there fails before anything is made.
+  using console = consoleSocket === undefined ? undefined : connectConsole(consoleSocket);
   const thread = ContainerThread.start();
   let ptyProblem: Error | undefined;
   const onPty = (master: number) => {
     try {
-      libc.sendFd(absolutePath(consoleSocket!), master, "/dev/ptmx");
+      if (size !== undefined) libc.setWindowSize(master, size);
+      libc.sendFd(console!.fd, master, "/dev/ptmx");
     } catch (err) {
       ptyProblem = err as Error;
     } finally {
@@ -274,6 +278,24 @@ async function create(g: Globals, args: string[], run: boolean): Promise<number>
   writePidFile(option(p, "pid-file"), started.pid);
   if (run) await startLoaded(load(id));
   return 0;
+}
+
+/** OCI `process.consoleSize` ({height, width}) as a window size. */
+function consoleSize(v: unknown): { rows: number; cols: number } | undefined {
+  const size = v as { height?: number; width?: number } | undefined;
+  if (typeof size?.height !== "number" || typeof size?.width !== "number") return undefined;
+  return { rows: size.height, cols: size.width };
+}
+
+/** The console socket (`--console-socket`), connected. */
+function connectConsole(path: string): Disposable & { fd: number } {
+  let fd: number;
+  try {
+    fd = libc.connectUnix(absolutePath(path));
+  } catch (err) {
+    throw new UserError(`cannot use --console-socket ${path}: ${(err as Error).message}`, 1);
+  }
+  return { fd, [Symbol.dispose]: () => libc.close(fd) };
 }
 
 function refuseCreateFlags(p: Parsed, run: boolean): void {
@@ -545,6 +567,8 @@ async function exec(args: string[]): Promise<number> {
     );
   }
   const spec: ContainerSpec = { ...c.spec, process };
+  // Connected first: a socket that is not there fails before anything is made.
+  using console = consoleSocket === undefined ? undefined : connectConsole(consoleSocket);
   const thread = ContainerThread.start();
   let ptyProblem: Error | undefined;
   try {
@@ -554,7 +578,7 @@ async function exec(args: string[]): Promise<number> {
       detach,
       onPty: (master) => {
         try {
-          libc.sendFd(absolutePath(consoleSocket!), master, "/dev/ptmx");
+          libc.sendFd(console!.fd, master, "/dev/ptmx");
         } catch (err) {
           ptyProblem = err as Error;
         } finally {
