@@ -308,7 +308,8 @@ Deno.test("runtime: containerd 1.6 runs containers with it (ctr run --runc-binar
   const wrapper = `${t.dir}/mini-docker-runtime`;
   Deno.writeTextFileSync(
     wrapper,
-    `#!/bin/sh\nexec ${Deno.execPath()} run -A --quiet ${MAIN} runtime "$@"\n`,
+    // The shim's clean-up may run it in a bundle directory already removed: Deno needs a cwd.
+    `#!/bin/sh\ncd . 2>/dev/null || cd /\nexec ${Deno.execPath()} run -A --quiet ${MAIN} runtime "$@"\n`,
     { mode: 0o755 },
   );
   const containerd = await startContainerd(dir);
@@ -349,6 +350,33 @@ Deno.test("runtime: containerd 1.6 runs containers with it (ctr run --runc-binar
     assert.equal(fg.code, 3, fg.stderr);
     assert.equal(fg.stdout, "hello from ctr\n");
 
+    // On a terminal (script(1) gives ctr one): the shim's console socket gets the terminal.
+    const line = [
+      "ctr",
+      "-a",
+      `${dir}/containerd.sock`,
+      "-n",
+      ns,
+      "run",
+      "-t",
+      "--rm",
+      ...runtime,
+      image,
+      "tty",
+      "sh",
+      "-c",
+      "tty; exit 5",
+    ].map((a) => `'${a}'`).join(" ");
+    const tty = new Deno.Command("script", {
+      args: ["-qec", line, "/dev/null"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const onTty = await withDeadline(tty, "ctr run -t", () => tty.output(), 60_000);
+    assert.equal(onTty.code, 5, decoder.decode(onTty.stderr));
+    assert.match(decoder.decode(onTty.stdout), /\/dev\/pts\/0/);
+
     // Detached: exec, ps, pause/resume, kill, delete.
     const bg = await ctr(["run", "-d", ...runtime, image, "bg", "sleep", "300"]);
     assert.equal(bg.code, 0, bg.stderr);
@@ -381,7 +409,7 @@ Deno.test("runtime: containerd 1.6 runs containers with it (ctr run --runc-binar
     assert.equal((await ctr(["container", "rm", "bg"])).code, 0);
     assert.deepEqual(runtimeLeftovers(`${runtimeRoot}/${ns}`), []);
   } finally {
-    for (const id of ["fg", "bg"]) {
+    for (const id of ["fg", "tty", "bg"]) {
       await ctr(["task", "kill", "-s", "SIGKILL", id]);
       await ctr(["task", "rm", "-f", id]);
       await ctr(["container", "rm", id]);
