@@ -200,6 +200,11 @@ export interface ContainerSpec {
     readonlyPaths: string[];
     /** The system call filter; absent = none (`--security-opt seccomp=unconfined`). */
     seccomp?: LinuxSeccomp;
+    /**
+     * OCI `linux.sysctl`: namespaced kernel parameters ("net.ipv4.ip_forward": "1"), written
+     * by the container's thread once it is in its new namespaces.
+     */
+    sysctl?: Record<string, string>;
   };
   /** Free-form metadata, as OCI annotations ("org.mini-docker.name" etc.). */
   annotations: Record<string, string>;

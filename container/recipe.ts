@@ -162,6 +162,7 @@ export function prepareContainer(
     joinNamespaces(k, spec, config.joinPid!);
   } else {
     createNamespaces(k, spec);
+    setSysctls(spec.linux.sysctl ?? {});
     prepareRoot(k, config);
   }
   // The user: `exec -u NAME` is looked up in the container's files, from inside.
@@ -312,6 +313,19 @@ function createNamespaces(k: Kernel, spec: ContainerSpec): void {
     }
   }
   step("Cannot create namespaces", () => k.unshare(flags));
+}
+
+/**
+ * OCI `linux.sysctl`, written through the host's /proc/sys from this thread: a namespaced
+ * parameter (net.*, the IPC ones, the UTS ones; the front end accepts no other) is the one of the
+ * writer's namespace, which is the container's now.
+ */
+function setSysctls(sysctl: Record<string, string>): void {
+  for (const [key, value] of Object.entries(sysctl)) {
+    step(`Cannot set sysctl ${key}=${value}`, () => {
+      Deno.writeTextFileSync(`/proc/sys/${key.replaceAll(".", "/")}`, value);
+    });
+  }
 }
 
 /** Enters the namespaces of a running container's process (`exec`). */

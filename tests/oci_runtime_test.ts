@@ -197,12 +197,23 @@ Deno.test("runtime: run's exit code; unsupported fields refused in one line, not
   await using t = await TestEnv.create();
   const b = new Bundle(t);
   await b.write("r1", (c) => {
-    c.process.args = ["sh", "-c", "test $(cat /proc/self/oom_score_adj) = 100 || exit 9; exit 7"];
+    c.process.args = [
+      "sh",
+      "-c",
+      "test $(cat /proc/self/oom_score_adj) = 100 || exit 9; test $(cat /proc/sys/net/ipv4/tcp_syncookies)$(cat /proc/sys/kernel/shmmni) = 01000 || exit 10; exit 7",
+    ];
     c.process.oomScoreAdj = 100;
+    c.linux.sysctl = { "net.ipv4.tcp_syncookies": "0", "kernel.shmmni": "1000" };
     c.process.rlimits = [{ type: "RLIMIT_NOFILE", soft: 512, hard: 512 }];
   });
+  const syncookies = Deno.readTextFileSync("/proc/sys/net/ipv4/tcp_syncookies");
   const r = await b.rt(["run", "--bundle", b.dir, "r1"]);
   assert.equal(r.code, 7, r.stderr);
+  assert.equal(
+    Deno.readTextFileSync("/proc/sys/net/ipv4/tcp_syncookies"),
+    syncookies,
+    "the host's",
+  );
   assert.deepEqual(b.leftovers(), []);
 
   const refusals: [string, (c: Config) => void, RegExp][] = [
@@ -226,7 +237,11 @@ Deno.test("runtime: run's exit code; unsupported fields refused in one line, not
       (c) => c.linux.namespaces.push({ type: "bogus" }),
       /unknown namespace type "bogus"/,
     ],
-    ["sysctl", (c) => c.linux.sysctl = { "net.ipv4.ip_forward": "1" }, /linux\.sysctl/],
+    [
+      "sysctl of the host",
+      (c) => c.linux.sysctl = { "vm.swappiness": "10" },
+      /linux\.sysctl\["vm\.swappiness"\]: not in a namespace/,
+    ],
     ["personality", (c) => c.linux.personality = { domain: "LINUX32" }, /linux\.personality/],
     [
       "propagation",

@@ -214,7 +214,6 @@ export function toSpec(
   refuseIfSet(l, "linux.", ["intelRdt"], `Intel RDT is ${unsupported}`);
   refuseIfSet(l, "linux.", ["personality"], unsupported);
   refuseIfSet(l, "linux.", ["mountLabel"], `SELinux is ${unsupported}`);
-  refuseIfSet(l, "linux.", ["sysctl"], `${unsupported} yet`);
   const propagation = l.rootfsPropagation ?? "";
   if (!["", "slave", "rslave"].includes(propagation)) {
     throw new ConfigError(
@@ -228,6 +227,7 @@ export function toSpec(
     throw new ConfigError("hostname", "needs a UTS namespace (linux.namespaces)");
   }
   const cgroupsPath = readCgroupsPath(l.cgroupsPath, id);
+  const sysctl = readSysctl(l.sysctl, namespaces);
 
   const mounts = (c.mounts ?? []).map((m: Json, i: number) => readMount(m, i, bundle));
   const devices: Device[] = defaultDevices();
@@ -287,6 +287,7 @@ export function toSpec(
       maskedPaths: strings(l.maskedPaths, "linux.maskedPaths"),
       readonlyPaths: strings(l.readonlyPaths, "linux.readonlyPaths"),
       ...(l.seccomp !== undefined && l.seccomp !== null && { seccomp: readSeccomp(l.seccomp) }),
+      ...(Object.keys(sysctl).length > 0 && { sysctl }),
     },
     annotations: c.annotations ?? {},
   };
@@ -314,6 +315,55 @@ function ambient(caps: Json, warnings: string[]): string[] {
         `process.capabilities.ambient: ${name} is not raised: it is not both permitted and inheritable`,
       );
     }
+  }
+  return out;
+}
+
+/** The IPC namespace's parameters (runc's list). */
+const IPC_SYSCTLS = new Set([
+  "kernel.msgmax",
+  "kernel.msgmnb",
+  "kernel.msgmni",
+  "kernel.sem",
+  "kernel.shmall",
+  "kernel.shmmax",
+  "kernel.shmmni",
+  "kernel.shm_rmid_forced",
+]);
+
+/**
+ * `linux.sysctl`, as runc checks it: only parameters of a namespace the container has of its
+ * own (a new one, not joined: net.* with a network namespace, the IPC ones with an IPC one,
+ * kernel.hostname and kernel.domainname with a UTS one); the others would change the host.
+ */
+function readSysctl(v: Json, namespaces: Namespace[]): Record<string, string> {
+  if (v === undefined || v === null) return {};
+  const own = (type: NamespaceType) =>
+    namespaces.some((n) => n.type === type && n.path === undefined);
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(v as Record<string, Json>)) {
+    const field = `linux.sysctl["${key}"]`;
+    if (typeof value !== "string") throw new ConfigError(field, "expected a string value");
+    if (!/^[A-Za-z0-9_]+(\.[A-Za-z0-9_-]+)+$/.test(key)) {
+      throw new ConfigError(field, "not a sysctl name");
+    }
+    const needs: NamespaceType | undefined = key.startsWith("net.")
+      ? "network"
+      : IPC_SYSCTLS.has(key) || key.startsWith("fs.mqueue.")
+      ? "ipc"
+      : key === "kernel.hostname" || key === "kernel.domainname"
+      ? "uts"
+      : undefined;
+    if (needs === undefined) {
+      throw new ConfigError(
+        field,
+        "not in a namespace of the container's own: it would change the host",
+      );
+    }
+    if (!own(needs)) {
+      throw new ConfigError(field, `needs a new ${needs} namespace (linux.namespaces)`);
+    }
+    out[key] = value;
   }
   return out;
 }
