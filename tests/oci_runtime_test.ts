@@ -466,3 +466,107 @@ function runtimeLeftovers(root: string): string[] {
   }
   return out;
 }
+
+Deno.test("runtime: Podman runs containers with it (podman --runtime)", async () => {
+  await using t = await TestEnv.create();
+  try {
+    await podmanTest(t);
+  } catch (err) {
+    // Printed: a failure of the environment's disposal would report only itself.
+    console.error("podman test:", err);
+    throw err;
+  }
+});
+
+async function podmanTest(t: TestEnv): Promise<void> {
+  const dir = `${t.dir}/podman`;
+  Deno.mkdirSync(dir);
+  // The runtime's root in the wrapper: Podman does not pass its --runtime-flag options on to
+  // the clean-up it runs after a container's exit (podman container cleanup: runtime delete).
+  const runtimeRoot = `${dir}/runtime-root`;
+  const wrapper = `${t.dir}/mini-docker-runtime`;
+  Deno.writeTextFileSync(
+    wrapper,
+    `#!/bin/sh\ncd . 2>/dev/null || cd /\nexec ${Deno.execPath()} run -A --quiet ${MAIN} runtime --root ${runtimeRoot} "$@"\n`,
+    { mode: 0o755 },
+  );
+  const podman = async (args: string[]): Promise<Result> => {
+    const child = new Deno.Command("podman", {
+      args: [
+        "--root",
+        `${dir}/root`,
+        "--runroot",
+        `${dir}/run`,
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "file",
+        "--storage-driver",
+        "overlay",
+        "--runtime",
+        wrapper,
+        ...args,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const out = await withDeadline(child, `podman ${args.join(" ")}`, () => child.output(), 60_000);
+    return {
+      code: out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
+  };
+  const image = "docker.io/library/mini-docker-busybox:test";
+  // Podman's default RLIMIT_NOFILE (1048576) is above what root may set without CAP_SYS_RESOURCE
+  // on the test machines (runc fails the same); the containers live under the test's cgroup.
+  const common = [
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+    "--network",
+    "none",
+    "--cgroup-parent",
+    `/${t.cgroupParent}`,
+  ];
+  try {
+    writeDockerArchive(t.rootfs, image, ["sh"], `${dir}/image.tar`);
+    const loaded = await podman(["load", "-i", `${dir}/image.tar`]);
+    assert.equal(loaded.code, 0, loaded.stderr);
+    const fg = await podman([
+      "run",
+      "--rm",
+      ...common,
+      image,
+      "sh",
+      "-c",
+      "echo hello from podman; exit 3",
+    ]);
+    assert.equal(fg.code, 3, fg.stderr);
+    assert.equal(fg.stdout, "hello from podman\n");
+    const bg = await podman(["run", "-d", "--name", "p1", ...common, image, "sleep", "300"]);
+    assert.equal(bg.code, 0, bg.stderr);
+    const exec = await podman(["exec", "p1", "sh", "-c", "echo in $(cat /proc/1/comm); exit 4"]);
+    assert.equal(exec.code, 4, exec.stderr);
+    assert.equal(exec.stdout, "in sleep\n");
+    assert.equal((await podman(["pause", "p1"])).code, 0);
+    assert.match((await podman(["inspect", "-f", "{{.State.Status}}", "p1"])).stdout, /paused/);
+    assert.equal((await podman(["unpause", "p1"])).code, 0);
+    assert.equal((await podman(["stop", "-t", "1", "p1"])).code, 0);
+    assert.equal((await podman(["rm", "p1"])).code, 0);
+    assert.deepEqual(runtimeLeftovers(runtimeRoot), []);
+  } finally {
+    await podman(["rm", "-f", "p1"]);
+    await podman(["rmi", "-f", image]);
+    // Podman's storage: its overlay mounts go with its images.
+    await podman(["system", "reset", "-f"]);
+    // Podman's own cgroup for conmon (`<cgroup parent>/conmon`), which Podman leaves.
+    for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
+      try {
+        Deno.removeSync(`/sys/fs/cgroup/${e.name}/${t.cgroupParent}/conmon`);
+      } catch { /* none in this hierarchy */ }
+    }
+  }
+}
