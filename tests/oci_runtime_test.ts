@@ -161,6 +161,36 @@ Deno.test("runtime: create leaves the process at its gate; start, state, ps, pau
     assert.equal((await b.rt(["resume", "c1"])).code, 0);
     assert.equal((await b.state("c1")).status, "running");
 
+    // update: runc's flags and its --resources document.
+    Deno.writeTextFileSync(`${t.dir}/resources.json`, JSON.stringify({ pids: { limit: 50 } }));
+    const updated = await b.rt([
+      "update",
+      "--memory",
+      "67108864",
+      "--resources",
+      `${t.dir}/resources.json`,
+      "c1",
+    ]);
+    assert.equal(updated.code, 0, updated.stderr);
+    const files = cgroup.paths.map((p) => `${p}/memory.limit_in_bytes`).concat(
+      cgroup.paths.map((p) => `${p}/memory.max`),
+    ).filter((f) => {
+      try {
+        return Deno.statSync(f).isFile;
+      } catch {
+        return false;
+      }
+    });
+    assert.equal(Deno.readTextFileSync(files[0]!).trim(), "67108864");
+    const pidsMax = cgroup.paths.map((p) => `${p}/pids.max`).find((f) => {
+      try {
+        return Deno.statSync(f).isFile;
+      } catch {
+        return false;
+      }
+    });
+    assert.equal(Deno.readTextFileSync(pidsMax!).trim(), "50");
+
     // delete refuses a running container; kill by name.
     const refused = await b.rt(["delete", "c1"]);
     assert.equal(refused.code, 1);

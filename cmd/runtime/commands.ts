@@ -32,7 +32,7 @@ import { removeProcDir } from "../../container/proc.ts";
 import type { ProcPeer } from "../../container/mounts.ts";
 import { forwardSignals } from "../../container/forward.ts";
 import { spawnInContainer } from "../../container/exec.ts";
-import { readBundle } from "./config.ts";
+import { readBundle, readResources } from "./config.ts";
 import { defaultSpec, features } from "./defaults.ts";
 import { flag, type Globals, logLine, option, type Parsed, parseFlags } from "./main.ts";
 
@@ -164,6 +164,7 @@ export async function dispatch(g: Globals, command: string, args: string[]): Pro
     case "exec":
       return await exec(args);
     case "update":
+      return await update(args);
     case "events":
     case "checkpoint":
     case "restore":
@@ -460,6 +461,70 @@ async function ps(args: string[]): Promise<number> {
   for (const line of lines) {
     if (wanted.has(Number(line.trim().split(/\s+/)[at]))) console.log(line);
   }
+  return 0;
+}
+
+/** runc update's flags, and where each goes in OCI `linux.resources`. */
+const UPDATE_FLAGS: Record<string, [string, string]> = {
+  memory: ["memory", "limit"],
+  "memory-swap": ["memory", "swap"],
+  "memory-reservation": ["memory", "reservation"],
+  "cpu-shares": ["cpu", "shares"],
+  "cpu-period": ["cpu", "period"],
+  "cpu-quota": ["cpu", "quota"],
+  "cpuset-cpus": ["cpu", "cpus"],
+  "cpuset-mems": ["cpu", "mems"],
+  "pids-limit": ["pids", "limit"],
+};
+
+/**
+ * `update [--resources FILE|-] [--memory N ...] ID`: new limits for a container's cgroup (what
+ * containerd's shim runs for `ctr task update`). Device rules are not changed.
+ */
+async function update(args: string[]): Promise<number> {
+  const p = parseFlags(args, {
+    values: ["resources", ...Object.keys(UPDATE_FLAGS)],
+    booleans: [],
+    aliases: { r: "resources" },
+  }, "update");
+  const c = load(checkId(p.positionals[0], "update"));
+  if (c.status === "stopped") throw new UserError("container not running", 1);
+  // deno-lint-ignore no-explicit-any
+  let doc: Record<string, any> = {};
+  const file = option(p, "resources");
+  if (file !== undefined) {
+    const text = file === "-"
+      ? await new Response(Deno.stdin.readable).text()
+      : Deno.readTextFileSync(file);
+    try {
+      doc = JSON.parse(text);
+    } catch (err) {
+      throw new UserError(`update: --resources is not JSON: ${(err as Error).message}`, 1);
+    }
+  }
+  for (const [flagName, [group, field]] of Object.entries(UPDATE_FLAGS)) {
+    const v = option(p, flagName);
+    if (v === undefined) continue;
+    const value = field === "cpus" || field === "mems" ? v : Number(v);
+    if (typeof value === "number" && !Number.isInteger(value)) {
+      throw new UserError(`update: invalid value for --${flagName}: ${v}`, 1);
+    }
+    doc[group] = { ...doc[group], [field]: value };
+  }
+  if (Array.isArray(doc.devices) && doc.devices.length > 0) {
+    throw new UserError("update: linux.resources.devices: device rules cannot be changed", 1);
+  }
+  const resources = readResources(doc);
+  const cgroup = cgroupOf(c);
+  if (cgroup === undefined) throw new UserError("container not running", 1);
+  cgroup.update(resources);
+  // The spec keeps the limits in force (`state`, a later exec read it).
+  const merged = { ...c.spec.linux.resources, ...resources };
+  const spec = { ...c.spec, linux: { ...c.spec.linux, resources: merged } };
+  Deno.writeTextFileSync(
+    `${stateDir(c.state.id)}/config.json`,
+    JSON.stringify(spec, null, 2) + "\n",
+  );
   return 0;
 }
 

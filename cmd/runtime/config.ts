@@ -440,7 +440,8 @@ function readMount(m: Json, i: number, bundle: string): Mount {
   return { destination: m.destination, type, source, options };
 }
 
-function readResources(r: Json): LinuxResources {
+/** OCI `linux.resources` (also `runtime update --resources`'s document). */
+export function readResources(r: Json): LinuxResources {
   const out: LinuxResources = {};
   const unsupported = "not supported by mini-docker";
   refuseIfSet(r, "linux.resources.", ["blockIO", "hugepageLimits", "network", "rdma"], unsupported);
