@@ -107,7 +107,8 @@ Deno.test("runtime: create leaves the process at its gate; start, state, ps, pau
   await using t = await TestEnv.create();
   const b = new Bundle(t);
   await b.write("c1", (c) => {
-    c.process.args = ["sh", "-c", "echo started $(hostname); exec sleep 60"];
+    // runc's default spec mounts the container's cgroup at /sys/fs/cgroup.
+    c.process.args = ["sh", "-c", "echo started $(hostname) $(ls /sys/fs/cgroup); exec sleep 60"];
     c.hostname = "oci-box";
   });
   const out = `${t.dir}/c1.out`;
@@ -144,6 +145,8 @@ Deno.test("runtime: create leaves the process at its gate; start, state, ps, pau
     const started = await b.rt(["start", "c1"]);
     assert.equal(started.code, 0, started.stderr);
     await waitFor(() => Deno.readTextFileSync(out).includes("started oci-box"), 10_000, "output");
+    // Its own cgroup: v1's hierarchies (memory among them), or v2's files.
+    assert.match(Deno.readTextFileSync(out), /started oci-box .*(memory|cgroup\.procs)/);
     s = await b.state("c1");
     assert.equal(s.status, "running");
     assert.equal(

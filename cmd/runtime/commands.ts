@@ -22,13 +22,15 @@ import {
   readState,
   removeState,
   stateDir,
+  tagAlive,
   updateState,
   withLock,
 } from "../../container/state.ts";
 import { startContainer } from "../../container/start.ts";
 import { ContainerThread } from "../../container/threads.ts";
 import { releaseHeld } from "../../container/gate.ts";
-import { removeProcDir } from "../../container/proc.ts";
+import { releaseProc, removeProcDir } from "../../container/proc.ts";
+import { runRoot } from "../../base/paths.ts";
 import type { ProcPeer } from "../../container/mounts.ts";
 import { forwardSignals } from "../../container/forward.ts";
 import { spawnInContainer } from "../../container/exec.ts";
@@ -391,7 +393,11 @@ async function remove(args: string[]): Promise<number> {
   const id = checkId(p.positionals[0], "delete");
   const c = find(id);
   if (c === undefined) {
-    if (flag(p, "force")) return 0;
+    // A create that was killed half-way leaves a state without its oci.json: --force removes it.
+    if (flag(p, "force")) {
+      await destroyPartial(id);
+      return 0;
+    }
     throw new UserError("container does not exist", 1);
   }
   if ((c.status === "running" || c.status === "paused") && !flag(p, "force")) {
@@ -411,6 +417,33 @@ async function destroy(c: Loaded): Promise<void> {
   await cgroupOf(c)?.destroy();
   removeProcDir(c.record.proc);
   withLock(() => removeState(c.state.id));
+}
+
+/**
+ * What a killed `create` of `id` left: its first process (in its cgroup), its cgroup, its /proc
+ * peer directories (named after the dead create) and its state.
+ */
+async function destroyPartial(id: string): Promise<void> {
+  const state = readState(id);
+  if (state === undefined) return;
+  let spec: ContainerSpec | undefined;
+  try {
+    spec = JSON.parse(Deno.readTextFileSync(`${stateDir(id)}/config.json`));
+  } catch { /* not written yet */ }
+  const { driver, name } = cgroupAt(spec?.linux.cgroupsPath ?? state.cgroupsPath);
+  await driver.open(name)?.destroy();
+  try {
+    for (const e of Deno.readDirSync(`${runRoot()}/proc`)) {
+      if (e.name.endsWith(`-${id.slice(0, 16)}`) && !tagAlive(e.name)) {
+        releaseProc({
+          root: `${runRoot()}/proc/${e.name}`,
+          dir: `${runRoot()}/proc/${e.name}/proc`,
+        });
+        removeProcDir({ root: `${runRoot()}/proc/${e.name}`, dir: "" });
+      }
+    }
+  } catch { /* none */ }
+  withLock(() => removeState(id));
 }
 
 function list(args: string[]): number {
