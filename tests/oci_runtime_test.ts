@@ -256,9 +256,9 @@ Deno.test("runtime: run's exit code; unsupported fields refused in one line, not
       /linux\.uidMappings: user namespaces/,
     ],
     [
-      "hooks",
-      (c) => c.hooks = { prestart: [{ path: "/bin/true" }] },
-      /hooks: hooks are not supported/,
+      "createContainer hook",
+      (c) => c.hooks = { createContainer: [{ path: "/bin/true" }] },
+      /hooks\.createContainer: hooks in the container's namespaces are not supported/,
     ],
     [
       "user namespace",
@@ -306,6 +306,46 @@ Deno.test("runtime: run's exit code; unsupported fields refused in one line, not
     assert.deepEqual(b.leftovers(), [], what);
     assert.equal(cgroupDriver({ parent: t.cgroupParent }).open("bad"), undefined, what);
   }
+  // Hooks in the runtime's namespaces, with the state on their stdin.
+  const record = (name: string) => ({
+    path: "/bin/sh",
+    args: ["sh", "-c", `cat >${t.dir}/${name}.json`],
+  });
+  await b.write("h1", (c) => {
+    c.process.args = ["sh", "-c", "sleep 1; exit 7"];
+    c.hooks = {
+      prestart: [record("prestart")],
+      createRuntime: [record("createRuntime")],
+      poststart: [record("poststart")],
+      poststop: [record("poststop")],
+    };
+  });
+  const hooked = await b.rt(["run", "--bundle", b.dir, "h1"]);
+  assert.equal(hooked.code, 7, hooked.stderr);
+  const seen = (name: string) => JSON.parse(Deno.readTextFileSync(`${t.dir}/${name}.json`));
+  assert.equal(seen("prestart").status, "creating");
+  assert.ok(seen("createRuntime").pid > 0);
+  assert.equal(seen("createRuntime").id, "h1");
+  assert.equal(seen("poststart").status, "running");
+  assert.equal(seen("poststop").status, "stopped");
+  assert.deepEqual(b.leftovers(), []);
+  for (
+    const [hook, message] of [
+      [{ path: "/bin/false" }, /^createRuntime hook #0 \(\/bin\/false\): exited with status 1$/],
+      [
+        { path: "/bin/sleep", args: ["sleep", "5"], timeout: 1 },
+        /^createRuntime hook #0 \(\/bin\/sleep\): timed out after 1 s$/,
+      ],
+    ] as const
+  ) {
+    await b.write("h2", (c) => c.hooks = { createRuntime: [hook] });
+    const failed = await b.rt(["create", "--bundle", b.dir, "h2"]);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr.trim(), message);
+    assert.deepEqual(b.leftovers(), []);
+    assert.equal(cgroupDriver({ parent: t.cgroupParent }).open("h2"), undefined);
+  }
+
   const systemd = await b.rt(["--systemd-cgroup", "state", "x"]);
   assert.equal(systemd.code, 1);
   assert.match(systemd.stderr, /^--systemd-cgroup is not supported/);

@@ -35,6 +35,8 @@ import type { ProcPeer } from "../../container/mounts.ts";
 import { forwardSignals } from "../../container/forward.ts";
 import { spawnInContainer } from "../../container/exec.ts";
 import { readBundle, readResources } from "./config.ts";
+import { hooksOf, runHooks } from "./hooks.ts";
+import { childExit } from "../../container/children.ts";
 import { defaultSpec, features } from "./defaults.ts";
 import { flag, type Globals, logLine, option, type Parsed, parseFlags } from "./main.ts";
 
@@ -42,6 +44,8 @@ import { flag, type Globals, logLine, option, type Parsed, parseFlags } from "./
 interface OciRecord {
   bundle: string;
   proc: ProcPeer;
+  /** config.json's hooks (the bundle may be gone by `delete`). */
+  hooks?: unknown;
 }
 
 /** The OCI state of a container (runtime-spec runtime.md), as runc prints it. */
@@ -149,13 +153,13 @@ export async function dispatch(g: Globals, command: string, args: string[]): Pro
     case "run":
       return await create(g, args, true);
     case "start":
-      return await start(args);
+      return await start(g, args);
     case "state":
       return state(args);
     case "kill":
       return await kill(args);
     case "delete":
-      return await remove(args);
+      return await remove(g, args);
     case "list":
       return list(args);
     case "ps":
@@ -243,7 +247,10 @@ async function create(g: Globals, args: string[], run: boolean): Promise<number>
     }
   };
   const meta = { id, name: id, command: spec.process.args };
-  if (!detach) {
+  const hooks = raw.hooks;
+  const hooked = (["prestart", "createRuntime", "poststart", "poststop"] as const)
+    .some((kind) => hooksOf(hooks, kind).length > 0);
+  if (!detach && !hooked) {
     // runc run in the foreground: our stdio is the container's; signals are forwarded; at its
     // end it is deleted, and its exit code is ours.
     using signals = forwardSignals();
@@ -272,15 +279,31 @@ async function create(g: Globals, args: string[], run: boolean): Promise<number>
     oci: true,
     holdAt: `${stateDir(id)}/gate`,
   });
-  const record: OciRecord = { bundle, proc: started.proc };
+  const record: OciRecord = { bundle, proc: started.proc, ...(hooked && { hooks }) };
   Deno.writeTextFileSync(`${stateDir(id)}/oci.json`, JSON.stringify(record) + "\n");
   if (ptyProblem !== undefined) {
     await destroy(load(id));
     throw new UserError(`cannot send the terminal to ${consoleSocket}: ${ptyProblem.message}`, 1);
   }
+  // prestart and createRuntime: the namespaces exist, the command has not run.
+  try {
+    const creating = { ...ociState(load(id)), status: "creating" };
+    await runHooks("prestart", hooksOf(hooks, "prestart"), creating);
+    await runHooks("createRuntime", hooksOf(hooks, "createRuntime"), creating);
+  } catch (err) {
+    await destroy(load(id));
+    throw err;
+  }
   writePidFile(option(p, "pid-file"), started.pid);
-  if (run) await startLoaded(load(id));
-  return 0;
+  if (!run) return 0;
+  await startLoaded(g, load(id));
+  if (detach) return 0;
+  // In the foreground with hooks: the held start above, then wait for it, delete it.
+  using signals = forwardSignals();
+  signals.attach(started.pid);
+  const end = await childExit(started.pid);
+  await deleteLoaded(g, load(id));
+  return end.code;
 }
 
 /** OCI `process.consoleSize` ({height, width}) as a window size. */
@@ -335,14 +358,14 @@ function exists(path: string): boolean {
   }
 }
 
-async function start(args: string[]): Promise<number> {
+async function start(g: Globals, args: string[]): Promise<number> {
   const p = parseFlags(args, { values: [], booleans: [] }, "start");
   const c = load(checkId(p.positionals[0], "start"));
-  await startLoaded(c);
+  await startLoaded(g, c);
   return 0;
 }
 
-async function startLoaded(c: Loaded): Promise<void> {
+async function startLoaded(g: Globals, c: Loaded): Promise<void> {
   if (c.status === "stopped") throw new UserError("cannot start a container that has stopped", 1);
   if (c.status !== "created") throw new UserError("cannot start an already running container", 1);
   const pid = c.state.process!.pid;
@@ -352,6 +375,23 @@ async function startLoaded(c: Loaded): Promise<void> {
     throw new UserError(`cannot start container ${c.state.id}: ${(err as Error).message}`, 1);
   }
   updateState(c.state.id, (s) => ({ ...s, status: "running", startedAt: timestamp() }));
+  // poststart: a failure is a warning, and the container goes on (the spec's rule).
+  try {
+    await runHooks("poststart", hooksOf(c.record.hooks, "poststart"), ociState(load(c.state.id)));
+  } catch (err) {
+    logLine(g, "warning", (err as Error).message);
+  }
+}
+
+/** Removes a stopped (or created) container, then runs its poststop hooks (failures: warnings). */
+async function deleteLoaded(g: Globals, c: Loaded): Promise<void> {
+  const stopped = { ...ociState(c), status: "stopped", pid: 0 };
+  await destroy(c);
+  try {
+    await runHooks("poststop", hooksOf(c.record.hooks, "poststop"), stopped);
+  } catch (err) {
+    logLine(g, "warning", (err as Error).message);
+  }
 }
 
 function state(args: string[]): number {
@@ -384,7 +424,7 @@ async function kill(args: string[]): Promise<number> {
   return 0;
 }
 
-async function remove(args: string[]): Promise<number> {
+async function remove(g: Globals, args: string[]): Promise<number> {
   const p = parseFlags(
     args,
     { values: [], booleans: ["force"], aliases: { f: "force" } },
@@ -403,7 +443,7 @@ async function remove(args: string[]): Promise<number> {
   if ((c.status === "running" || c.status === "paused") && !flag(p, "force")) {
     throw new UserError(`cannot delete container ${id} that is not stopped: ${c.status}`, 1);
   }
-  await destroy(c);
+  await deleteLoaded(g, c);
   return 0;
 }
 
@@ -414,7 +454,16 @@ async function destroy(c: Loaded): Promise<void> {
       libc.kill(c.state.process.pid, 9);
     } catch { /* gone */ }
   }
-  await cgroupOf(c)?.destroy();
+  const cgroup = cgroupOf(c);
+  // A create failing after its process was made (a hook, the console): on cgroup v1 its thread
+  // still spawning that process is in the cgroup, which it leaves once the process is gone.
+  for (let i = 0; i < 500 && cgroup?.pids().includes(Deno.pid); i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  if (cgroup?.pids().includes(Deno.pid)) {
+    throw new UserError(`cannot remove the cgroup of ${c.state.id}: this runtime is in it`, 1);
+  }
+  await cgroup?.destroy();
   removeProcDir(c.record.proc);
   withLock(() => removeState(c.state.id));
 }

@@ -20,6 +20,7 @@ import {
 import { UserError } from "../../base/errors.ts";
 import { absolutePath } from "../../base/paths.ts";
 import { capabilityNumber } from "../../security/capabilities.ts";
+import { hooksOf } from "./hooks.ts";
 
 /** A refusal: one line naming the field and why, exit code 1 as runc's errors. */
 export class ConfigError extends UserError {
@@ -146,7 +147,15 @@ export function toSpec(
     throw new ConfigError("ociVersion", `"${c.ociVersion}" is not a 1.x version of the spec`);
   }
   const unsupported = "not supported by mini-docker";
-  refuseIfSet(c, "", ["hooks"], `hooks are ${unsupported}: remove them`);
+  refuseIfSet(
+    c.hooks,
+    "hooks.",
+    ["createContainer", "startContainer"],
+    `hooks in the container's namespaces are ${unsupported}`,
+  );
+  for (const kind of ["prestart", "createRuntime", "poststart", "poststop"] as const) {
+    hooksOf(c.hooks, kind);
+  }
   refuseIfSet(c, "", ["domainname"], `${unsupported}`);
   refuseIfSet(c, "", ["solaris", "windows", "vm", "zos"], "not a Linux container");
   const p = c.process;

@@ -193,7 +193,7 @@ export function defaultSpec(): unknown {
 
 /**
  * runc's `features` document (opencontainers/runtime-spec features.md), with what mini-docker
- * applies: no hooks, its mount option words, the namespaces it creates or joins, every
+ * applies: the hooks run in the runtime's namespaces, its mount option words, the namespaces it creates or joins, every
  * capability it knows, cgroup v1 and v2 without systemd, seccomp without notify, no AppArmor or
  * SELinux.
  */
@@ -201,7 +201,7 @@ export function features(): unknown {
   return {
     ociVersionMin: "1.0.0",
     ociVersionMax: "1.0.2",
-    hooks: [],
+    hooks: ["prestart", "createRuntime", "poststart", "poststop"],
     mountOptions: MOUNT_OPTION_WORDS,
     linux: {
       namespaces: ["ipc", "mount", "network", "pid", "uts"],
