@@ -143,6 +143,8 @@ export interface Prepared {
   path: string;
   /** `-t`: the terminal's slave, in the container's devpts. */
   ttySlave?: string;
+  /** A new cgroup namespace, made once this thread has joined the container's cgroup. */
+  newCgroupNamespace?: boolean;
 }
 
 /**
@@ -200,7 +202,9 @@ export function prepareContainer(
     report({ type: "tty", master: tty.master });
     ttySlave = tty.slave;
   }
-  return { process, path, ttySlave };
+  const newCgroupNamespace = config.mode === "create" &&
+    spec.linux.namespaces.some((ns) => ns.type === "cgroup" && ns.path === undefined);
+  return { process, path, ttySlave, ...(newCgroupNamespace && { newCgroupNamespace }) };
 }
 
 /**
@@ -213,6 +217,15 @@ export function spawnContainer(k: Kernel, prepared: Prepared, config: SpawnConfi
     // cgroup v1: this thread joins the container's cgroup, so its first process is born there.
     for (const fd of cgroup?.join ?? []) {
       step("Cannot join the container's cgroup", () => k.write(fd, "0"));
+    }
+    if (prepared.newCgroupNamespace) {
+      // Rooted at the container's cgroup, which only a thread of cgroup v1 joins by itself.
+      if (cgroup === undefined) {
+        throw new StepError(
+          "A new cgroup namespace needs cgroup v1 here (the thread is not in the container's cgroup on v2)",
+        );
+      }
+      step("Cannot create the cgroup namespace", () => k.unshare(libc.CLONE_NEWCGROUP));
     }
     return spawnFirst(k, prepared, config);
   } finally {
@@ -301,6 +314,9 @@ function createNamespaces(k: Kernel, spec: ContainerSpec): void {
   for (const [type, flag] of NAMESPACES) {
     const ns = spec.linux.namespaces.find((n) => n.type === type);
     if (ns === undefined) continue;
+    // A new cgroup namespace is rooted at the cgroup of its creator: it is made by
+    // spawnContainer, once this thread is in the container's cgroup.
+    if (ns.path === undefined && type === "cgroup") continue;
     if (ns.path === undefined) {
       flags |= flag;
       continue;

@@ -21,6 +21,7 @@ import { UserError } from "../../base/errors.ts";
 import { absolutePath } from "../../base/paths.ts";
 import { capabilityNumber } from "../../security/capabilities.ts";
 import { hooksOf } from "./hooks.ts";
+import { detectLayout } from "../../cgroups/manager.ts";
 
 /** A refusal: one line naming the field and why, exit code 1 as runc's errors. */
 export class ConfigError extends UserError {
@@ -33,7 +34,7 @@ export class ConfigError extends UserError {
 type Json = any;
 
 /** The namespaces mini-docker creates or joins. */
-const NAMESPACES: readonly NamespaceType[] = ["pid", "network", "mount", "ipc", "uts"];
+const NAMESPACES: readonly NamespaceType[] = ["pid", "network", "mount", "ipc", "uts", "cgroup"];
 
 /** The device cgroup rules runc adds after a bundle's own (its AllowedDevices). */
 const ALLOWED_DEVICES: LinuxDeviceCgroup[] = [
@@ -382,7 +383,7 @@ function readNamespaces(list: Json): Namespace[] {
   (list ?? []).forEach((n: Json, i: number) => {
     const field = `linux.namespaces[${i}]`;
     if (!NAMESPACES.includes(n?.type)) {
-      const which = n?.type === "user" || n?.type === "cgroup" || n?.type === "time"
+      const which = n?.type === "user" || n?.type === "time"
         ? `the ${n.type} namespace is not supported by mini-docker`
         : `unknown namespace type "${n?.type}"`;
       throw new ConfigError(`${field}.type`, which);
@@ -393,6 +394,12 @@ function readNamespaces(list: Json): Namespace[] {
     const path = typeof n.path === "string" && n.path !== "" ? n.path : undefined;
     if (path !== undefined && n.type === "mount") {
       throw new ConfigError(`${field}.path`, "joining a mount namespace is not supported");
+    }
+    if (path === undefined && n.type === "cgroup" && detectLayout() === "v2") {
+      throw new ConfigError(
+        `${field}`,
+        "a new cgroup namespace is not supported on cgroup v2 yet (mini-docker moves the process into its cgroup after it is made)",
+      );
     }
     out.push({ type: n.type, ...(path !== undefined && { path }) });
   });

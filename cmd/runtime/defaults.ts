@@ -204,7 +204,7 @@ export function features(): unknown {
     hooks: ["prestart", "createRuntime", "poststart", "poststop"],
     mountOptions: MOUNT_OPTION_WORDS,
     linux: {
-      namespaces: ["ipc", "mount", "network", "pid", "uts"],
+      namespaces: ["cgroup", "ipc", "mount", "network", "pid", "uts"],
       capabilities: [...CAPABILITIES],
       cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
       seccomp: {
