@@ -202,11 +202,42 @@ Deno.test("runtime: create leaves the process at its gate; start, state, ps, pau
     });
     assert.equal(Deno.readTextFileSync(pidsMax!).trim(), "50");
 
+    // events: one stats object, or a stream that ends with the container.
+    const stats = await b.rt(["events", "--stats", "c1"]);
+    assert.equal(stats.code, 0, stats.stderr);
+    const event = JSON.parse(stats.stdout);
+    assert.equal(event.type, "stats");
+    assert.equal(event.id, "c1");
+    assert.equal(event.data.pids.current, 1);
+    assert.equal(event.data.memory.usage.limit, 67108864);
+    const stream = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--quiet",
+        MAIN,
+        "runtime",
+        ...b.globals(),
+        "events",
+        "--interval",
+        "200ms",
+        "c1",
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    await new Promise((r) => setTimeout(r, 1500));
+
     // delete refuses a running container; kill by name.
     const refused = await b.rt(["delete", "c1"]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /cannot delete container c1 that is not stopped: running/);
     assert.equal((await b.rt(["kill", "c1", "KILL"])).code, 0);
+    const streamed = await withDeadline(stream, "events", () => stream.output(), 20_000);
+    assert.equal(streamed.code, 0, decoder.decode(streamed.stderr));
+    const lines = decoder.decode(streamed.stdout).trim().split("\n").map((l) => JSON.parse(l));
+    assert.ok(lines.length >= 2 && lines.every((l) => l.type === "stats" && l.id === "c1"));
     await waitFor(
       () => {
         try {

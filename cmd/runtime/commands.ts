@@ -172,6 +172,7 @@ export async function dispatch(g: Globals, command: string, args: string[]): Pro
     case "update":
       return await update(args);
     case "events":
+      return await events(args);
     case "checkpoint":
     case "restore":
       throw new UserError(`"${command}" is not supported by mini-docker's runtime yet`, 1);
@@ -608,6 +609,85 @@ async function update(args: string[]): Promise<number> {
     JSON.stringify(spec, null, 2) + "\n",
   );
   return 0;
+}
+
+/**
+ * `events [--stats] [--interval 5s] ID`: runc's event stream, one JSON object a line: with
+ * `--stats`, one `{"type":"stats","id":...,"data":{...}}` of the container's cgroup; else one
+ * every interval, and `{"type":"oom","id":...}` when the kernel's OOM killer killed in it, until
+ * the container has stopped.
+ */
+async function events(args: string[]): Promise<number> {
+  const p = parseFlags(args, { values: ["interval"], booleans: ["stats"] }, "events");
+  const c = load(checkId(p.positionals[0], "events"));
+  const interval = parseInterval(option(p, "interval") ?? "5s");
+  if (c.status === "stopped") {
+    throw new UserError("container with id " + c.state.id + " is not running", 1);
+  }
+  const cgroup = cgroupOf(c);
+  if (cgroup === undefined) throw new UserError("container not running", 1);
+  const id = c.state.id;
+  const statsEvent = () => JSON.stringify({ type: "stats", id, data: statsData(cgroup) });
+  if (flag(p, "stats")) {
+    console.log(statsEvent());
+    return 0;
+  }
+  let ooms = cgroup.oomKills() ?? 0;
+  const tick = Math.min(interval, 100);
+  let due = 0;
+  for (;;) {
+    const now = find(id);
+    if (now === undefined || now.status === "stopped") return 0;
+    const seen = cgroup.oomKills() ?? ooms;
+    if (seen > ooms) console.log(JSON.stringify({ type: "oom", id }));
+    ooms = seen;
+    if (due <= 0) {
+      console.log(statsEvent());
+      due = interval;
+    }
+    await new Promise((r) => setTimeout(r, tick));
+    due -= tick;
+  }
+}
+
+/** Go's duration as runc's --interval takes it ("5s", "500ms", "1m"), in milliseconds. */
+function parseInterval(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const ms = m === null ? NaN : Number(m[1]) * unit[m[2] as keyof typeof unit];
+  if (!(ms > 0)) {
+    throw new UserError(`events: invalid --interval "${text}": such as 5s or 500ms`, 1);
+  }
+  return ms;
+}
+
+/** The cgroup's counters in runc's events shape (types.Stats; nanoseconds for CPU time). */
+function statsData(cgroup: Cgroup): unknown {
+  const s = cgroup.stats();
+  const ns = (usec: number | undefined) => (usec ?? 0) * 1000;
+  return {
+    cpu: {
+      usage: {
+        total: ns(s.cpuUsageUsec),
+        kernel: ns(s.cpuSystemUsec),
+        user: ns(s.cpuUserUsec),
+      },
+      throttling: {
+        periods: s.cpuPeriods ?? 0,
+        throttledPeriods: s.cpuThrottledPeriods ?? 0,
+        throttledTime: ns(s.cpuThrottledUsec),
+      },
+    },
+    memory: {
+      usage: {
+        usage: s.memoryUsage ?? 0,
+        max: s.memoryPeak ?? 0,
+        limit: s.memoryLimit ?? 0,
+      },
+      ...(s.oomKills !== undefined && { oomKills: s.oomKills }),
+    },
+    pids: { current: s.pidsCurrent ?? 0 },
+  };
 }
 
 async function freeze(args: string[], command: "pause" | "resume"): Promise<number> {
