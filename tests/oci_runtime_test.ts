@@ -345,6 +345,36 @@ Deno.test("runtime: run's exit code; unsupported fields refused in one line, not
     assert.deepEqual(b.leftovers(), [], what);
     assert.equal(cgroupDriver({ parent: t.cgroupParent }).open("bad"), undefined, what);
   }
+  // A terminal in the foreground, relayed to ours (script(1) gives the runtime one).
+  await b.write("t1", (c) => {
+    c.process.terminal = true;
+    c.process.args = ["sh", "-c", "tty; exit 4"];
+  });
+  const line = [
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--quiet",
+    MAIN,
+    "runtime",
+    ...b.globals(),
+    "run",
+    "--bundle",
+    b.dir,
+    "t1",
+  ]
+    .map((a) => `'${a}'`).join(" ");
+  const onTty = new Deno.Command("script", {
+    args: ["-qec", line, "/dev/null"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const ttyRun = await withDeadline(onTty, "runtime run on a terminal", () => onTty.output());
+  assert.equal(ttyRun.code, 4, decoder.decode(ttyRun.stderr));
+  assert.match(decoder.decode(ttyRun.stdout), /\/dev\/pts\/0/);
+  assert.deepEqual(b.leftovers(), []);
+
   // Hooks in the runtime's namespaces, with the state on their stdin.
   const record = (name: string) => ({
     path: "/bin/sh",

@@ -33,6 +33,7 @@ import { releaseProc, removeProcDir } from "../../container/proc.ts";
 import { runRoot } from "../../base/paths.ts";
 import type { ProcPeer } from "../../container/mounts.ts";
 import { forwardSignals } from "../../container/forward.ts";
+import { openRelay } from "../../container/tty.ts";
 import { spawnInContainer } from "../../container/exec.ts";
 import { readBundle, readResources } from "./config.ts";
 import { hooksOf, runHooks } from "./hooks.ts";
@@ -219,10 +220,15 @@ async function create(g: Globals, args: string[], run: boolean): Promise<number>
   const { spec, warnings, raw } = readBundle(bundle, id);
   const size = consoleSize(raw.process?.consoleSize);
   for (const w of warnings) logLine(g, "warning", w);
-  if (spec.process.terminal && consoleSocket === undefined) {
+  const hooks = raw.hooks;
+  const hooked = (["prestart", "createRuntime", "poststart", "poststop"] as const)
+    .some((kind) => hooksOf(hooks, kind).length > 0);
+  // In the foreground without a console socket, the terminal is relayed to ours (runc's too).
+  const relayed = run && !detach && !hooked && consoleSocket === undefined;
+  if (spec.process.terminal && consoleSocket === undefined && !relayed) {
     throw new UserError(
       run && !detach
-        ? "process.terminal without --console-socket: mini-docker's runtime does not relay a terminal itself yet"
+        ? "process.terminal with hooks needs --console-socket in mini-docker's runtime"
         : "cannot allocate tty if runc will detach without setting console socket",
       1,
     );
@@ -248,16 +254,18 @@ async function create(g: Globals, args: string[], run: boolean): Promise<number>
     }
   };
   const meta = { id, name: id, command: spec.process.args };
-  const hooks = raw.hooks;
-  const hooked = (["prestart", "createRuntime", "poststart", "poststop"] as const)
-    .some((kind) => hooksOf(hooks, kind).length > 0);
   if (!detach && !hooked) {
     // runc run in the foreground: our stdio is the container's; signals are forwarded; at its
     // end it is deleted, and its exit code is ours.
     using signals = forwardSignals();
+    using pty = spec.process.terminal ? openRelay() : undefined;
     const started = await startContainer(spec, meta, {
       thread,
-      stdio: "inherit",
+      stdio: pty !== undefined ? "tty" : "inherit",
+      onPty: (master) => {
+        if (size !== undefined) libc.setWindowSize(master, size);
+        pty?.attach(master);
+      },
       dieWithParent: false,
       autoRemove: true,
       detached: false,
@@ -267,7 +275,9 @@ async function create(g: Globals, args: string[], run: boolean): Promise<number>
     const record: OciRecord = { bundle, proc: started.proc };
     Deno.writeTextFileSync(`${stateDir(id)}/oci.json`, JSON.stringify(record) + "\n");
     writePidFile(option(p, "pid-file"), started.pid);
+    const copied = pty?.relay();
     const final = await started.finish();
+    await copied;
     return final.exitCode ?? 255;
   }
   const started = await startContainer(spec, meta, {
