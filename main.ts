@@ -14,11 +14,18 @@ type Supervisor = typeof import("./container/supervisor.ts");
 type RunAction = typeof import("./cmd/run_action.ts");
 type Program = typeof import("./cmd/program.ts");
 type RunArgs = typeof import("./cmd/run_args.ts");
+type Runtime = typeof import("./cmd/runtime/main.ts");
 trace("main.ts");
 const load = <T>(path: string) => lazy<T>(path, import.meta.url);
 
+/** Installed as `mini-docker-runtime` (a compiled binary): runc's command line only. */
+const runtimeBinary = /(^|\/)mini-docker-runtime$/.test(Deno.execPath());
 if (Deno.args[0] === "__supervisor") {
   await (await load<Supervisor>("./container/supervisor.ts")).supervise();
+} else if (Deno.args[0] === "runtime" || runtimeBinary) {
+  // runc's command line, for containerd, Podman and CRI-O (cmd/runtime/).
+  const runtime = await load<Runtime>("./cmd/runtime/main.ts");
+  Deno.exit(await runtime.runtimeMain(runtimeBinary ? Deno.args : Deno.args.slice(1)));
 } else {
   // A foreground `run` with the usual spellings skips commander (see cmd/run_args.ts), and its
   // container's thread starts booting now.

@@ -89,6 +89,8 @@ const SYS = Deno.build.arch === "aarch64"
     setsid: 157,
     umask: 166,
     socket: 198,
+    connect: 203,
+    sendmsg: 211,
     lsetxattr: 6,
     lgetxattr: 9,
     setresuid: 147,
@@ -128,6 +130,8 @@ const SYS = Deno.build.arch === "aarch64"
     setsid: 112,
     umask: 95,
     socket: 41,
+    connect: 42,
+    sendmsg: 46,
     lsetxattr: 189,
     lgetxattr: 192,
     setresuid: 117,
@@ -227,6 +231,14 @@ export const MS_PRIVATE = 0x40000;
 export const MS_SLAVE = 0x80000;
 export const MS_SHARED = 0x100000;
 export const MS_STRICTATIME = 0x1000000;
+export const MS_SYNCHRONOUS = 0x10;
+export const MS_MANDLOCK = 0x40;
+export const MS_DIRSYNC = 0x80;
+export const MS_NODIRATIME = 0x800;
+export const MS_SILENT = 0x8000;
+export const MS_UNBINDABLE = 0x20000;
+export const MS_RELATIME = 0x200000;
+export const MS_LAZYTIME = 0x2000000;
 export const MNT_DETACH = 0x2;
 
 export const O_RDONLY = 0;
@@ -630,6 +642,51 @@ export function getrlimit(pid: number, resource: number): { soft: bigint; hard: 
   const limits = new BigUint64Array(2);
   check(sys(SYS.prlimit64, pid, resource, null, limits), "prlimit");
   return { soft: limits[0]!, hard: limits[1]! };
+}
+
+/** A unix stream socket connected to `path` (close-on-exec). */
+export function connectUnix(path: string): number {
+  const AF_UNIX = 1, SOCK_STREAM = 1, ENAMETOOLONG = 36;
+  const sock = sys(SYS.socket, AF_UNIX, SOCK_STREAM | O_CLOEXEC, 0);
+  check(sock, "socket");
+  try {
+    const addr = new Uint8Array(110);
+    new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
+    const bytes = new TextEncoder().encode(path);
+    if (bytes.length > 107) throw new SyscallError("connect", ENAMETOOLONG, path);
+    addr.set(bytes, 2);
+    if (sys(SYS.connect, sock, addr, 2 + bytes.length + 1) < 0) {
+      throw new SyscallError("connect", errno(), path);
+    }
+    return sock;
+  } catch (err) {
+    close(sock);
+    throw err;
+  }
+}
+
+/**
+ * Sends descriptor `fd` over the connected unix socket `sock` (SCM_RIGHTS), with `name` as the
+ * message's bytes: runc's console-socket protocol (its utils.SendFd), which containerd's shim
+ * and Podman's conmon receive.
+ */
+export function sendFd(sock: number, fd: number, name: string): void {
+  const SOL_SOCKET = 1, SCM_RIGHTS = 1;
+  const payload = new TextEncoder().encode(name);
+  const ptr = (b: ArrayBufferView) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
+  const iov = new BigUint64Array([ptr(payload), BigInt(payload.length)]);
+  // cmsghdr: cmsg_len (CMSG_LEN(4) = 20), cmsg_level, cmsg_type, one int; CMSG_SPACE(4) = 24.
+  const control = new Uint8Array(24);
+  const cv = new DataView(control.buffer);
+  cv.setBigUint64(0, 20n, true);
+  cv.setInt32(8, SOL_SOCKET, true);
+  cv.setInt32(12, SCM_RIGHTS, true);
+  cv.setInt32(16, fd, true);
+  // msghdr: name, namelen, iov, iovlen, control, controllen, flags.
+  const msg = new BigUint64Array([0n, 0n, ptr(iov), 1n, ptr(control), 24n, 0n]);
+  pin([payload, iov, control, msg], () => {
+    if (sys(SYS.sendmsg, sock, msg, 0) < 0) throw new SyscallError("sendmsg", errno());
+  });
 }
 
 /** A pipe, both ends close-on-exec: [read end, write end]. */

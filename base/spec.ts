@@ -24,6 +24,8 @@ export interface Process {
   noNewPrivileges?: boolean;
   /** OCI `process.rlimits`, applied to the command before its first instruction. */
   rlimits?: Rlimit[];
+  /** OCI `process.oomScoreAdj`, set before its first instruction. */
+  oomScoreAdj?: number;
 }
 
 /** OCI `process.capabilities`. */
@@ -212,6 +214,7 @@ export interface ContainerSpec {
   ociVersion: string;
   process: Process;
   root: Root;
+  /** "" (OCI bundles only): not set, the UTS namespace keeps the name it starts with. */
   hostname: string;
   mounts: Mount[];
   linux: {
@@ -224,6 +227,11 @@ export interface ContainerSpec {
     readonlyPaths: string[];
     /** The system call filter; absent = none (`--security-opt seccomp=unconfined`). */
     seccomp?: LinuxSeccomp;
+    /**
+     * OCI `linux.sysctl`: namespaced kernel parameters ("net.ipv4.ip_forward": "1"), written
+     * by the container's thread once it is in its new namespaces.
+     */
+    sysctl?: Record<string, string>;
   };
   /** Free-form metadata, as OCI annotations ("org.mini-docker.name" etc.). */
   annotations: Record<string, string>;
@@ -250,6 +258,19 @@ const DEFAULT_DEVICES: [string, number, number][] = [
   ["/dev/urandom", 1, 9],
   ["/dev/tty", 5, 0],
 ];
+
+/** The device nodes every container gets (the OCI default set), as `linux.devices` entries. */
+export function defaultDevices(): Device[] {
+  return DEFAULT_DEVICES.map(([path, major, minor]): Device => ({
+    path,
+    type: "c",
+    major,
+    minor,
+    fileMode: 0o666,
+    uid: 0,
+    gid: 0,
+  }));
+}
 
 /**
  * What the kernel should not show a container: Docker's list (moby's oci/defaults.go), with
@@ -426,7 +447,7 @@ export function newSpec(o: SpecOptions): ContainerSpec {
 }
 
 /** Checks what the kernel would reject later, so that errors come before any work. */
-export function validateSpec(spec: ContainerSpec): void {
+export function validateSpec(spec: ContainerSpec, options: { oci?: boolean } = {}): void {
   const fail = (msg: string) => {
     throw new UserError(msg);
   };
@@ -436,7 +457,8 @@ export function validateSpec(spec: ContainerSpec): void {
   if (!spec.process.cwd.startsWith("/")) {
     fail(`Invalid working directory "${spec.process.cwd}": it must be an absolute path`);
   }
-  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(spec.hostname)) {
+  const unset = options.oci === true && spec.hostname === "";
+  if (!unset && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(spec.hostname)) {
     fail(
       `Invalid hostname ${
         JSON.stringify(spec.hostname)

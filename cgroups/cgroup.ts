@@ -65,6 +65,12 @@ export interface Cgroup {
    */
   updatePids(limit: number): void;
   /**
+   * Changes the limits of this existing cgroup (`runtime update`): memory, swap, reservation,
+   * CPU shares, quota, period, cpuset, pids, as `create` writes them; a limit whose controller
+   * this cgroup lacks is a UserError. Device rules are not changed.
+   */
+  update(resources: LinuxResources): void;
+  /**
    * Freezes every process in the cgroup (`pause`: v1 `freezer.state`, v2 `cgroup.freeze`) and
    * resolves once the kernel reports them all frozen. A host without a freezer is a UserError.
    */

@@ -47,6 +47,22 @@ export function cgroupDriver(opts: CgroupDriverOptions = {}): CgroupDriver {
 }
 
 /**
+ * The driver and the name of the cgroup at `cgroupsPath` ("parent/name", below the cgroupfs root;
+ * a leading "/" is the same), as the spec's `linux.cgroupsPath` gives it.
+ */
+export function cgroupAt(
+  cgroupsPath: string,
+  opts: { root?: string } = {},
+): { driver: CgroupDriver; name: string } {
+  const path = cgroupsPath.replace(/^\/+/, "");
+  const slash = path.lastIndexOf("/");
+  return {
+    driver: cgroupDriver({ root: opts.root, parent: path.slice(0, Math.max(slash, 0)) }),
+    name: path.slice(slash + 1),
+  };
+}
+
+/**
  * The controllers a container can get on this host: on v1 those mounted that the driver uses,
  * on v2 those of the root's `cgroup.controllers`.
  */

@@ -327,6 +327,17 @@ class CgroupV1 implements Cgroup {
       : readKeyed(`${memory}/memory.oom_control`).get("oom_kill");
   }
 
+  update(resources: LinuxResources): void {
+    for (const need of neededControllers(resources)) {
+      if (!this.#dirs.has(need.controller)) {
+        throw new UserError(
+          `Cannot apply ${need.flag}: the container's cgroup has no ${need.controller} controller`,
+        );
+      }
+    }
+    applyResources(this.#dirs, resources);
+  }
+
   updatePids(limit: number): void {
     const dir = this.#dirs.get("pids");
     if (dir === undefined) {

@@ -243,6 +243,10 @@ class CgroupV2 implements Cgroup {
     return readKeyed(`${this.#dir}/memory.events`).get("oom_kill");
   }
 
+  update(resources: LinuxResources): void {
+    applyResources(this.#dir, resources);
+  }
+
   updatePids(limit: number): void {
     writeValue(this.#dir, "pids.max", pidsMax(limit));
   }

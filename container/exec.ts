@@ -9,7 +9,7 @@
 import type { ContainerSpec, Process } from "../base/spec.ts";
 import { EXIT_FAILURE, UserError } from "../base/errors.ts";
 import * as libc from "../base/libc.ts";
-import { cgroupDriver } from "../cgroups/manager.ts";
+import { cgroupAt } from "../cgroups/manager.ts";
 import { type ContainerState, isAlive, stateDir } from "./state.ts";
 import { forwardSignals } from "./forward.ts";
 import { openRelay } from "./tty.ts";
@@ -49,10 +49,6 @@ export async function execInContainer(
     const container: ContainerSpec = JSON.parse(
       Deno.readTextFileSync(`${stateDir(state.id)}/config.json`),
     );
-    const cgroup = cgroupDriver().open(container.linux.cgroupsPath.split("/").pop()!);
-    if (cgroup === undefined) {
-      throw new UserError(`Container ${state.id.slice(0, 12)} has no cgroup`);
-    }
     const env = new Map(container.process.env.map((e) => [e.slice(0, e.indexOf("=")), e]));
     for (const e of options.env) env.set(e.slice(0, e.indexOf("=")), e);
     if (options.tty) env.set("TERM", "TERM=xterm");
@@ -70,24 +66,12 @@ export async function execInContainer(
       delete spec.linux.seccomp;
     }
     using relay = options.tty ? openRelay() : undefined;
-    const prepared = thread.prepare({
-      mode: "join",
-      spec,
-      joinPid: state.process!.pid,
+    const { pid, status } = await spawnInContainer(state, spec, {
+      thread,
       userSpec: options.user,
-      proc: { root: "", dir: "" },
-      tty: options.tty,
-    }, (master) => relay?.attach(master));
-    prepared.catch(() => {});
-    using gate = Gate.create();
-    using plan = cgroupPlan(cgroup, container.linux.cgroupsPath);
-    const { pid, status } = await runThread(thread, prepared, {
-      cgroup: plan.files,
-      gateDir: gate.dirFd,
       stdio: options.tty ? "tty" : options.interactive ? "inherit" : nullStdin(),
-      seccomp: await compileFilter(spec),
-      capabilities: capabilityMasks(spec),
-    }, { gate, cgroup, spec });
+      onPty: (master) => relay?.attach(master),
+    });
     using signals = forwardSignals();
     signals.attach(pid);
     const relayed = relay?.relay();
@@ -97,6 +81,49 @@ export async function execInContainer(
   } finally {
     thread.end();
   }
+}
+
+/**
+ * Starts `spec.process` in the running container `state` (whose spec, namespaces and cgroup
+ * `spec` carries): its thread joins the container, it waits at its gate until it is in the
+ * cgroup (v2) with its limits, and runs. Returns once it has called execve.
+ */
+export async function spawnInContainer(
+  state: ContainerState,
+  spec: ContainerSpec,
+  options: {
+    thread: ContainerThread;
+    /** A user spec (`exec -u NAME[:GROUP]`), resolved in the container's own files. */
+    userSpec?: string;
+    stdio: "inherit" | "tty" | [number, number, number];
+    onPty?: (master: number) => void;
+    /** The process is our caller's (the OCI runtime's `exec --detach`): not reaped here. */
+    detach?: boolean;
+  },
+): Promise<{ pid: number; status: Promise<Deno.CommandStatus> }> {
+  const { driver, name } = cgroupAt(spec.linux.cgroupsPath);
+  const cgroup = driver.open(name);
+  if (cgroup === undefined) {
+    throw new UserError(`Container ${state.id.slice(0, 12)} has no cgroup`);
+  }
+  const prepared = options.thread.prepare({
+    mode: "join",
+    spec,
+    joinPid: state.process!.pid,
+    userSpec: options.userSpec,
+    proc: { root: "", dir: "" },
+    tty: options.stdio === "tty",
+  }, options.onPty);
+  prepared.catch(() => {});
+  using gate = Gate.create();
+  using plan = cgroupPlan(cgroup, spec.linux.cgroupsPath);
+  return await runThread(options.thread, prepared, {
+    cgroup: plan.files,
+    gateDir: gate.dirFd,
+    stdio: options.stdio,
+    seccomp: await compileFilter(spec),
+    capabilities: capabilityMasks(spec),
+  }, { gate, cgroup, spec, reap: options.detach !== true });
 }
 
 /** Standard input from /dev/null (without -i), output to ours. */

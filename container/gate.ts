@@ -35,12 +35,17 @@ export class Gate implements Disposable {
     this.dirFd = dirFd;
   }
 
-  /** Creates the directory and its FIFOs. */
-  static create(): Gate {
+  /**
+   * Creates the directory and its FIFOs: under the run root, named after this process; or `at`
+   * (the OCI runtime's `create`, whose gate outlives it: `start`, another process, opens it with
+   * `releaseHeld`).
+   */
+  static create(at?: string): Gate {
     const parent = `${runRoot()}/gates`;
-    Deno.mkdirSync(parent, { recursive: true, mode: 0o700 });
+    if (at === undefined) Deno.mkdirSync(parent, { recursive: true, mode: 0o700 });
+    else Deno.mkdirSync(at, { mode: 0o700 });
     // Named after this process: a clean-up removes it once this process is gone, never before.
-    const dir = Deno.makeTempDirSync({ dir: parent, prefix: `${ownerTag()}-` });
+    const dir = at ?? Deno.makeTempDirSync({ dir: parent, prefix: `${ownerTag()}-` });
     // The child reaches them through its descriptor of the directory, already as the container's
     // user: the directory only searchable, the FIFOs open to anyone who gets that far (no one
     // else can: the run root is root's alone).
@@ -78,12 +83,47 @@ export class Gate implements Disposable {
     }
   }
 
+  /**
+   * Keeps the directory (its process waits there for another process's `releaseHeld`) and
+   * closes this process's descriptors.
+   */
+  hold(): void {
+    this.#held = true;
+  }
+
+  #held = false;
+
   [Symbol.dispose](): void {
     for (const fd of this.#fds.splice(0)) libc.close(fd);
     libc.close(this.dirFd);
+    if (this.#held) return;
     try {
       Deno.removeSync(this.dir, { recursive: true });
     } catch { /* gone */ }
+  }
+}
+
+/**
+ * Releases a process that another mini-docker process left waiting at the gate in `dir` (the
+ * OCI runtime's `create`, then `start`): "check" is held open until the process has passed its
+ * check, which it has once it has closed its gate descriptors (its descriptor 4, "here", open
+ * since it arrived, goes with them: see recipe.ts spawnActions). Resolves then, or when it died.
+ */
+export async function releaseHeld(dir: string, pid: number): Promise<void> {
+  const check = libc.open(`${dir}/check`, libc.O_RDONLY | libc.O_NONBLOCK | libc.O_CLOEXEC);
+  try {
+    const gate = libc.open(`${dir}/gate`, libc.O_WRONLY | libc.O_NONBLOCK | libc.O_CLOEXEC);
+    libc.close(gate);
+    for (let i = 0;; i++) {
+      let here: string | undefined;
+      try {
+        here = Deno.readLinkSync(`/proc/${pid}/fd/4`);
+      } catch { /* closed, or the process is gone */ }
+      if (here === undefined || !here.endsWith("/here")) return;
+      await new Promise((r) => setTimeout(r, i < 50 ? 1 : 10));
+    }
+  } finally {
+    libc.close(check);
   }
 }
 

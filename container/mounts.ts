@@ -55,6 +55,22 @@ const MOUNT_FLAGS: Record<string, [set: boolean, flag: number]> = {
   strictatime: [true, libc.MS_STRICTATIME],
   bind: [true, libc.MS_BIND],
   rbind: [true, libc.MS_BIND | libc.MS_REC],
+  atime: [false, libc.MS_NOATIME],
+  nostrictatime: [false, libc.MS_STRICTATIME],
+  relatime: [true, libc.MS_RELATIME],
+  norelatime: [false, libc.MS_RELATIME],
+  nodiratime: [true, libc.MS_NODIRATIME],
+  diratime: [false, libc.MS_NODIRATIME],
+  sync: [true, libc.MS_SYNCHRONOUS],
+  async: [false, libc.MS_SYNCHRONOUS],
+  dirsync: [true, libc.MS_DIRSYNC],
+  mand: [true, libc.MS_MANDLOCK],
+  nomand: [false, libc.MS_MANDLOCK],
+  lazytime: [true, libc.MS_LAZYTIME],
+  nolazytime: [false, libc.MS_LAZYTIME],
+  silent: [true, libc.MS_SILENT],
+  loud: [false, libc.MS_SILENT],
+  defaults: [false, 0],
 };
 
 /** Splits mount(8) option words into mount(2) flags and the filesystem's data string. */
@@ -246,7 +262,15 @@ export const PROPAGATION: Record<string, [number, boolean]> = {
   rshared: [libc.MS_SHARED, true],
   slave: [libc.MS_SLAVE, false],
   rslave: [libc.MS_SLAVE, true],
+  unbindable: [libc.MS_UNBINDABLE, false],
+  runbindable: [libc.MS_UNBINDABLE, true],
 };
+
+/** The mount option words mini-docker applies itself (the others are the filesystem's data). */
+export const MOUNT_OPTION_WORDS: readonly string[] = [
+  ...Object.keys(MOUNT_FLAGS),
+  ...Object.keys(PROPAGATION),
+].sort();
 
 /** One entry of spec.mounts, under the container's root (before pivot_root). */
 export function mountInto(
@@ -255,9 +279,10 @@ export function mountInto(
   m: Mount,
   proc: ProcPeer,
   keep?: KeepRoot,
+  cgroupDirs: readonly string[] = [],
 ): void {
   const { flags, data } = parseMountOptions(m.options.filter((o) => PROPAGATION[o] === undefined));
-  if (flags & libc.MS_BIND && m.type !== "proc") {
+  if (flags & libc.MS_BIND && m.type !== "proc" && m.type !== "cgroup") {
     bindInto(k, rootFd, m, flags, keep);
     return;
   }
@@ -266,13 +291,120 @@ export function mountInto(
     if (m.type === "proc") {
       // A slave of the host directory: what the parent mounts there appears here.
       k.mount(proc.dir, fdPath(target), "", libc.MS_BIND);
+      return;
+    }
+    if (m.type === "cgroup") {
+      mountCgroup(k, fdPath(target), () => reopen(k, rootFd, m.destination), flags, cgroupDirs);
     } else {
       k.mount(m.source, fdPath(target), m.type, flags, data);
+    }
+    // Propagation words (OCI bundles may give them for any mount): one call each, on the new
+    // mount (the descriptor still names the directory under it: opened again).
+    const changes = m.options.flatMap((w) => PROPAGATION[w] === undefined ? [] : [PROPAGATION[w]!]);
+    if (changes.length === 0) return;
+    const top = reopen(k, rootFd, m.destination);
+    try {
+      for (const [type, recursive] of changes) {
+        k.mount("", fdPath(top), "", type | (recursive ? libc.MS_REC : 0));
+      }
+    } finally {
+      k.close(top);
     }
   } finally {
     k.close(target);
   }
 }
+
+/**
+ * `path` of the container opened again inside the root, after something was mounted there: a
+ * descriptor opened before names the directory under the new mount, a new lookup its top.
+ */
+function reopen(k: Kernel, rootFd: number, path: string): number {
+  return k.openat2(rootFd, pathComponents(path).join("/") || ".", libc.O_PATH, IN_ROOT);
+}
+
+/** The flags that a read-only bind keeps from a "cgroup" mount's options. */
+const BIND_KEEPS = libc.MS_RDONLY | libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC |
+  libc.MS_RELATIME | libc.MS_NOATIME;
+
+/**
+ * A mount of type "cgroup" (OCI bundles, runc's way without a cgroup namespace): the container's
+ * own cgroup, its directories bound. On cgroup v2, its one directory at `target`; on v1 a tmpfs
+ * at `target` with each hierarchy's directory of the container under the hierarchy's name (and
+ * the host's links: "cpu" -> "cpu,cpuacct"), then made read-only as the options say. `target`
+ * is a directory already opened inside the root (its descriptor's path); what is made below it
+ * is on the fresh tmpfs, which nothing of the container has seen yet.
+ */
+function mountCgroup(
+  k: Kernel,
+  target: string,
+  reopened: () => number,
+  flags: number,
+  dirs: readonly string[],
+): void {
+  if (dirs.length === 0) throw new Error("the container's cgroup is not known to its thread");
+  const bind = (dir: string, at: string) => {
+    k.mount(dir, at, "", libc.MS_BIND);
+    // `at` names a directory through a name (not a descriptor): the lookup reaches the bind.
+    k.mount("", at, "", libc.MS_REMOUNT | libc.MS_BIND | (flags & BIND_KEEPS));
+  };
+  const hierarchy = (dir: string) => dir.slice(CGROUP_ROOT.length + 1).split("/")[0]!;
+  let v2 = false;
+  try {
+    v2 = Deno.statSync(`${CGROUP_ROOT}/cgroup.controllers`).isFile;
+  } catch { /* v1 or hybrid */ }
+  if (v2) {
+    k.mount(dirs[0]!, target, "", libc.MS_BIND);
+    const top = reopened();
+    try {
+      k.mount("", fdPath(top), "", libc.MS_REMOUNT | libc.MS_BIND | (flags & BIND_KEEPS));
+    } finally {
+      k.close(top);
+    }
+    return;
+  }
+  const fsFlags = flags & (libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC);
+  k.mount("tmpfs", target, "tmpfs", fsFlags, "mode=755");
+  const top = reopened();
+  try {
+    fillCgroupTmpfs(fdPath(top), bind, dirs, hierarchy);
+    if (flags & libc.MS_RDONLY) {
+      k.mount("", fdPath(top), "", libc.MS_REMOUNT | libc.MS_RDONLY | fsFlags);
+    }
+  } finally {
+    k.close(top);
+  }
+}
+
+/** v1: each hierarchy's directory of the container under its name, and the host's links. */
+function fillCgroupTmpfs(
+  target: string,
+  bind: (dir: string, at: string) => void,
+  dirs: readonly string[],
+  hierarchy: (dir: string) => string,
+): void {
+  const names = new Set<string>();
+  for (const dir of dirs) {
+    const name = hierarchy(dir);
+    names.add(name);
+    try {
+      Deno.mkdirSync(`${target}/${name}`, { mode: 0o755 });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+    }
+    bind(dir, `${target}/${name}`);
+  }
+  for (const name of names) {
+    for (const controller of name.split(",")) {
+      if (controller === name || names.has(controller)) continue;
+      try {
+        Deno.symlinkSync(name, `${target}/${controller}`);
+      } catch { /* there already */ }
+    }
+  }
+}
+
+const CGROUP_ROOT = "/sys/fs/cgroup";
 
 /**
  * A bind mount: the source (a canonical host path, resolved once when the container was made)
@@ -298,6 +430,11 @@ function bindInto(k: Kernel, rootFd: number, m: Mount, flags: number, keep?: Kee
         for (const o of m.options) attrs |= ATTRS[o] ?? 0;
         if (attrs !== 0) k.mountSetattr(tree, { set: attrs, clear: 0, propagation: 0 }, true);
         k.moveMount(tree, target);
+        // Per-mount flags that have no attribute above (atime words): a bind remount, as runc.
+        const rest = flags & ~(libc.MS_BIND | libc.MS_REC);
+        if ((rest & ~(libc.MS_RDONLY | libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)) !== 0) {
+          k.mount("", fdPath(tree), "", libc.MS_REMOUNT | libc.MS_BIND | rest);
+        }
         const word = m.options.find((o) => PROPAGATION[o] !== undefined) ?? "rprivate";
         const [propagation, recursive] = PROPAGATION[word]!;
         k.mountSetattr(tree, { set: 0, clear: 0, propagation }, recursive);

@@ -60,6 +60,11 @@ export interface ThreadConfig {
   userSpec?: string;
   /** The host directory that becomes the container's /proc ("create"; see mounts.ts). */
   proc: ProcPeer;
+  /**
+   * The container's cgroup directories (host paths: one per v1 hierarchy, or the v2 one), for
+   * a mount of type "cgroup" (OCI bundles): made before this configuration was sent.
+   */
+  cgroupDirs?: string[];
   /** `-t`: a pseudo-terminal in the container's devpts for the first process. */
   tty: boolean;
   /**
@@ -139,6 +144,8 @@ export interface Prepared {
   path: string;
   /** `-t`: the terminal's slave, in the container's devpts. */
   ttySlave?: string;
+  /** A new cgroup namespace, made once this thread has joined the container's cgroup. */
+  newCgroupNamespace?: boolean;
 }
 
 /**
@@ -158,6 +165,7 @@ export function prepareContainer(
     joinNamespaces(k, spec, config.joinPid!);
   } else {
     createNamespaces(k, spec);
+    setSysctls(spec.linux.sysctl ?? {});
     prepareRoot(k, config);
   }
   // The user: `exec -u NAME` is looked up in the container's files, from inside.
@@ -195,7 +203,9 @@ export function prepareContainer(
     report({ type: "tty", master: tty.master });
     ttySlave = tty.slave;
   }
-  return { process, path, ttySlave };
+  const newCgroupNamespace = config.mode === "create" &&
+    spec.linux.namespaces.some((ns) => ns.type === "cgroup" && ns.path === undefined);
+  return { process, path, ttySlave, ...(newCgroupNamespace && { newCgroupNamespace }) };
 }
 
 /**
@@ -208,6 +218,15 @@ export function spawnContainer(k: Kernel, prepared: Prepared, config: SpawnConfi
     // cgroup v1: this thread joins the container's cgroup, so its first process is born there.
     for (const fd of cgroup?.join ?? []) {
       step("Cannot join the container's cgroup", () => k.write(fd, "0"));
+    }
+    if (prepared.newCgroupNamespace) {
+      // Rooted at the container's cgroup, which only a thread of cgroup v1 joins by itself.
+      if (cgroup === undefined) {
+        throw new StepError(
+          "A new cgroup namespace needs cgroup v1 here (the thread is not in the container's cgroup on v2)",
+        );
+      }
+      step("Cannot create the cgroup namespace", () => k.unshare(libc.CLONE_NEWCGROUP));
     }
     return spawnFirst(k, prepared, config);
   } finally {
@@ -296,6 +315,9 @@ function createNamespaces(k: Kernel, spec: ContainerSpec): void {
   for (const [type, flag] of NAMESPACES) {
     const ns = spec.linux.namespaces.find((n) => n.type === type);
     if (ns === undefined) continue;
+    // A new cgroup namespace is rooted at the cgroup of its creator: it is made by
+    // spawnContainer, once this thread is in the container's cgroup.
+    if (ns.path === undefined && type === "cgroup") continue;
     if (ns.path === undefined) {
       flags |= flag;
       continue;
@@ -308,6 +330,19 @@ function createNamespaces(k: Kernel, spec: ContainerSpec): void {
     }
   }
   step("Cannot create namespaces", () => k.unshare(flags));
+}
+
+/**
+ * OCI `linux.sysctl`, written through the host's /proc/sys from this thread: a namespaced
+ * parameter (net.*, the IPC ones, the UTS ones; the front end accepts no other) is the one of the
+ * writer's namespace, which is the container's now.
+ */
+function setSysctls(sysctl: Record<string, string>): void {
+  for (const [key, value] of Object.entries(sysctl)) {
+    step(`Cannot set sysctl ${key}=${value}`, () => {
+      Deno.writeTextFileSync(`/proc/sys/${key.replaceAll(".", "/")}`, value);
+    });
+  }
 }
 
 /** Enters the namespaces of a running container's process (`exec`). */
@@ -356,7 +391,15 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
     for (const m of spec.mounts) {
       step(
         `Cannot mount ${m.type} on "${m.destination}"`,
-        () => mountInto(k, rootFd, m, config.proc, users.has(m.destination) ? keep : undefined),
+        () =>
+          mountInto(
+            k,
+            rootFd,
+            m,
+            config.proc,
+            users.has(m.destination) ? keep : undefined,
+            config.cgroupDirs,
+          ),
       );
     }
   } finally {
@@ -366,7 +409,8 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
   if (spec.linux.namespaces.some((ns) => ns.type === "network" && ns.path === undefined)) {
     step("Cannot bring up the loopback interface", () => k.interfaceUp("lo"));
   }
-  step("Cannot set the hostname", () => k.sethostname(spec.hostname));
+  // "" (an OCI bundle without `hostname`): the name the UTS namespace started with.
+  if (spec.hostname !== "") step("Cannot set the hostname", () => k.sethostname(spec.hostname));
   // pivot_root, not chroot: the old root is detached, so there is no way back to the host.
   trace("recipe: mounts, devices, hostname");
   step("Cannot pivot to the new root", () => pivot(k, root));
@@ -397,6 +441,10 @@ export function spawnActions(
   const actions: libc.FileAction[] = [];
   if (Array.isArray(config.stdio)) {
     config.stdio.forEach((fd, target) => actions.push({ dup2: [fd, target] }));
+  } else if (config.stdio === "tty") {
+    // Until its terminal is opened after the gate, nothing of ours: a caller that reads our
+    // output to its end (containerd's shim reads the OCI runtime's) is not held by it.
+    actions.push({ open: [0, "/dev/null", libc.O_RDWR] }, { dup2: [0, 1] }, { dup2: [0, 2] });
   }
   actions.push(
     { dup2: [config.gateDir, 3] },

@@ -261,6 +261,14 @@ Deno.test("spawnActions: stdio, the gate with nothing else open, the directory, 
     { dup2: [0, 1] },
     { dup2: [0, 2] },
   ]);
+  // With a terminal, nothing of the parent's stdio is held until it is opened.
+  const tty = spawnActions({ stdio: "tty", gateDir: 9 }, "/", "/dev/pts/3");
+  assert.deepEqual(tty.slice(0, 4), [
+    { open: [0, "/dev/null", libc.O_RDWR] },
+    { dup2: [0, 1] },
+    { dup2: [0, 2] },
+    { dup2: [9, 3] },
+  ]);
 });
 
 Deno.test("recipe: a namespace given by path is joined, not created", () => {

@@ -22,7 +22,7 @@ import { lazy } from "../base/lazy.ts";
 import * as libc from "../base/libc.ts";
 import { EXIT_ENGINE, EXIT_FAILURE, UserError } from "../base/errors.ts";
 import { exists, runRoot } from "../base/paths.ts";
-import { type Cgroup, cgroupDriver } from "../cgroups/manager.ts";
+import { type Cgroup, cgroupAt } from "../cgroups/manager.ts";
 import { capabilityMask } from "../security/capabilities.ts";
 import {
   type ContainerConfig,
@@ -45,6 +45,7 @@ import { readUntilEnd } from "./poller.ts";
 import { childrenOf, Gate } from "./gate.ts";
 import { startWatcher, type Watcher } from "./watcher.ts";
 import { fillProc, prepareProc, releaseProc, removeProcDir } from "./proc.ts";
+import type { ProcPeer } from "./mounts.ts";
 import { type EtcNetwork, hostsFile, resolvConf } from "../network/etc.ts";
 import type { Attachment } from "../network/mod.ts";
 
@@ -153,6 +154,17 @@ export interface StartOptions {
    * there instead of removing it.
    */
   existing?: boolean;
+  /**
+   * The spec is an OCI bundle's, run as given (the OCI runtime, runtime/): no /etc files or
+   * network of mini-docker's, and the cgroup wherever `linux.cgroupsPath` says.
+   */
+  oci?: boolean;
+  /**
+   * The OCI runtime's `create`: the first process is left waiting at its gate, made in this
+   * directory (in its cgroup, with its /proc and limits), and the start returns; `start`, another
+   * process, releases it (gate.ts `releaseHeld`). The state says "created".
+   */
+  holdAt?: string;
 }
 
 /** A container whose command is running. */
@@ -163,6 +175,8 @@ export interface Started {
   /** Its end, as a wait status. */
   status: Promise<Deno.CommandStatus>;
   cgroup: Cgroup;
+  /** The host directory behind its /proc, removed once it has ended (proc.ts removeProcDir). */
+  proc: ProcPeer;
   /** Waits for the container to exit, records it, cleans up; returns the final state. */
   finish(hooks?: FinishHooks): Promise<ContainerState>;
 }
@@ -256,40 +270,58 @@ async function launch(
     trace("network attached");
   }
   // The /etc files (a spec saved by an earlier start has them already: they are written anew).
-  const etc = etcFiles(spec, dir, attachment?.etc);
-  const others = spec.mounts.filter((m) => !etc.some((e) => e.destination === m.destination));
-  spec = { ...spec, mounts: [...others, ...etc] };
+  // An OCI bundle's spec says itself what the container sees.
+  if (!options.oci) {
+    const etc = etcFiles(spec, dir, attachment?.etc);
+    const others = spec.mounts.filter((m) => !etc.some((e) => e.destination === m.destination));
+    spec = { ...spec, mounts: [...others, ...etc] };
+  }
   const proc = prepareProc(meta.id);
   cleanup.defer(() => {
     releaseProc(proc);
     removeProcDir(proc);
   });
   trace("state, files");
+
+  // The cgroup, with its limits, before any process of the container exists. On v1 the thread
+  // joins it and holds one pids slot while it spawns (see SpawnConfig.cgroup). It is made while
+  // the thread prepares, unless the container mounts it (a "cgroup" mount): then before.
+  const { driver, name } = cgroupAt(spec.linux.cgroupsPath);
+  const pidsLimit = spec.linux.resources.pids?.limit;
+  const slot = driver.version === 1 && pidsLimit !== undefined && pidsLimit > 0;
+  const makeCgroup = () => {
+    const made = driver.create(
+      name,
+      slot ? { ...spec.linux.resources, pids: { limit: pidsLimit! + 1 } } : spec.linux.resources,
+    );
+    cleanup.defer(() => made.destroy());
+    return made;
+  };
+  const early = spec.mounts.some((m) => m.type === "cgroup") ? makeCgroup() : undefined;
   const defaultSeccomp = options.defaultSeccomp === true && spec.linux.seccomp === undefined;
   const prepared = thread.prepare(
-    { mode: "create", spec, proc, tty: options.stdio === "tty", defaultSeccomp },
+    {
+      mode: "create",
+      spec,
+      proc,
+      tty: options.stdio === "tty",
+      defaultSeccomp,
+      ...(early !== undefined && { cgroupDirs: [...early.paths] }),
+    },
     options.onPty,
   );
   prepared.catch(() => {});
-
-  // Meanwhile: the cgroup, with its limits, before any process of the container exists. On v1
-  // the thread joins it and holds one pids slot while it spawns (see SpawnConfig.cgroup).
-  const driver = cgroupDriver();
-  const name = spec.linux.cgroupsPath.split("/").pop()!;
-  const pidsLimit = spec.linux.resources.pids?.limit;
-  const slot = driver.version === 1 && pidsLimit !== undefined && pidsLimit > 0;
-  const cgroup = driver.create(
-    name,
-    slot ? { ...spec.linux.resources, pids: { limit: pidsLimit! + 1 } } : spec.linux.resources,
-  );
+  const cgroup = early ?? makeCgroup();
   // The thread ends first: on v1 it may be inside the cgroup.
-  cleanup.defer(() => cgroup.destroy());
   cleanup.defer(() => thread.end());
   trace("cgroup");
-  using gate = Gate.create();
+  using gate = Gate.create(options.holdAt);
   const watcher = options.dieWithParent ? startWatcher(gate.dir, cgroup) : undefined;
   cleanup.defer(() => watcher?.[Symbol.dispose]());
-  using plan = cgroupPlan(cgroup, spec.linux.cgroupsPath, slot ? pidsLimit : undefined);
+  const plan = cgroupPlan(cgroup, spec.linux.cgroupsPath, slot ? pidsLimit : undefined);
+  // Held at its gate, the first process is still being spawned when this returns: the thread
+  // leaves the cgroup (v1) through these files when its spawn returns, or with this process.
+  using _plan = options.holdAt === undefined ? plan : undefined;
   // An explicit filter is compiled here; Docker's default one by the thread (thread.ts).
   const seccomp = defaultSeccomp ? undefined : await compileFilter(spec);
   trace("gate, watcher, seccomp");
@@ -310,18 +342,23 @@ async function launch(
       seccomp,
       capabilities: capabilityMasks(spec),
     },
-    { gate, cgroup, spec, onSpawn: options.onSpawn },
+    { gate, cgroup, spec, onSpawn: options.onSpawn, hold: options.holdAt !== undefined },
     async (pid) => {
       await Promise.all([fillProc(pid, proc, spec), attachment?.ready]);
+      if (spec.process.oomScoreAdj !== undefined) setOomScoreAdj(pid, spec.process.oomScoreAdj);
     },
   );
-  thread.end();
-  const state: ContainerState = {
-    ...state0,
-    status: "running",
-    process: processRef(pid),
-    startedAt: timestamp(),
-  };
+  if (options.holdAt !== undefined) {
+    // The thread is still in its spawn (until the process's execve, after `start`): this
+    // process's exit ends it. On v1 it holds the pids slot until then: the limit is set now.
+    gate.hold();
+    if (slot) cgroup.updatePids(pidsLimit!);
+  } else {
+    thread.end();
+  }
+  const state: ContainerState = options.holdAt !== undefined
+    ? { ...state0, status: "created", process: processRef(pid), owner: undefined }
+    : { ...state0, status: "running", process: processRef(pid), startedAt: timestamp() };
   writeState(state);
 
   // Started: from here on the cleanup belongs to finish().
@@ -332,6 +369,7 @@ async function launch(
     pid,
     status,
     cgroup,
+    proc,
     finish(hooks = {}) {
       finished ??= finish(state, status, { cgroup, watcher, attachment }, hooks).finally(() =>
         removeProcDir(proc)
@@ -393,7 +431,19 @@ export async function runThread(
   thread: ContainerThread,
   prepared: Promise<{ type: "prepared" } | { type: "failed"; message: string; exitCode: number }>,
   config: SpawnConfig,
-  at: { gate: Gate; cgroup: Cgroup; spec: ContainerSpec; onSpawn?: (pid: number) => void },
+  at: {
+    gate: Gate;
+    cgroup: Cgroup;
+    spec: ContainerSpec;
+    onSpawn?: (pid: number) => void;
+    /**
+     * Leave it at the gate (the OCI runtime's `create`): returns once it is ready to go. Not
+     * reaped, as with `reap: false`.
+     */
+    hold?: boolean;
+    /** false: not reaped by this process (its status never resolves); default true. */
+    reap?: boolean;
+  },
   atGate: (pid: number) => Promise<void> = () => Promise.resolve(),
 ): Promise<{ pid: number; status: Promise<Deno.CommandStatus> }> {
   const { gate, cgroup, spec } = at;
@@ -413,7 +463,10 @@ export async function runThread(
   trace("at the gate");
   const pid = childrenOf(tid)[0];
   if (pid === undefined) throw new UserError("The container's first process vanished at its gate");
-  const status = childExit(pid);
+  // A process handed over to our caller (the OCI runtime's create and detached exec) is not
+  // reaped here: its exit status is for the subreaper it is reparented to when we exit.
+  const reap = !at.hold && at.reap !== false;
+  const status = reap ? childExit(pid) : new Promise<Deno.CommandStatus>(() => {});
   let reapedBySpawn = false;
   try {
     if (cgroup.threadFiles === undefined) await moveIntoCgroup(cgroup, pid);
@@ -421,6 +474,7 @@ export async function runThread(
     setRlimits(pid, spec.process.rlimits ?? [], spec.process.user);
     trace("cgroup, /proc, limits");
     at.onSpawn?.(pid);
+    if (at.hold) return { pid, status };
     const released = gate.release();
     // The thread reports once posix_spawn has returned: the command runs (or could not).
     const result = await outcome;
@@ -440,7 +494,7 @@ export async function runThread(
       try {
         Deno.kill(pid, "SIGKILL");
       } catch { /* gone */ }
-      await status;
+      await (reap ? status : childExit(pid));
       // The thread reports once it has left the cgroup (v1), which may be removed next.
       await outcome;
     }
@@ -555,6 +609,18 @@ export function setRlimits(
       libc.setresuid(0, -1, -1);
       libc.setresgid(0, -1, -1);
     }
+  }
+}
+
+/**
+ * OCI `process.oomScoreAdj`, set while the process waits at its gate (lowering it below the
+ * current value takes CAP_SYS_RESOURCE).
+ */
+function setOomScoreAdj(pid: number, value: number): void {
+  try {
+    Deno.writeTextFileSync(`/proc/${pid}/oom_score_adj`, String(value));
+  } catch (err) {
+    throw new UserError(`Cannot set process.oomScoreAdj to ${value}: ${(err as Error).message}`);
   }
 }
 
