@@ -3,6 +3,7 @@
 import { Command } from "@commander-js/extra-typings";
 import { pullImage } from "../images/pull.ts";
 import { createProgress, type Progress } from "../images/progress.ts";
+import { EXIT_ENGINE, EXIT_FAILURE, UserError } from "../base/errors.ts";
 
 const quiet: Progress = { status() {}, layer() {}, bytes() {}, close() {} };
 
@@ -15,11 +16,19 @@ export function pullCommand(out: (line: string) => void = (line) => console.log(
     .option("--platform <os/arch>", "platform to pick from a multi-platform image")
     .option("-q, --quiet", "print only the image reference")
     .action(async (name, opts) => {
-      const result = await pullImage(name, {
-        insecure: opts.insecure,
-        platform: opts.platform,
-        progress: opts.quiet ? quiet : createProgress(),
-      });
-      out(result.ref);
+      try {
+        const result = await pullImage(name, {
+          insecure: opts.insecure,
+          platform: opts.platform,
+          progress: opts.quiet ? quiet : createProgress(),
+        });
+        out(result.ref);
+      } catch (err) {
+        // Docker's pull fails with 1 (125 is run's own code, which run keeps for a pull).
+        if (err instanceof UserError && err.exitCode === EXIT_ENGINE) {
+          throw new UserError(err.message, EXIT_FAILURE);
+        }
+        throw err;
+      }
     });
 }

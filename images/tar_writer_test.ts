@@ -73,6 +73,8 @@ Deno.test("tar writer: GNU tar lists and extracts what it wrote; the same entrie
     await Deno.writeFile(`${dir}/a.tar`, bytes);
     const out = await new Deno.Command("tar", {
       args: ["--numeric-owner", "-tvf", `${dir}/a.tar`],
+      // UTF-8 names as they are, whatever the caller's locale (CI has none: tar escapes them).
+      env: { LC_ALL: "C.UTF-8" },
       stderr: "piped",
     }).output();
     const listing = new TextDecoder().decode(out.stdout);

@@ -338,13 +338,13 @@ Deno.test("pull: unknown tag and unreachable registry: one clear line, exit 125"
     await registry.pushImage("x", "latest", { layers: [{ tar: makeTar([{ path: "f" }]) }] });
     const unknown = await capture(pullCommand, ["-q", `${registry.host}/x:nope`]).catch((e) => e);
     assert.ok(unknown instanceof UserError);
-    assert.equal(unknown.exitCode, 125);
+    assert.equal(unknown.exitCode, 1); // Docker's pull; run keeps 125
     assert.equal(unknown.message, `Cannot pull "${registry.host}/x:nope": manifest unknown`);
 
     const port = freePort();
     const down = await capture(pullCommand, ["-q", `127.0.0.1:${port}/x`]).catch((e) => e);
     assert.ok(down instanceof UserError);
-    assert.equal(down.exitCode, 125);
+    assert.equal(down.exitCode, 1);
     assert.equal(down.message, `Cannot reach registry "127.0.0.1:${port}": connection refused`);
 
     const ok = await capture(pullCommand, ["-q", `${registry.host}/x`]);
