@@ -433,6 +433,12 @@ export function secureJoin(root: string, path: string): string {
 
 /** OCI linux.devices plus the standard /dev symlinks. */
 export function createDevices(k: Kernel, spec: ContainerSpec): void {
+  // A /dev that the user bind-mounted (`-v /dev:/dev`, a volume) is theirs, as runc leaves it:
+  // no node is made (or replaced) and no link added in the host's directory.
+  const bound = (m: Mount) => m.options.includes("rbind") || m.options.includes("bind");
+  if (spec.mounts.some((m) => bound(m) && pathComponents(m.destination).join("/") === "dev")) {
+    return;
+  }
   const root = spec.root.path;
   for (const d of spec.linux.devices) {
     const path = secureJoin(root, d.path);

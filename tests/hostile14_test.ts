@@ -1,0 +1,110 @@
+/**
+ * Issue 14 reviewed as an attacker would: what the published container escapes (CVE-2018-15664,
+ * CVE-2021-30465, CVE-2019-19921 classes), real clients and bad input find in volumes, mounts,
+ * commit, save/load, push and login. Each test here failed before the fix it names.
+ */
+import assert from "node:assert/strict";
+import { type Result, TestEnv } from "./helpers.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+function ok(r: Result): string {
+  assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** A failure as the user sees it: `code`, one line on stderr matching `pattern`. */
+function fails(r: Result, code: number, pattern: RegExp): void {
+  assert.equal(r.code, code, `exit ${r.code} (${r.stdout}): ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, `one line: ${r.stderr}`);
+  assert.match(lines[0]!, pattern);
+}
+
+function names(dir: string): string[] {
+  try {
+    return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  } catch {
+    return [];
+  }
+}
+
+const NONE = ["--network", "none"];
+
+Deno.test(
+  "a host directory or a volume mounted on /dev gets no device node or link made in it",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    const host = `${t.dir}/hostdev`;
+    Deno.mkdirSync(host);
+    Deno.writeTextFileSync(`${host}/null`, "not a device\n");
+    // runc leaves a bind-mounted /dev as it is (`-v /dev:/dev` would otherwise have the host's
+    // nodes removed and made again, and any directory given gets nodes and links planted).
+    const seen = ok(
+      await t.run(["run", "--rm", ...NONE, "-v", `${host}:/dev`, "/bin/sh", "-c", "ls /dev"]),
+    );
+    assert.equal(seen, "null\n");
+    assert.deepEqual(names(host), ["null"]);
+    assert.equal(Deno.readTextFileSync(`${host}/null`), "not a device\n");
+    assert.ok(Deno.lstatSync(`${host}/null`).isFile);
+    ok(await t.run(["volume", "create", "devvol"]));
+    ok(await t.run(["run", "--rm", ...NONE, "-v", "devvol:/dev:nocopy", "/bin/true"]));
+    assert.deepEqual(names(`${t.dir}/lib/volumes/devvol/_data`), []);
+    ok(await t.run(["volume", "rm", "devvol"]));
+  },
+);
+
+Deno.test(
+  "commit: links stay links, nodes and setuid kept, a name that is not UTF-8 refused in one line",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    Deno.writeTextFileSync(`${t.dir}/secret`, "HOSTSECRET\n");
+    const plant = (name: string, script: string) =>
+      t.run(["run", "-d", "--name", name, ...NONE, "/bin/sh", "-c", script]);
+    ok(
+      await plant(
+        "c1",
+        `ln -s ${t.dir}/secret /sym; mkdir /d; echo x >/d/f; ln /d/f /d/hl; mknod /d/fifo p; ` +
+          `mknod /d/null c 1 3; echo s >/d/suid; chmod 4755 /d/suid; touch "/d/new
+line"`,
+      ),
+    );
+    ok(await t.run(["wait", "c1"]));
+    ok(await t.run(["commit", "c1", "evil:1"]));
+    const listing = ok(
+      await t.run([
+        "run",
+        "--rm",
+        ...NONE,
+        "evil:1",
+        "/bin/sh",
+        "-c",
+        "readlink /sym; stat -c '%A %h %n' /d/*",
+      ]),
+    );
+    assert.equal(
+      listing,
+      `${t.dir}/secret\n-rw-r--r-- 2 /d/f\nprw-r--r-- 1 /d/fifo\n-rw-r--r-- 2 /d/hl\n` +
+        `-rw-r--r-- 1 /d/new\nline\ncrw-r--r-- 1 /d/null\n-rwsr-xr-x 1 /d/suid\n`,
+    );
+    // The host file never went into a layer.
+    ok(await t.run(["save", "-o", `${t.dir}/evil.tar`, "evil:1"]));
+    const tar = new Deno.Command("tar", { args: ["-xOf", `${t.dir}/evil.tar`], stdout: "piped" })
+      .outputSync();
+    const archive = new TextDecoder().decode(tar.stdout);
+    assert.ok(!archive.includes("HOSTSECRET"));
+    ok(await t.run(["rmi", "evil:1"]));
+    ok(await t.run(["rm", "c1"]));
+
+    // Deno reads a non-UTF-8 name lossily: refused clearly, and nothing is stored.
+    ok(await plant("c2", `touch "$(printf '/bad\\377name')"`));
+    ok(await t.run(["wait", "c2"]));
+    const before = names(`${t.dir}/lib/images/blobs/sha256`);
+    fails(await t.run(["commit", "c2", "bad:1"]), 1, /"\/bad\uFFFDname" is not valid UTF-8/);
+    assert.deepEqual(names(`${t.dir}/lib/images/blobs/sha256`), before);
+    assert.equal(ok(await t.run(["images", "-q"])), "");
+    ok(await t.run(["rm", "c2"]));
+  },
+);
