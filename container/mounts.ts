@@ -263,6 +263,7 @@ export function mountInto(
   }
   const target = openInRoot(k, rootFd, m.destination, "dir", 0, keep);
   try {
+    if (m.type !== "proc") refuseProcTarget(target, rootFd, m);
     if (m.type === "proc") {
       // A slave of the host directory: what the parent mounts there appears here.
       k.mount(proc.dir, fdPath(target), "", libc.MS_BIND);
@@ -272,6 +273,22 @@ export function mountInto(
   } finally {
     k.close(target);
   }
+}
+
+/**
+ * runc's answer to CVE-2019-19921 (and its return, CVE-2023-27561): a target that resolves,
+ * through the image's symlinks (`/x -> /proc`, `/y -> /`), onto the container's /proc or its
+ * root itself is refused: a host directory, a tmpfs or a volume that another container writes
+ * must never stand in for the procfs (or hide it with everything else).
+ */
+function refuseProcTarget(target: number, rootFd: number, m: Mount): void {
+  const at = containerPathOf(target, rootFd);
+  if (at !== undefined && at !== "" && at !== "/proc" && !at.startsWith("/proc/")) return;
+  throw new Error(
+    `"${m.destination}" resolves to ${
+      at === undefined ? "a path outside the root" : `"${at || "/"}"`
+    } in the container, where nothing may be mounted`,
+  );
 }
 
 /**
@@ -289,9 +306,10 @@ function bindInto(k: Kernel, rootFd: number, m: Mount, flags: number, keep?: Kee
   );
   try {
     const isDir = Deno.statSync(fdPath(source)).isDirectory;
-    if (m.copyUp && isDir) copyUp(k, rootFd, m, source);
     const target = openInRoot(k, rootFd, m.destination, isDir ? "dir" : "file", 0, keep);
     try {
+      refuseProcTarget(target, rootFd, m);
+      if (m.copyUp && isDir) copyUp(k, rootFd, m, source);
       const tree = k.openTree(source, (flags & libc.MS_REC) !== 0);
       try {
         let attrs = 0;

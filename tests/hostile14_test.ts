@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { type Result, TestEnv } from "./helpers.ts";
+import { busyboxRootfs } from "./helpers/image_registry.ts";
+import { gzip, makeTar, type TarSpec } from "./helpers/image_tar.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -30,6 +32,78 @@ function names(dir: string): string[] {
 }
 
 const NONE = ["--network", "none"];
+
+/** A busybox image with `extra` entries, imported into `t` as `name`. */
+async function importImage(t: TestEnv, name: string, extra: TarSpec[]): Promise<void> {
+  const tarball = `${t.dir}/${name.replace(/\W/g, "_")}.tar.gz`;
+  await Deno.writeFile(tarball, await gzip(makeTar([...busyboxRootfs(), ...extra])));
+  ok(await t.run(["import", tarball, name]));
+  Deno.removeSync(tarball);
+}
+
+Deno.test(
+  "mount targets that resolve onto /proc or / through the image's symlinks are refused (CVE-2019-19921)",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    const host = `${t.dir}/host`;
+    Deno.mkdirSync(host);
+    Deno.writeTextFileSync(`${host}/cpuinfo`, "FAKE\n");
+    await importImage(t, "evil:1", [
+      { path: "p", type: "symlink", linkpath: "/proc" },
+      { path: "q", type: "symlink", linkpath: "../dev/../proc/self/../cpuinfo" },
+      { path: "r", type: "symlink", linkpath: "/" },
+      { path: "d", type: "symlink", linkpath: "dev" },
+    ]);
+    const cases: [string[], string, string][] = [
+      [["-v", `${host}:/p`], "bind", '"/p" resolves to "/proc"'],
+      [["--tmpfs", "/p"], "tmpfs", '"/p" resolves to "/proc"'],
+      [["--mount", "type=volume,src=pv,dst=/p"], "bind", '"/p" resolves to "/proc"'],
+      [["-v", `${host}/cpuinfo:/q`], "bind", '"/q" resolves to "/proc/cpuinfo"'],
+      [["-v", `${host}:/r`], "bind", '"/r" resolves to "/"'],
+      [["--mount", `type=bind,src=${host},dst=/r`], "bind", '"/r" resolves to "/"'],
+    ];
+    for (const [flags, type, why] of cases) {
+      const r = await t.run([
+        "run",
+        "--rm",
+        ...NONE,
+        ...flags,
+        "evil:1",
+        "/bin/cat",
+        "/proc/cpuinfo",
+      ]);
+      assert.doesNotMatch(r.stdout, /FAKE/);
+      fails(
+        r,
+        125,
+        new RegExp(
+          `^mini-docker: Cannot mount ${type} on "/[pqr]": ${
+            why.replaceAll("/", "\\/")
+          } in the container`,
+        ),
+      );
+    }
+    // Through a symlink to anywhere else, as Docker: mounted where it leads.
+    assert.equal(
+      ok(
+        await t.run([
+          "run",
+          "--rm",
+          ...NONE,
+          "-v",
+          `${host}:/d/h`,
+          "evil:1",
+          "/bin/cat",
+          "/dev/h/cpuinfo",
+        ]),
+      ),
+      "FAKE\n",
+    );
+    assert.deepEqual(names(`${t.dir}/lib/containers`), []);
+    ok(await t.run(["volume", "rm", "pv"]));
+  },
+);
 
 Deno.test(
   "a host directory or a volume mounted on /dev gets no device node or link made in it",
