@@ -41,6 +41,7 @@ Examples:
       }
       // Written beside the target and renamed over it when complete: never half an archive.
       const target = opts.output;
+      checkOutputPath(target);
       const tmp = join(dirname(target), `.${basename(target)}.${Deno.pid}.tmp`);
       let f: Deno.FsFile;
       try {
@@ -50,7 +51,11 @@ Examples:
       }
       try {
         await saveImages(images, f.writable, { format });
-        Deno.renameSync(tmp, target);
+        try {
+          Deno.renameSync(tmp, target);
+        } catch (err) {
+          throw new UserError(`Cannot write "${target}": ${(err as Error).message}`, EXIT_FAILURE);
+        }
       } catch (err) {
         try {
           Deno.removeSync(tmp);
@@ -58,6 +63,33 @@ Examples:
         throw err;
       }
     });
+}
+
+/**
+ * What `-o` may name, as Docker's CLI checks it: a new file or a regular one (a symlink is
+ * replaced, never written through). A directory, device, fifo or socket is refused before
+ * anything is written: the archive is renamed over the target, which must never replace the
+ * host's /dev/null.
+ */
+function checkOutputPath(target: string): void {
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.statSync(target);
+  } catch {
+    return; // new (or a dangling symlink, replaced)
+  }
+  if (st.isDirectory) {
+    throw new UserError(
+      `Cannot write "${target}": it is a directory: name a file in it`,
+      EXIT_FAILURE,
+    );
+  }
+  if (!st.isFile) {
+    throw new UserError(
+      `Cannot write "${target}": it is not a regular file (a device, fifo or socket): redirect standard output to it instead`,
+      EXIT_FAILURE,
+    );
+  }
 }
 
 export function loadCommand(out: (line: string) => void = (line) => console.log(line)) {

@@ -182,3 +182,64 @@ line"`,
     ok(await t.run(["rm", "c2"]));
   },
 );
+
+Deno.test(
+  "bad input: volume names too long for a directory, save -o onto a directory, device or fifo",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    // A name the pattern allows but no file system takes: one line, nothing made.
+    fails(
+      await t.run(["volume", "create", "a".repeat(256)]),
+      125,
+      /it has 256 characters, at most 255/,
+    );
+    fails(
+      await t.run(["run", "--rm", ...NONE, "-v", `${"b".repeat(300)}:/x`, "/bin/true"]),
+      125,
+      /it has 300 characters, at most 255/,
+    );
+    assert.deepEqual(names(`${t.dir}/lib/volumes`), []);
+    assert.deepEqual(names(`${t.dir}/lib/containers`), []);
+    const long = "c".repeat(255);
+    assert.equal(ok(await t.run(["volume", "create", long])), `${long}\n`);
+    ok(await t.run(["volume", "rm", long]));
+
+    // save -o: what is not a regular file is refused before anything is written; a device or
+    // a fifo was replaced by the archive (the host's /dev/null with `-o /dev/null`).
+    await importImage(t, "app:1", []);
+    const dev = `${t.dir}/null`;
+    const fifo = `${t.dir}/fifo`;
+    for (const cmd of [["mknod", dev, "c", "1", "3"], ["mkfifo", fifo]]) {
+      assert.ok(new Deno.Command(cmd[0]!, { args: cmd.slice(1) }).outputSync().success);
+    }
+    Deno.symlinkSync(dev, `${t.dir}/to-null`);
+    const before = names(t.dir);
+    for (const target of [dev, fifo, `${t.dir}/to-null`]) {
+      fails(
+        await t.run(["save", "-o", target, "app:1"]),
+        1,
+        /^mini-docker: Cannot write ".*": it is not a regular file/,
+      );
+    }
+    assert.ok(Deno.lstatSync(dev).isCharDevice);
+    assert.ok(Deno.lstatSync(fifo).isFifo);
+    assert.ok(Deno.lstatSync(`${t.dir}/to-null`).isSymlink);
+    Deno.mkdirSync(`${t.dir}/out`);
+    fails(
+      await t.run(["save", "-o", `${t.dir}/out`, "app:1"]),
+      1,
+      /"[^"]*\/out": it is a directory/,
+    );
+    assert.deepEqual(names(`${t.dir}/out`), []);
+    assert.deepEqual(names(t.dir), [...before, "out"].sort());
+    assert.deepEqual(names("/tmp").filter((n) => n.startsWith(".mini-docker-test-")), []);
+    // A symlink to a regular file is replaced, never written through (as Docker's CLI).
+    Deno.writeTextFileSync(`${t.dir}/victim`, "VICTIM\n");
+    Deno.symlinkSync(`${t.dir}/victim`, `${t.dir}/out.tar`);
+    ok(await t.run(["save", "-o", `${t.dir}/out.tar`, "app:1"]));
+    assert.equal(Deno.readTextFileSync(`${t.dir}/victim`), "VICTIM\n");
+    assert.ok(Deno.lstatSync(`${t.dir}/out.tar`).isFile);
+    ok(await t.run(["rmi", "app:1"]));
+  },
+);
