@@ -301,7 +301,9 @@ export class RegistryClient {
     url: string,
     opts: { accept?: string; headers?: Record<string, string>; body?: Body; cleanup?: boolean },
   ): Promise<Response> {
-    const origin = new URL(url).origin;
+    // Credentials go to the registry itself only: never to a host that a redirect, or an upload
+    // Location the registry answered, names (Docker keys them by the host that challenged).
+    const origin = new URL(this.#root).origin;
     let target = url;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       const headers: Record<string, string> = { ...opts.headers };

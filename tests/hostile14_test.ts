@@ -243,3 +243,94 @@ Deno.test(
     ok(await t.run(["rmi", "app:1"]));
   },
 );
+
+/**
+ * A registry that wants Basic credentials and sends uploads to another host (`elsewhere`), as a
+ * hostile or compromised one may: what each host was sent.
+ */
+function redirectingRegistry(elsewhere: () => string) {
+  const seen: { host: string; method: string; path: string; authorization: string }[] = [];
+  const note = (host: string, req: Request) => {
+    const url = new URL(req.url);
+    seen.push({
+      host,
+      method: req.method,
+      path: url.pathname,
+      authorization: req.headers.get("authorization") ?? "",
+    });
+  };
+  const good = `Basic ${btoa("alice:s3cr3t-pw")}`;
+  const registry = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    note("registry", req);
+    await req.body?.cancel();
+    if (req.headers.get("authorization") !== good) {
+      return new Response("{}", {
+        status: 401,
+        headers: { "www-authenticate": 'Basic realm="r"' },
+      });
+    }
+    const path = new URL(req.url).pathname;
+    if (path === "/v2/") return new Response("{}", { status: 200 });
+    if (req.method === "HEAD" || req.method === "GET") return new Response(null, { status: 404 });
+    if (req.method === "POST" && path.endsWith("/blobs/uploads/")) {
+      return new Response(null, {
+        status: 202,
+        headers: { location: `${elsewhere()}/upload/${crypto.randomUUID()}` },
+      });
+    }
+    if (req.method === "PUT" && path.includes("/manifests/")) {
+      return new Response(null, { status: 201 });
+    }
+    return new Response(null, { status: 400 });
+  });
+  const other = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    note("elsewhere", req);
+    await req.body?.cancel();
+    return new Response(null, { status: req.method === "PUT" ? 201 : 202 });
+  });
+  return { registry, other, seen };
+}
+
+Deno.test(
+  "push: credentials never go to an upload location on another host, nor into any output",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    const { registry, other, seen } = redirectingRegistry(() =>
+      `http://127.0.0.1:${other.addr.port}`
+    );
+    try {
+      const server = `127.0.0.1:${registry.addr.port}`;
+      const quiet = { DOCKER_CONFIG: `${t.dir}/docker-config` };
+      const env = { ...quiet, MINI_DOCKER_TRACE: "1" };
+      const secrets = ["s3cr3t-pw", btoa("alice:s3cr3t-pw"), btoa("alice:wrong")];
+      const clean = (r: Result) => {
+        for (const s of secrets) assert.ok(!`${r.stdout}${r.stderr}`.includes(s), r.stderr);
+        return r;
+      };
+      fails(
+        clean(await t.run(["login", "-u", "alice", "-p", "wrong", server], { env: quiet })),
+        1,
+        /unauthorized/,
+      );
+      ok(clean(
+        await t.run(["login", "-u", "alice", "--password-stdin", server], {
+          env,
+          stdin: "s3cr3t-pw\n",
+        }),
+      ));
+      await importImage(t, `${server}/app:1`, []);
+      ok(clean(await t.run(["push", `${server}/app:1`], { env })));
+      // The layers went to the other host, without the registry's credentials.
+      const away = seen.filter((s) => s.host === "elsewhere");
+      assert.ok(away.some((s) => s.method === "PUT"), JSON.stringify(seen));
+      assert.deepEqual(away.filter((s) => s.authorization !== ""), []);
+      assert.ok(seen.some((s) => s.host === "registry" && s.path.includes("/manifests/")));
+      ok(await t.run(["logout", server], { env }));
+      ok(await t.run(["rmi", `${server}/app:1`]));
+    } finally {
+      await registry.shutdown();
+      await other.shutdown();
+    }
+  },
+);
