@@ -4,6 +4,7 @@
  * commit, save/load, push and login. Each test here failed before the fix it names.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { type Result, TestEnv } from "./helpers.ts";
 import { busyboxRootfs } from "./helpers/image_registry.ts";
 import { gzip, makeTar, type TarSpec } from "./helpers/image_tar.ts";
@@ -332,5 +333,86 @@ Deno.test(
       await registry.shutdown();
       await other.shutdown();
     }
+  },
+);
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+Deno.test(
+  "load: hostile manifests (tags, layer names, links, diff ids) leave nothing; a tar bomb loads",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    const enc = new TextEncoder();
+    const layer = makeTar([{ path: "hello", data: "hi\n" }]);
+    const config = (ids: string[]) =>
+      enc.encode(JSON.stringify({
+        architecture: "amd64",
+        os: "linux",
+        config: {},
+        rootfs: { type: "layers", diff_ids: ids.map((i) => `sha256:${i}`) },
+      }));
+    const good = config([sha256Hex(layer)]);
+    const archive = async (name: string, manifest: unknown, extra: TarSpec[] = []) => {
+      const path = `${t.dir}/${name}.tar`;
+      await Deno.writeFile(
+        path,
+        makeTar([
+          ...extra,
+          { path: "l.tar", data: layer },
+          { path: "manifest.json", data: JSON.stringify([manifest]) },
+        ]),
+      );
+      return path;
+    };
+    const stored =
+      () => [names(`${t.dir}/lib/images/blobs/sha256`), names(`${t.dir}/lib/images/tmp`)];
+    const before = stored();
+    const digestTag = `x@sha256:${"a".repeat(64)}`;
+    const cases: [string, unknown, TarSpec[], RegExp][] = [
+      ["diffid", { Config: "c.json", RepoTags: ["x:1"], Layers: ["l.tar"] }, [
+        { path: "c.json", data: config(["0".repeat(64)]) },
+      ], /layer "l\.tar" is sha256:\w+, not the sha256:0{64} its config says/],
+      ["nulltag", { Config: "c.json", RepoTags: [null], Layers: ["l.tar"] }, [
+        { path: "c.json", data: good },
+      ], /manifest\.json names an invalid tag null/],
+      ["digesttag", { Config: "c.json", RepoTags: [digestTag], Layers: ["l.tar"] }, [
+        { path: "c.json", data: good },
+      ], /manifest\.json names an invalid tag "x@sha256:a+"/],
+      ["climbtag", { Config: "c.json", RepoTags: ["../../x:1"], Layers: ["l.tar"] }, [
+        { path: "c.json", data: good },
+      ], /manifest\.json names an invalid tag "\.\.\/\.\.\/x:1"/],
+      ["numlayer", { Config: "c.json", RepoTags: ["x:1"], Layers: [5] }, [
+        { path: "c.json", data: good },
+      ], /manifest\.json has an entry without Config or Layers/],
+      ["abslink", { Config: "c.json", RepoTags: ["x:1"], Layers: ["l.tar"] }, [
+        { path: "c.json", type: "symlink", linkpath: "/etc/passwd" },
+      ], /the archive has no "c\.json"/],
+      ["hardlink", { Config: "c.json", RepoTags: ["x:1"], Layers: ["l.tar"] }, [
+        { path: "c.json", type: "hardlink", linkpath: "../../../../etc/passwd" },
+      ], /not a readable archive: entry .* escapes/],
+    ];
+    for (const [name, manifest, extra, why] of cases) {
+      const r = await t.run(["load", "-q", "-i", await archive(name, manifest, extra)]);
+      fails(r, 1, new RegExp(`^mini-docker: Cannot load ".*${name}\\.tar": ${why.source}`));
+      assert.deepEqual(stored(), before, name);
+    }
+    assert.equal(ok(await t.run(["images", "-q"])), "");
+    // Many tiny entries: loaded, and run.
+    const many: TarSpec[] = [];
+    for (let i = 0; i < 20000; i++) many.push({ path: `d${i % 100}/f${i}`, data: "" });
+    const bomb = makeTar(many);
+    const path = await archive("bomb", {
+      Config: "c.json",
+      RepoTags: ["bomb:1"],
+      Layers: ["b.tar"],
+    }, [
+      { path: "c.json", data: config([sha256Hex(bomb)]) },
+      { path: "b.tar", data: bomb },
+    ]);
+    assert.equal(ok(await t.run(["load", "-q", "-i", path])), "Loaded image: bomb:1\n");
+    ok(await t.run(["rmi", "bomb:1"]));
   },
 );
