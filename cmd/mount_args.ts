@@ -147,6 +147,50 @@ const MOUNT_KEYS = [
 ];
 
 /**
+ * The fields of a `--mount` value as Docker reads them (a CSV record, Go's encoding/csv): a
+ * field that starts with `"` is quoted and may hold commas, `""` in it is one quote; a quote
+ * anywhere else is refused.
+ */
+function csvFields(value: string, fail: (why: string) => never): string[] {
+  const fields: string[] = [];
+  let i = 0;
+  while (i <= value.length) {
+    if (value[i] !== '"') {
+      const end = value.indexOf(",", i);
+      const field = value.slice(i, end < 0 ? value.length : end);
+      if (field.includes('"')) {
+        fail(`a quote in ${JSON.stringify(field)}: quote a whole field, e.g. "src=/a,b"`);
+      }
+      fields.push(field);
+      if (end < 0) break;
+      i = end + 1;
+      continue;
+    }
+    let field = "";
+    let j = i + 1;
+    for (;;) {
+      const q = value.indexOf('"', j);
+      if (q < 0) fail("a quoted field is not closed");
+      field += value.slice(j, q);
+      if (value[q + 1] === '"') {
+        field += '"';
+        j = q + 2;
+        continue;
+      }
+      j = q + 1;
+      break;
+    }
+    if (j < value.length && value[j] !== ",") {
+      fail(`text after the closing quote of ${JSON.stringify(field)}`);
+    }
+    fields.push(field);
+    if (j >= value.length) break;
+    i = j + 1;
+  }
+  return fields;
+}
+
+/**
  * `--mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,bind-propagation=...]
  * [,volume-nocopy][,tmpfs-size=...][,tmpfs-mode=...]` (Docker's keys and aliases).
  */
@@ -155,7 +199,7 @@ export function parseMountFlag(value: string): MountRequest {
     throw new UserError(`Invalid --mount ${JSON.stringify(value)}: ${why}`);
   };
   const fields = new Map<string, string | undefined>();
-  for (const field of value.split(",")) {
+  for (const field of csvFields(value, fail)) {
     if (field === "") continue;
     const eq = field.indexOf("=");
     const key = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();

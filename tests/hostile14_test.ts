@@ -416,3 +416,39 @@ Deno.test(
     ok(await t.run(["rmi", "bomb:1"]));
   },
 );
+
+Deno.test(
+  "--mount is read as Docker's CSV: a quoted field holds commas and quotes; a stray quote is refused",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    const dir = `${t.dir}/a,b "c"`;
+    Deno.mkdirSync(dir);
+    Deno.writeTextFileSync(`${dir}/f`, "found\n");
+    const quoted = `"src=${dir.replaceAll('"', '""')}"`;
+    assert.equal(
+      ok(
+        await t.run([
+          "run",
+          "--rm",
+          ...NONE,
+          "--mount",
+          `type=bind,${quoted},"dst=/x,y",readonly`,
+          "/bin/cat",
+          "/x,y/f",
+        ]),
+      ),
+      "found\n",
+    );
+    for (
+      const [value, why] of [
+        [`type=bind,src="${t.dir}",dst=/x`, /a quote in "src=\\".*": quote a whole field/],
+        [`type=bind,"src=${t.dir},dst=/x`, /a quoted field is not closed/],
+        [`type=bind,"src=${t.dir}"x,dst=/x`, /text after the closing quote/],
+      ] as const
+    ) {
+      fails(await t.run(["run", "--rm", ...NONE, "--mount", value, "/bin/true"]), 125, why);
+    }
+    assert.deepEqual(names(`${t.dir}/lib/containers`), []);
+  },
+);
