@@ -256,8 +256,13 @@ async function launch(
     trace("network attached");
   }
   // The /etc files (a spec saved by an earlier start has them already: they are written anew).
-  const etc = etcFiles(spec, dir, attachment?.etc);
-  const others = spec.mounts.filter((m) => !etc.some((e) => e.destination === m.destination));
+  // One that the user mounts (`-v ./hosts:/etc/hosts`) is theirs, as with Docker.
+  const users = new Set(spec.mountPoints?.map((p) => p.Destination));
+  const files = etcFiles(spec, dir, attachment?.etc);
+  const etc = files.filter((e) => !users.has(e.destination));
+  const others = spec.mounts.filter((m) =>
+    users.has(m.destination) || !files.some((e) => e.destination === m.destination)
+  );
   spec = { ...spec, mounts: [...others, ...etc] };
   const proc = prepareProc(meta.id);
   cleanup.defer(() => {

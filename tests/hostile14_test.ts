@@ -452,3 +452,31 @@ Deno.test(
     assert.deepEqual(names(`${t.dir}/lib/containers`), []);
   },
 );
+
+Deno.test(
+  "a file the user mounts on /etc/hosts, /etc/hostname or /etc/resolv.conf is the one seen",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    for (const name of ["hosts", "hostname", "resolv.conf"]) {
+      Deno.writeTextFileSync(`${t.dir}/${name}`, `MINE ${name}\n`);
+    }
+    const seen = ok(
+      await t.run([
+        "run",
+        "--rm",
+        ...NONE,
+        "-v",
+        `${t.dir}/hosts:/etc/hosts:ro`,
+        "--mount",
+        `type=bind,src=${t.dir}/resolv.conf,dst=/etc/resolv.conf`,
+        "/bin/cat",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+        "/etc/hostname",
+      ]),
+    );
+    assert.match(seen, /^MINE hosts\nMINE resolv\.conf\n[0-9a-f]{12}\n$/);
+    assert.equal(Deno.readTextFileSync(`${t.dir}/hosts`), "MINE hosts\n");
+  },
+);
