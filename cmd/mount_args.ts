@@ -11,6 +11,20 @@ const PROPAGATIONS = ["private", "rprivate", "shared", "rshared", "slave", "rsla
 /** The option words of `-v` (Docker's). */
 const OPTION_WORDS = ["ro", "rw", "z", "Z", "nocopy", ...PROPAGATIONS];
 
+/**
+ * `shared`/`rshared` would have the container's mounts reach the host; the bind is cloned inside
+ * the container's mount namespace, a slave of the host's, so they never would: refused rather
+ * than accepted and not done (`rslave` does show the host's later mounts in the container).
+ */
+function refuseShared(propagation: string, given: string, flag: string): void {
+  if (propagation !== "shared" && propagation !== "rshared") return;
+  throw new UserError(
+    `Invalid ${flag} ${
+      JSON.stringify(given)
+    }: "${propagation}" propagation is not supported (mounts made in the container would not reach the host): use rslave or rprivate`,
+  );
+}
+
 /** A container path: absolute, cleaned; "/" cannot be a mount point. */
 function containerPath(path: string, given: string, flag: string): string {
   if (!path.startsWith("/")) {
@@ -41,7 +55,7 @@ function selinuxEnabled(): boolean {
 /**
  * `-v [SOURCE:]TARGET[:OPTIONS]`: SOURCE an absolute host path (or ./relative) is a bind, a
  * name a named volume, none an anonymous volume. OPTIONS: ro, rw, z, Z, nocopy, and for binds
- * a propagation (rprivate, rshared, ...).
+ * a propagation (rprivate, rslave, ...; not shared: see refuseShared).
  */
 export function parseVolumeFlag(value: string): MountRequest {
   const flag = "--volume";
@@ -71,8 +85,10 @@ export function parseVolumeFlag(value: string): MountRequest {
   for (const w of words) {
     if (w === "ro" || w === "rw") readonly = w === "ro";
     else if (w === "nocopy") nocopy = true;
-    else if (PROPAGATIONS.includes(w)) propagation = w;
-    else if (w === "z" || w === "Z") {
+    else if (PROPAGATIONS.includes(w)) {
+      refuseShared(w, value, flag);
+      propagation = w;
+    } else if (w === "z" || w === "Z") {
       if (selinuxEnabled()) {
         throw new UserError(
           `Invalid ${flag} ${
@@ -262,6 +278,7 @@ export function parseMountFlag(value: string): MountRequest {
     if (source === "") fail("a bind mount needs source=HOST_PATH");
     if (!source.startsWith("/")) fail(`the bind source "${source}" must be an absolute path`);
     const propagation = fields.get("bind-propagation") ?? "rprivate";
+    refuseShared(propagation, value, "--mount");
     if (!PROPAGATIONS.includes(propagation)) {
       fail(`bind-propagation=${propagation}: expected one of ${PROPAGATIONS.join(", ")}`);
     }

@@ -480,3 +480,56 @@ Deno.test(
     assert.equal(Deno.readTextFileSync(`${t.dir}/hosts`), "MINE hosts\n");
   },
 );
+
+Deno.test(
+  "bind propagation: rslave receives the host's later mounts, rprivate does not, rshared is refused",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    const host = `${t.dir}/host`;
+    Deno.mkdirSync(`${host}/later`, { recursive: true });
+    const sh = (cmd: string) => {
+      const out = new Deno.Command("sh", { args: ["-c", cmd], stderr: "piped" }).outputSync();
+      assert.ok(out.success, `${cmd}: ${new TextDecoder().decode(out.stderr)}`);
+    };
+    // A shared host mount, as / is under systemd.
+    sh(`mount --bind '${host}' '${host}' && mount --make-shared '${host}'`);
+    try {
+      for (const propagation of ["rslave", "rprivate"]) {
+        ok(
+          await t.run([
+            "run",
+            "-d",
+            "--name",
+            propagation,
+            ...NONE,
+            "-v",
+            `${host}:/h:${propagation}`,
+            "/bin/sleep",
+            "30",
+          ]),
+        );
+      }
+      sh(`mount -t tmpfs later '${host}/later' && touch '${host}/later/marker'`);
+      const sees = async (name: string) =>
+        ok(await t.run(["exec", name, "/bin/ls", "/h/later"])).trim();
+      assert.equal(await sees("rslave"), "marker");
+      assert.equal(await sees("rprivate"), "");
+      ok(await t.run(["rm", "-f", "rslave", "rprivate"]));
+    } finally {
+      new Deno.Command("umount", { args: ["-R", "-l", host] }).outputSync();
+    }
+    for (
+      const flags of [["-v", `${host}:/h:rshared`], [
+        "--mount",
+        `type=bind,src=${host},dst=/h,bind-propagation=shared`,
+      ]]
+    ) {
+      fails(
+        await t.run(["run", "--rm", ...NONE, ...flags, "/bin/true"]),
+        125,
+        /"r?shared" propagation is not supported \(mounts made in the container would not reach the host\)/,
+      );
+    }
+  },
+);
