@@ -309,6 +309,15 @@ function bindInto(k: Kernel, rootFd: number, m: Mount, flags: number, keep?: Kee
     const target = openInRoot(k, rootFd, m.destination, isDir ? "dir" : "file", 0, keep);
     try {
       refuseProcTarget(target, rootFd, m);
+      if (Deno.statSync(fdPath(target)).isDirectory !== isDir) {
+        throw new Error(
+          `"${m.destination}" is a ${
+            isDir ? "file" : "directory"
+          } in the container and ${m.source} a ${
+            isDir ? "directory" : "file"
+          }: mount a directory on a directory, a file on a file`,
+        );
+      }
       if (m.copyUp && isDir) copyUp(k, rootFd, m, source);
       const tree = k.openTree(source, (flags & libc.MS_REC) !== 0);
       try {

@@ -185,7 +185,7 @@ line"`,
 );
 
 Deno.test(
-  "bad input: volume names too long for a directory, save -o onto a directory, device or fifo",
+  "bad input: dangling -v sources, file on directory, volume names too long, save -o onto a directory, device or fifo",
   opts,
   async () => {
     await using t = await TestEnv.create();
@@ -201,6 +201,29 @@ Deno.test(
       /it has 300 characters, at most 255/,
     );
     assert.deepEqual(names(`${t.dir}/lib/volumes`), []);
+    assert.deepEqual(names(`${t.dir}/lib/containers`), []);
+    // A -v source behind a dangling symlink is not created through it; a file cannot be
+    // mounted on a directory, nor the reverse: one line each, naming the fix.
+    Deno.symlinkSync(`${t.dir}/nowhere/deep`, `${t.dir}/dangling`);
+    fails(
+      await t.run(["run", "--rm", ...NONE, "-v", `${t.dir}/dangling:/x`, "/bin/true"]),
+      125,
+      /^mini-docker: Invalid mount ".*dangling:\/x": cannot create the bind source .*dangling: File exists$/,
+    );
+    assert.ok(!names(t.dir).includes("nowhere"));
+    Deno.removeSync(`${t.dir}/dangling`);
+    Deno.writeTextFileSync(`${t.dir}/file`, "f");
+    fails(
+      await t.run(["run", "--rm", ...NONE, "-v", `${t.dir}/file:/etc`, "/bin/true"]),
+      125,
+      /"\/etc" is a directory in the container and .*\/file a file: mount a directory on a directory, a file on a file$/,
+    );
+    fails(
+      await t.run(["run", "--rm", ...NONE, "-v", `${t.dir}/lib:/etc/passwd`, "/bin/true"]),
+      125,
+      /"\/etc\/passwd" is a file in the container and .* a directory: mount a directory/,
+    );
+    Deno.removeSync(`${t.dir}/file`);
     assert.deepEqual(names(`${t.dir}/lib/containers`), []);
     const long = "c".repeat(255);
     assert.equal(ok(await t.run(["volume", "create", long])), `${long}\n`);
