@@ -556,3 +556,46 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "commit's walk: a directory swapped for a symlink to the host between lstat and read is refused",
+  opts,
+  async () => {
+    const { directoryTar } = await import("../images/commit.ts");
+    const dir = Deno.makeTempDirSync({ prefix: "mini-docker-hostile14-" });
+    try {
+      Deno.mkdirSync(`${dir}/host`);
+      Deno.mkdirSync(`${dir}/host/secret-dir`);
+      Deno.mkdirSync(`${dir}/upper`);
+      // What a running container (commit --pause=false) achieves by timing: lstat saw a
+      // directory, the readdir that follows meets its symlink to the host. The race is played
+      // here by answering lstat as it was a moment before.
+      Deno.symlinkSync(`${dir}/host`, `${dir}/upper/d`);
+      const real = Deno.lstatSync;
+      const asDir = Deno.statSync(`${dir}/host`);
+      Deno.lstatSync = (p: string | URL) => String(p) === `${dir}/upper/d` ? asDir : real(p);
+      let text = "";
+      let error: unknown;
+      try {
+        const reader = directoryTar(`${dir}/upper`, { whiteouts: true, skip: new Set() })
+          .pipeThrough(new TextDecoderStream()).getReader();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          text += value;
+        }
+      } catch (err) {
+        error = err;
+      } finally {
+        Deno.lstatSync = real;
+      }
+      assert.ok(!text.includes("secret-dir"), "a host directory was listed into the layer");
+      assert.match(
+        String(error),
+        /"\/d" changed while it was read \(commit with the container paused\)/,
+      );
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
