@@ -59,7 +59,7 @@ Deno.test(
     const cases: [string[], string, string][] = [
       [["-v", `${host}:/p`], "bind", '"/p" resolves to "/proc"'],
       [["--tmpfs", "/p"], "tmpfs", '"/p" resolves to "/proc"'],
-      [["--mount", "type=volume,src=pv,dst=/p"], "bind", '"/p" resolves to "/proc"'],
+      [["-v", "/anon", "--mount", "type=volume,src=pv,dst=/p"], "bind", '"/p" resolves to "/proc"'],
       [["-v", `${host}/cpuinfo:/q`], "bind", '"/q" resolves to "/proc/cpuinfo"'],
       [["-v", `${host}:/r`], "bind", '"/r" resolves to "/"'],
       [["--mount", `type=bind,src=${host},dst=/r`], "bind", '"/r" resolves to "/"'],
@@ -102,6 +102,8 @@ Deno.test(
       "FAKE\n",
     );
     assert.deepEqual(names(`${t.dir}/lib/containers`), []);
+    // The failed run's anonymous volume went with it; the named one stays, as Docker keeps it.
+    assert.deepEqual(names(`${t.dir}/lib/volumes`), ["pv"]);
     ok(await t.run(["volume", "rm", "pv"]));
   },
 );
