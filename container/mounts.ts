@@ -463,11 +463,14 @@ export function createDevices(k: Kernel, spec: ContainerSpec): void {
   // A /dev that the user bind-mounted (`-v /dev:/dev`, a volume) is theirs, as runc leaves it:
   // no node is made (or replaced) and no link added in the host's directory.
   const bound = (m: Mount) => m.options.includes("rbind") || m.options.includes("bind");
-  if (spec.mounts.some((m) => bound(m) && pathComponents(m.destination).join("/") === "dev")) {
-    return;
-  }
+  const binds = new Set(
+    spec.mounts.filter(bound).map((m) => pathComponents(m.destination).join("/")),
+  );
+  if (binds.has("dev")) return;
   const root = spec.root.path;
   for (const d of spec.linux.devices) {
+    // A file the user mounts there (`-v FILE:/dev/urandom`) stays, as runc leaves it.
+    if (binds.has(pathComponents(d.path).join("/"))) continue;
     const path = secureJoin(root, d.path);
     const kind = d.type === "b" ? libc.S_IFBLK : d.type === "p" ? libc.S_IFIFO : libc.S_IFCHR;
     Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true, mode: 0o755 });

@@ -109,7 +109,7 @@ Deno.test(
 );
 
 Deno.test(
-  "a host directory or a volume mounted on /dev gets no device node or link made in it",
+  "a host directory or a volume mounted on /dev gets no device node or link made in it; a file on /dev/urandom stays",
   opts,
   async () => {
     await using t = await TestEnv.create();
@@ -125,6 +125,22 @@ Deno.test(
     assert.deepEqual(names(host), ["null"]);
     assert.equal(Deno.readTextFileSync(`${host}/null`), "not a device\n");
     assert.ok(Deno.lstatSync(`${host}/null`).isFile);
+    // A file mounted on one of the standard nodes is the one seen (runc leaves it).
+    Deno.writeTextFileSync(`${t.dir}/rnd`, "NOT RANDOM\n");
+    assert.equal(
+      ok(
+        await t.run([
+          "run",
+          "--rm",
+          ...NONE,
+          "-v",
+          `${t.dir}/rnd:/dev/urandom:ro`,
+          "/bin/cat",
+          "/dev/urandom",
+        ]),
+      ),
+      "NOT RANDOM\n",
+    );
     ok(await t.run(["volume", "create", "devvol"]));
     ok(await t.run(["run", "--rm", ...NONE, "-v", "devvol:/dev:nocopy", "/bin/true"]));
     assert.deepEqual(names(`${t.dir}/lib/volumes/devvol/_data`), []);
