@@ -156,7 +156,7 @@ Deno.test(
     Deno.writeTextFileSync(`${t.dir}/secret`, "HOSTSECRET\n");
     const plant = (name: string, script: string) =>
       t.run(["run", "-d", "--name", name, ...NONE, "/bin/sh", "-c", script]);
-    ok(
+    const id = ok(
       await plant(
         "c1",
         `ln -s ${t.dir}/secret /sym; mkdir /d; echo x >/d/f; ln /d/f /d/hl; mknod /d/fifo p; ` +
@@ -165,6 +165,16 @@ line"`,
       ),
     );
     ok(await t.run(["wait", "c1"]));
+    // A socket in the writable layer (planted from the host side here): left out, as Docker.
+    // (from its directory: sun_path holds 108 bytes)
+    const cwd = Deno.cwd();
+    Deno.chdir(`${t.dir}/lib/containers/${id.trim()}/upper/d`);
+    try {
+      Deno.listen({ transport: "unix", path: "sock" }).close();
+      assert.ok(Deno.lstatSync("sock").isSocket);
+    } finally {
+      Deno.chdir(cwd);
+    }
     ok(await t.run(["commit", "c1", "evil:1"]));
     const listing = ok(
       await t.run([
