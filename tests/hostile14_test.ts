@@ -168,14 +168,20 @@ line"`,
     // A socket in the writable layer (planted from the host side here): left out, as Docker.
     // (from its directory: sun_path holds 108 bytes)
     const cwd = Deno.cwd();
-    Deno.chdir(`${t.dir}/lib/containers/${id.trim()}/upper/d`);
+    const upper = `${t.dir}/lib/containers/${id.trim()}/upper`;
+    Deno.chdir(`${upper}/d`);
+    let socket: Deno.Listener;
     try {
-      Deno.listen({ transport: "unix", path: "sock" }).close();
-      assert.ok(Deno.lstatSync("sock").isSocket);
+      socket = Deno.listen({ transport: "unix", path: "sock" }); // removed when closed
     } finally {
       Deno.chdir(cwd);
     }
-    ok(await t.run(["commit", "c1", "evil:1"]));
+    try {
+      assert.ok(Deno.lstatSync(`${upper}/d/sock`).isSocket);
+      ok(await t.run(["commit", "c1", "evil:1"]));
+    } finally {
+      socket.close();
+    }
     const listing = ok(
       await t.run([
         "run",
