@@ -343,7 +343,21 @@ export class RegistryClient {
         "UNAUTHORIZED",
       );
     }
-    const url = new URL(params.realm);
+    // The realm is the registry's word: only a web address (Deno's fetch would read a file:
+    // realm="file:///etc/shadow" from this host).
+    let url: URL;
+    try {
+      url = new URL(params.realm);
+    } catch {
+      url = new URL("invalid:");
+    }
+    if (url.protocol !== "https:" && url.protocol !== "http:") {
+      throw new RegistryError(
+        `the registry's token service ${JSON.stringify(params.realm)} is not an http(s) address`,
+        401,
+        "UNAUTHORIZED",
+      );
+    }
     if (params.service) url.searchParams.set("service", params.service);
     const scopes = this.#scopes.length > 0 || params.scope === undefined
       ? this.#scopes
@@ -363,8 +377,14 @@ export class RegistryClient {
       const err = await responseError(res);
       throw new RegistryError(`cannot get a token from ${url.origin}: ${err.message}`, res.status);
     }
-    const body = JSON.parse(new TextDecoder().decode(await readLimited(res, 1 << 20, "token")));
-    const token = body.token ?? body.access_token;
+    let body;
+    try {
+      body = JSON.parse(new TextDecoder().decode(await readLimited(res, 1 << 20, "token")));
+    } catch (err) {
+      if (err instanceof RegistryError) throw err;
+      throw new RegistryError(`the answer of ${url.origin} is not a token (not JSON)`, res.status);
+    }
+    const token = body?.token ?? body?.access_token;
     if (typeof token !== "string") {
       throw new RegistryError(`no token in the answer of ${url.origin}`, res.status);
     }

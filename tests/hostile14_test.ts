@@ -633,3 +633,36 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "login and push: a token realm that is not a web address is refused, never read from this host",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    Deno.writeTextFileSync(`${t.dir}/local-secret`, "LOCAL SECRET, not JSON\n");
+    const registry = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+      await req.body?.cancel();
+      return new Response("{}", {
+        status: 401,
+        headers: { "www-authenticate": `Bearer realm="file://${t.dir}/local-secret",service="r"` },
+      });
+    });
+    try {
+      const server = `127.0.0.1:${registry.addr.port}`;
+      const env = { DOCKER_CONFIG: `${t.dir}/docker-config` };
+      const r = await t.run(["login", "-u", "u", "--password-stdin", server], {
+        env,
+        stdin: "p\n",
+      });
+      fails(r, 1, /token service "file:\/\/.*local-secret" is not an http\(s\) address$/);
+      await importImage(t, `${server}/app:1`, []);
+      const push = await t.run(["push", `${server}/app:1`], { env });
+      assert.equal(push.code, 1, push.stderr);
+      assert.match(push.stderr, /token service "file:\/\/.*" is not an http\(s\) address\n$/);
+      for (const out of [r, push]) assert.doesNotMatch(out.stdout + out.stderr, /LOCAL SECRET/);
+      ok(await t.run(["rmi", `${server}/app:1`]));
+    } finally {
+      await registry.shutdown();
+    }
+  },
+);
