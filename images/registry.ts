@@ -306,6 +306,12 @@ export class RegistryClient {
     const origin = new URL(this.#root).origin;
     let target = url;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+      // A redirect or an upload Location is the registry's word: web addresses only (Deno's
+      // fetch would read a file: URL from this host).
+      const protocol = new URL(target).protocol;
+      if (protocol !== "https:" && protocol !== "http:") {
+        throw new RegistryError(`the registry sent mini-docker to ${target}, not a web address`, 0);
+      }
       const headers: Record<string, string> = { ...opts.headers };
       if (opts.accept) headers["accept"] = opts.accept;
       if (this.#authorization && new URL(target).origin === origin) {

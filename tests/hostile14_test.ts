@@ -635,7 +635,7 @@ Deno.test(
 );
 
 Deno.test(
-  "login and push: a token realm that is not a web address is refused, never read from this host",
+  "login, push, pull: a token realm or a redirect that is not a web address is refused, never read here",
   opts,
   async () => {
     await using t = await TestEnv.create();
@@ -663,6 +663,25 @@ Deno.test(
       ok(await t.run(["rmi", `${server}/app:1`]));
     } finally {
       await registry.shutdown();
+    }
+    // A redirect to a file: URL (a manifest "served" from this host's file) is refused too.
+    const redirecting = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+      if (new URL(req.url).pathname === "/v2/") return new Response("{}");
+      return new Response(null, {
+        status: 302,
+        headers: { location: `file://${t.dir}/local-secret` },
+      });
+    });
+    try {
+      const pull = await t.run(["pull", `127.0.0.1:${redirecting.addr.port}/app:1`]);
+      assert.notEqual(pull.code, 0);
+      assert.match(
+        pull.stderr,
+        /the registry sent mini-docker to file:\/\/.*, not a web address\n$/,
+      );
+      assert.doesNotMatch(pull.stderr, /LOCAL SECRET/);
+    } finally {
+      await redirecting.shutdown();
     }
   },
 );
