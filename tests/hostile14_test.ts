@@ -384,7 +384,15 @@ Deno.test(
       assert.ok(away.some((s) => s.method === "PUT"), JSON.stringify(seen));
       assert.deepEqual(away.filter((s) => s.authorization !== ""), []);
       assert.ok(seen.some((s) => s.host === "registry" && s.path.includes("/manifests/")));
+      // A config.json kept elsewhere through a symlink stays a symlink (Docker's CLI).
+      const kept = `${t.dir}/dotfiles/docker.json`;
+      Deno.mkdirSync(`${t.dir}/dotfiles`);
+      Deno.renameSync(`${quiet.DOCKER_CONFIG}/config.json`, kept);
+      Deno.symlinkSync(kept, `${quiet.DOCKER_CONFIG}/config.json`);
       ok(await t.run(["logout", server], { env }));
+      assert.ok(Deno.lstatSync(`${quiet.DOCKER_CONFIG}/config.json`).isSymlink);
+      assert.equal(Deno.statSync(kept).mode! & 0o777, 0o600);
+      assert.ok(!Deno.readTextFileSync(kept).includes(server));
       ok(await t.run(["rmi", `${server}/app:1`]));
     } finally {
       await registry.shutdown();
