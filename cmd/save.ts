@@ -43,13 +43,28 @@ Examples:
       const target = opts.output;
       checkOutputPath(target);
       const tmp = join(dirname(target), `.${basename(target)}.${Deno.pid}.tmp`);
-      let f: Deno.FsFile;
+      const removeTmp = () => {
+        try {
+          Deno.removeSync(tmp);
+        } catch { /* never created, or renamed */ }
+      };
+      // Ctrl-C (or a kill) leaves no half archive beside the target: 130 and 143, the shell's.
+      const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => {
+        const handler = () => {
+          removeTmp();
+          Deno.exit(signal === "SIGINT" ? 130 : 143);
+        };
+        Deno.addSignalListener(signal, handler);
+        return [signal, handler] as const;
+      });
       try {
-        f = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
-      } catch (err) {
-        throw new UserError(`Cannot write "${target}": ${(err as Error).message}`, EXIT_FAILURE);
-      }
-      try {
+        // Made once the handlers are in place: no moment when a signal would leave it.
+        let f: Deno.FsFile;
+        try {
+          f = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
+        } catch (err) {
+          throw new UserError(`Cannot write "${target}": ${(err as Error).message}`, EXIT_FAILURE);
+        }
         await saveImages(images, f.writable, { format });
         try {
           Deno.renameSync(tmp, target);
@@ -57,10 +72,10 @@ Examples:
           throw new UserError(`Cannot write "${target}": ${(err as Error).message}`, EXIT_FAILURE);
         }
       } catch (err) {
-        try {
-          Deno.removeSync(tmp);
-        } catch { /* never created */ }
+        removeTmp(); // ours by its name (this process's id), whatever failed
         throw err;
+      } finally {
+        for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
       }
     });
 }

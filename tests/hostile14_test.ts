@@ -693,3 +693,41 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "save -o interrupted (SIGINT, SIGTERM) leaves no half archive beside the target",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    // A layer big enough to be caught while it is written.
+    await importImage(t, "big:1", [{ path: "zeros", data: new Uint8Array(96 << 20) }]);
+    let checked = 0;
+    for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+      const out = `${t.dir}/out-${signal}`;
+      Deno.mkdirSync(out);
+      const child = t.spawn(["save", "-o", `${out}/big.tar`, "big:1"], { stdin: "null" });
+      // Stopped as soon as its temporary file appears, interrupted, then let go.
+      let caught = false;
+      for (let i = 0; i < 20000 && !caught; i++) {
+        if (names(out).some((n) => n.endsWith(".tmp"))) {
+          Deno.kill(child.pid, "SIGSTOP");
+          caught = names(out).some((n) => n.endsWith(".tmp"));
+          if (!caught) Deno.kill(child.pid, "SIGCONT");
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      if (caught) {
+        Deno.kill(child.pid, signal);
+        Deno.kill(child.pid, "SIGCONT");
+      }
+      const status = await child.output();
+      if (!caught) continue; // finished before it could be caught: nothing to check
+      assert.equal(status.code, code, new TextDecoder().decode(status.stderr));
+      assert.deepEqual(names(out), []);
+      checked++;
+    }
+    assert.ok(checked > 0, "never caught while writing");
+    ok(await t.run(["rmi", "big:1"]));
+  },
+);
