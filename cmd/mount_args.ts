@@ -11,6 +11,20 @@ const PROPAGATIONS = ["private", "rprivate", "shared", "rshared", "slave", "rsla
 /** The option words of `-v` (Docker's). */
 const OPTION_WORDS = ["ro", "rw", "z", "Z", "nocopy", ...PROPAGATIONS];
 
+/**
+ * `shared`/`rshared` would have the container's mounts reach the host; the bind is cloned inside
+ * the container's mount namespace, a slave of the host's, so they never would: refused rather
+ * than accepted and not done (`rslave` does show the host's later mounts in the container).
+ */
+function refuseShared(propagation: string, given: string, flag: string): void {
+  if (propagation !== "shared" && propagation !== "rshared") return;
+  throw new UserError(
+    `Invalid ${flag} ${
+      JSON.stringify(given)
+    }: "${propagation}" propagation is not supported (mounts made in the container would not reach the host): use rslave or rprivate`,
+  );
+}
+
 /** A container path: absolute, cleaned; "/" cannot be a mount point. */
 function containerPath(path: string, given: string, flag: string): string {
   if (!path.startsWith("/")) {
@@ -41,7 +55,7 @@ function selinuxEnabled(): boolean {
 /**
  * `-v [SOURCE:]TARGET[:OPTIONS]`: SOURCE an absolute host path (or ./relative) is a bind, a
  * name a named volume, none an anonymous volume. OPTIONS: ro, rw, z, Z, nocopy, and for binds
- * a propagation (rprivate, rshared, ...).
+ * a propagation (rprivate, rslave, ...; not shared: see refuseShared).
  */
 export function parseVolumeFlag(value: string): MountRequest {
   const flag = "--volume";
@@ -71,8 +85,10 @@ export function parseVolumeFlag(value: string): MountRequest {
   for (const w of words) {
     if (w === "ro" || w === "rw") readonly = w === "ro";
     else if (w === "nocopy") nocopy = true;
-    else if (PROPAGATIONS.includes(w)) propagation = w;
-    else if (w === "z" || w === "Z") {
+    else if (PROPAGATIONS.includes(w)) {
+      refuseShared(w, value, flag);
+      propagation = w;
+    } else if (w === "z" || w === "Z") {
       if (selinuxEnabled()) {
         throw new UserError(
           `Invalid ${flag} ${
@@ -147,6 +163,50 @@ const MOUNT_KEYS = [
 ];
 
 /**
+ * The fields of a `--mount` value as Docker reads them (a CSV record, Go's encoding/csv): a
+ * field that starts with `"` is quoted and may hold commas, `""` in it is one quote; a quote
+ * anywhere else is refused.
+ */
+function csvFields(value: string, fail: (why: string) => never): string[] {
+  const fields: string[] = [];
+  let i = 0;
+  while (i <= value.length) {
+    if (value[i] !== '"') {
+      const end = value.indexOf(",", i);
+      const field = value.slice(i, end < 0 ? value.length : end);
+      if (field.includes('"')) {
+        fail(`a quote in ${JSON.stringify(field)}: quote a whole field, e.g. "src=/a,b"`);
+      }
+      fields.push(field);
+      if (end < 0) break;
+      i = end + 1;
+      continue;
+    }
+    let field = "";
+    let j = i + 1;
+    for (;;) {
+      const q = value.indexOf('"', j);
+      if (q < 0) fail("a quoted field is not closed");
+      field += value.slice(j, q);
+      if (value[q + 1] === '"') {
+        field += '"';
+        j = q + 2;
+        continue;
+      }
+      j = q + 1;
+      break;
+    }
+    if (j < value.length && value[j] !== ",") {
+      fail(`text after the closing quote of ${JSON.stringify(field)}`);
+    }
+    fields.push(field);
+    if (j >= value.length) break;
+    i = j + 1;
+  }
+  return fields;
+}
+
+/**
  * `--mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,bind-propagation=...]
  * [,volume-nocopy][,tmpfs-size=...][,tmpfs-mode=...]` (Docker's keys and aliases).
  */
@@ -155,7 +215,7 @@ export function parseMountFlag(value: string): MountRequest {
     throw new UserError(`Invalid --mount ${JSON.stringify(value)}: ${why}`);
   };
   const fields = new Map<string, string | undefined>();
-  for (const field of value.split(",")) {
+  for (const field of csvFields(value, fail)) {
     if (field === "") continue;
     const eq = field.indexOf("=");
     const key = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
@@ -218,6 +278,7 @@ export function parseMountFlag(value: string): MountRequest {
     if (source === "") fail("a bind mount needs source=HOST_PATH");
     if (!source.startsWith("/")) fail(`the bind source "${source}" must be an absolute path`);
     const propagation = fields.get("bind-propagation") ?? "rprivate";
+    refuseShared(propagation, value, "--mount");
     if (!PROPAGATIONS.includes(propagation)) {
       fail(`bind-propagation=${propagation}: expected one of ${PROPAGATIONS.join(", ")}`);
     }

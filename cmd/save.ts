@@ -41,23 +41,70 @@ Examples:
       }
       // Written beside the target and renamed over it when complete: never half an archive.
       const target = opts.output;
+      checkOutputPath(target);
       const tmp = join(dirname(target), `.${basename(target)}.${Deno.pid}.tmp`);
-      let f: Deno.FsFile;
-      try {
-        f = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
-      } catch (err) {
-        throw new UserError(`Cannot write "${target}": ${(err as Error).message}`, EXIT_FAILURE);
-      }
-      try {
-        await saveImages(images, f.writable, { format });
-        Deno.renameSync(tmp, target);
-      } catch (err) {
+      const removeTmp = () => {
         try {
           Deno.removeSync(tmp);
-        } catch { /* never created */ }
+        } catch { /* never created, or renamed */ }
+      };
+      // Ctrl-C (or a kill) leaves no half archive beside the target: 130 and 143, the shell's.
+      const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => {
+        const handler = () => {
+          removeTmp();
+          Deno.exit(signal === "SIGINT" ? 130 : 143);
+        };
+        Deno.addSignalListener(signal, handler);
+        return [signal, handler] as const;
+      });
+      try {
+        // Made once the handlers are in place: no moment when a signal would leave it.
+        let f: Deno.FsFile;
+        try {
+          f = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
+        } catch (err) {
+          throw new UserError(`Cannot write "${target}": ${(err as Error).message}`, EXIT_FAILURE);
+        }
+        await saveImages(images, f.writable, { format });
+        try {
+          Deno.renameSync(tmp, target);
+        } catch (err) {
+          throw new UserError(`Cannot write "${target}": ${(err as Error).message}`, EXIT_FAILURE);
+        }
+      } catch (err) {
+        removeTmp(); // ours by its name (this process's id), whatever failed
         throw err;
+      } finally {
+        for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
       }
     });
+}
+
+/**
+ * What `-o` may name, as Docker's CLI checks it: a new file or a regular one (a symlink is
+ * replaced, never written through). A directory, device, fifo or socket is refused before
+ * anything is written: the archive is renamed over the target, which must never replace the
+ * host's /dev/null.
+ */
+function checkOutputPath(target: string): void {
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.statSync(target);
+  } catch {
+    return; // new (or a dangling symlink, replaced)
+  }
+  if (st.isDirectory) {
+    throw new UserError(
+      `Cannot write "${target}": it is a directory: name a file in it`,
+      EXIT_FAILURE,
+    );
+  }
+  if (!st.isFile) {
+    throw new UserError(
+      `Cannot write "${target}": it is not a regular file (a device, fifo or socket): redirect standard output to it instead`,
+      EXIT_FAILURE,
+    );
+  }
 }
 
 export function loadCommand(out: (line: string) => void = (line) => console.log(line)) {

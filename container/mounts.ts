@@ -288,6 +288,7 @@ export function mountInto(
   }
   const target = openInRoot(k, rootFd, m.destination, "dir", 0, keep);
   try {
+    if (m.type !== "proc") refuseProcTarget(target, rootFd, m);
     if (m.type === "proc") {
       // A slave of the host directory: what the parent mounts there appears here.
       k.mount(proc.dir, fdPath(target), "", libc.MS_BIND);
@@ -407,6 +408,22 @@ function fillCgroupTmpfs(
 const CGROUP_ROOT = "/sys/fs/cgroup";
 
 /**
+ * runc's answer to CVE-2019-19921 (and its return, CVE-2023-27561): a target that resolves,
+ * through the image's symlinks (`/x -> /proc`, `/y -> /`), onto the container's /proc or its
+ * root itself is refused: a host directory, a tmpfs or a volume that another container writes
+ * must never stand in for the procfs (or hide it with everything else).
+ */
+function refuseProcTarget(target: number, rootFd: number, m: Mount): void {
+  const at = containerPathOf(target, rootFd);
+  if (at !== undefined && at !== "" && at !== "/proc" && !at.startsWith("/proc/")) return;
+  throw new Error(
+    `"${m.destination}" resolves to ${
+      at === undefined ? "a path outside the root" : `"${at || "/"}"`
+    } in the container, where nothing may be mounted`,
+  );
+}
+
+/**
  * A bind mount: the source (a canonical host path, resolved once when the container was made)
  * opened without following any symlink, so that what is mounted is what was checked; cloned
  * with its attributes (read-only from the moment it exists), attached on the target opened
@@ -421,9 +438,19 @@ function bindInto(k: Kernel, rootFd: number, m: Mount, flags: number, keep?: Kee
   );
   try {
     const isDir = Deno.statSync(fdPath(source)).isDirectory;
-    if (m.copyUp && isDir) copyUp(k, rootFd, m, source);
     const target = openInRoot(k, rootFd, m.destination, isDir ? "dir" : "file", 0, keep);
     try {
+      refuseProcTarget(target, rootFd, m);
+      if (Deno.statSync(fdPath(target)).isDirectory !== isDir) {
+        throw new Error(
+          `"${m.destination}" is a ${
+            isDir ? "file" : "directory"
+          } in the container and ${m.source} a ${
+            isDir ? "directory" : "file"
+          }: mount a directory on a directory, a file on a file`,
+        );
+      }
+      if (m.copyUp && isDir) copyUp(k, rootFd, m, source);
       const tree = k.openTree(source, (flags & libc.MS_REC) !== 0);
       try {
         let attrs = 0;
@@ -570,8 +597,17 @@ export function secureJoin(root: string, path: string): string {
 
 /** OCI linux.devices plus the standard /dev symlinks. */
 export function createDevices(k: Kernel, spec: ContainerSpec): void {
+  // A /dev that the user bind-mounted (`-v /dev:/dev`, a volume) is theirs, as runc leaves it:
+  // no node is made (or replaced) and no link added in the host's directory.
+  const bound = (m: Mount) => m.options.includes("rbind") || m.options.includes("bind");
+  const binds = new Set(
+    spec.mounts.filter(bound).map((m) => pathComponents(m.destination).join("/")),
+  );
+  if (binds.has("dev")) return;
   const root = spec.root.path;
   for (const d of spec.linux.devices) {
+    // A file the user mounts there (`-v FILE:/dev/urandom`) stays, as runc leaves it.
+    if (binds.has(pathComponents(d.path).join("/"))) continue;
     const path = secureJoin(root, d.path);
     const kind = d.type === "b" ? libc.S_IFBLK : d.type === "p" ? libc.S_IFIFO : libc.S_IFCHR;
     Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true, mode: 0o755 });

@@ -270,10 +270,15 @@ async function launch(
     trace("network attached");
   }
   // The /etc files (a spec saved by an earlier start has them already: they are written anew).
-  // An OCI bundle's spec says itself what the container sees.
+  // An OCI bundle's spec says itself what the container sees. A file that the user mounts
+  // (`-v ./hosts:/etc/hosts`) is theirs, as with Docker.
   if (!options.oci) {
-    const etc = etcFiles(spec, dir, attachment?.etc);
-    const others = spec.mounts.filter((m) => !etc.some((e) => e.destination === m.destination));
+    const users = new Set(spec.mountPoints?.map((p) => p.Destination));
+    const files = etcFiles(spec, dir, attachment?.etc);
+    const etc = files.filter((e) => !users.has(e.destination));
+    const others = spec.mounts.filter((m) =>
+      users.has(m.destination) || !files.some((e) => e.destination === m.destination)
+    );
     spec = { ...spec, mounts: [...others, ...etc] };
   }
   const proc = prepareProc(meta.id);

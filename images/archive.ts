@@ -457,7 +457,10 @@ async function stageDockerArchive(
   const manifest = readJson(join(dir, "manifest.json"), "manifest.json");
   if (!Array.isArray(manifest)) throw new FormatError("manifest.json is not a list");
   for (const entry of manifest) {
-    if (typeof entry?.Config !== "string" || !Array.isArray(entry.Layers)) {
+    if (
+      typeof entry?.Config !== "string" || !Array.isArray(entry.Layers) ||
+      !entry.Layers.every((l: unknown) => typeof l === "string")
+    ) {
       throw new FormatError("manifest.json has an entry without Config or Layers");
     }
     const config = Deno.readFileSync(archiveFile(dir, entry.Config));
@@ -468,6 +471,17 @@ async function stageDockerArchive(
       );
     }
     const image: StagedImage = { config, layers: [], diffIds: parsed.diffIds, tags: [] };
+    // The tags are checked before any layer is read: Docker's rule, NAME:TAG strings only.
+    for (const tag of Array.isArray(entry.RepoTags) ? entry.RepoTags : []) {
+      let ref: ReturnType<typeof parseReference> | undefined;
+      try {
+        if (typeof tag === "string") ref = parseReference(tag);
+      } catch { /* refused below */ }
+      if (ref === undefined || ref.digest !== undefined || ref.tag === undefined) {
+        throw new FormatError(`manifest.json names an invalid tag ${JSON.stringify(tag)}`);
+      }
+      image.tags.push(`${repositoryName(ref)}:${ref.tag}`);
+    }
     out.push(image);
     for (const [i, name] of (entry.Layers as string[]).entries()) {
       const layer = await receiveFile(store, archiveFile(dir, name), image.layers, progress);
@@ -476,10 +490,6 @@ async function stageDockerArchive(
           `layer "${name}" is ${layer.diffId}, not the ${parsed.diffIds[i]} its config says`,
         );
       }
-    }
-    for (const tag of Array.isArray(entry.RepoTags) ? entry.RepoTags : []) {
-      const ref = parseReference(String(tag));
-      image.tags.push(`${repositoryName(ref)}:${ref.tag}`);
     }
   }
 }

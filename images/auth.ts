@@ -69,7 +69,12 @@ function readConfig(): ConfigFile {
 }
 
 function writeConfig(doc: ConfigFile): void {
-  const path = configPath();
+  let path = configPath();
+  // A config.json that is a symlink (dotfiles kept elsewhere) stays one: its target is written
+  // (anew, renamed over it), as Docker's CLI does.
+  try {
+    if (Deno.lstatSync(path).isSymlink) path = Deno.realPathSync(path);
+  } catch { /* none yet, or dangling: written in its place */ }
   Deno.mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.${Deno.pid}.tmp`;
   try {

@@ -118,6 +118,7 @@ export async function commitImage(
         gzipPlain: true,
       });
       received.push(layer);
+      if (layer.error instanceof UserError) throw layer.error; // what the walk refused
       if (layer.error !== undefined || layer.diffId === undefined) {
         throw new UserError(
           `Cannot commit: the layer made from ${dir} does not unpack: ${layer.error}`,
@@ -194,11 +195,32 @@ export function directoryTar(
   root = Deno.realPathSync(root);
   const walk = async (rel: string): Promise<void> => {
     const abs = rel === "" ? root : join(root, rel);
+    // The directory read must be the one walked to: never one that a running container (with
+    // --pause=false) swapped for a symlink meanwhile, which would list a host directory.
+    if (Deno.realPathSync(abs) !== abs) {
+      throw new UserError(
+        `Cannot commit: "/${rel}" changed while it was read (commit with the container paused)`,
+      );
+    }
     const names = [...Deno.readDirSync(abs)].map((e) => e.name).sort();
     for (const name of names) {
       const path = rel === "" ? name : `${rel}/${name}`;
       const full = join(root, path);
-      const st = Deno.lstatSync(full);
+      let st: Deno.FileInfo;
+      try {
+        st = Deno.lstatSync(full);
+      } catch (err) {
+        // Deno reads a name that is not UTF-8 with U+FFFD in place of its bytes: such a name
+        // cannot be found again, nor written as it is; refused, naming it, rather than dropped.
+        if (err instanceof Deno.errors.NotFound && name.includes("\uFFFD")) {
+          throw new UserError(
+            `Cannot commit: the file name ${
+              JSON.stringify(`/${path}`)
+            } is not valid UTF-8, which mini-docker cannot archive: rename it in the container`,
+          );
+        }
+        throw err;
+      }
       if (opts.skip.has(path) && isEmpty(full, st)) continue;
       const base = {
         mode: (st.mode ?? 0) & 0o7777,

@@ -301,9 +301,17 @@ export class RegistryClient {
     url: string,
     opts: { accept?: string; headers?: Record<string, string>; body?: Body; cleanup?: boolean },
   ): Promise<Response> {
-    const origin = new URL(url).origin;
+    // Credentials go to the registry itself only: never to a host that a redirect, or an upload
+    // Location the registry answered, names (Docker keys them by the host that challenged).
+    const origin = new URL(this.#root).origin;
     let target = url;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+      // A redirect or an upload Location is the registry's word: web addresses only (Deno's
+      // fetch would read a file: URL from this host).
+      const protocol = new URL(target).protocol;
+      if (protocol !== "https:" && protocol !== "http:") {
+        throw new RegistryError(`the registry sent mini-docker to ${target}, not a web address`, 0);
+      }
       const headers: Record<string, string> = { ...opts.headers };
       if (opts.accept) headers["accept"] = opts.accept;
       if (this.#authorization && new URL(target).origin === origin) {
@@ -341,7 +349,21 @@ export class RegistryClient {
         "UNAUTHORIZED",
       );
     }
-    const url = new URL(params.realm);
+    // The realm is the registry's word: only a web address (Deno's fetch would read a file:
+    // realm="file:///etc/shadow" from this host).
+    let url: URL;
+    try {
+      url = new URL(params.realm);
+    } catch {
+      url = new URL("invalid:");
+    }
+    if (url.protocol !== "https:" && url.protocol !== "http:") {
+      throw new RegistryError(
+        `the registry's token service ${JSON.stringify(params.realm)} is not an http(s) address`,
+        401,
+        "UNAUTHORIZED",
+      );
+    }
     if (params.service) url.searchParams.set("service", params.service);
     const scopes = this.#scopes.length > 0 || params.scope === undefined
       ? this.#scopes
@@ -361,8 +383,14 @@ export class RegistryClient {
       const err = await responseError(res);
       throw new RegistryError(`cannot get a token from ${url.origin}: ${err.message}`, res.status);
     }
-    const body = JSON.parse(new TextDecoder().decode(await readLimited(res, 1 << 20, "token")));
-    const token = body.token ?? body.access_token;
+    let body;
+    try {
+      body = JSON.parse(new TextDecoder().decode(await readLimited(res, 1 << 20, "token")));
+    } catch (err) {
+      if (err instanceof RegistryError) throw err;
+      throw new RegistryError(`the answer of ${url.origin} is not a token (not JSON)`, res.status);
+    }
+    const token = body?.token ?? body?.access_token;
     if (typeof token !== "string") {
       throw new RegistryError(`no token in the answer of ${url.origin}`, res.status);
     }

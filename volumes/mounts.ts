@@ -103,7 +103,16 @@ export function resolveMounts(
     }
     if (r.type === "bind") {
       if (r.createSource && !exists(r.source)) {
-        Deno.mkdirSync(r.source, { recursive: true, mode: 0o755 });
+        try {
+          Deno.mkdirSync(r.source, { recursive: true, mode: 0o755 });
+        } catch (err) {
+          // A dangling symlink on the way (never created through), a file, no permission.
+          throw new UserError(
+            `Invalid mount ${JSON.stringify(r.given)}: cannot create the bind source ${r.source}: ${
+              err instanceof Error ? err.message.replace(/ \(os error \d+\).*$/, "") : err
+            }`,
+          );
+        }
       }
       const propagation = r.propagation ?? "rprivate";
       mounts.push({

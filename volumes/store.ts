@@ -66,6 +66,14 @@ export function withVolumeLock<T>(fn: () => T): T {
 
 /** Checks a volume name: Docker's rules for the local driver. */
 export function checkVolumeName(name: string): void {
+  // The name is a directory's (NAME/_data): the file system takes 255 bytes.
+  if (name.length > 255) {
+    throw new UserError(
+      `Invalid volume name "${
+        name.slice(0, 16)
+      }...": it has ${name.length} characters, at most 255 fit`,
+    );
+  }
   if (!NAME_PATTERN.test(name)) {
     throw new UserError(
       `Invalid volume name ${
