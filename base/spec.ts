@@ -322,6 +322,8 @@ export interface SpecOptions {
   rootLayers?: RootLayers;
   /** Share the host's network namespace (`--network host`) instead of a new one. */
   hostNetwork: boolean;
+  /** A cgroup namespace of its own (`--cgroupns private`): its cgroup is its "/". */
+  privateCgroupns?: boolean;
   /** The network settings (`--network`, `-p`, `--dns`, ...). */
   network?: ContainerNetwork;
   resources: LinuxResources;
@@ -354,6 +356,7 @@ export function newSpec(o: SpecOptions): ContainerSpec {
     type: "ipc",
   }];
   if (!o.hostNetwork) namespaces.push({ type: "network" });
+  if (o.privateCgroupns) namespaces.push({ type: "cgroup" });
   const readonlyRoot = o.rootLayers !== undefined && o.rootLayers.upper === undefined;
   const scratch: Mount[] = readonlyRoot
     ? ["/tmp", "/run", "/var/tmp"].map((destination) => ({

@@ -87,6 +87,17 @@ export interface Cgroup {
 }
 
 /** A cgroup driver: one per host layout. */
+/** How `create` makes a cgroup. */
+export interface CreateOptions {
+  /**
+   * v2 only (the v1 driver refuses it): the controllers are enabled for `resources` and the
+   * device rules attached, but the limits are left for `update`. The engine passes through a
+   * new container's cgroup to give it a cgroup namespace (container/cgroupns.ts): limits
+   * would count, charge and throttle mini-docker itself meanwhile.
+   */
+  deferLimits?: boolean;
+}
+
 export interface CgroupDriver {
   readonly version: 1 | 2;
   /**
@@ -95,7 +106,7 @@ export interface CgroupDriver {
    * host cannot apply is a UserError (exit 125) naming it and the reason, and nothing is left
    * behind.
    */
-  create(name: string, resources: LinuxResources): Cgroup;
+  create(name: string, resources: LinuxResources, options?: CreateOptions): Cgroup;
   /** Opens an existing cgroup (for stats, stop, prune), or undefined when it does not exist. */
   open(name: string): Cgroup | undefined;
   /** Names of the cgroups that exist under the mini-docker parent. */

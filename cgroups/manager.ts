@@ -16,7 +16,7 @@ import { exists, readText } from "./fs.ts";
 import { CgroupV1Driver, findControllerMounts } from "./v1.ts";
 import { CgroupV2Driver } from "./v2.ts";
 
-export type { Cgroup, CgroupDriver, CgroupLayout, CgroupStats } from "./cgroup.ts";
+export type { Cgroup, CgroupDriver, CgroupLayout, CgroupStats, CreateOptions } from "./cgroup.ts";
 export { CGROUP_ROOT } from "./cgroup.ts";
 
 /**

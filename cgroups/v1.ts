@@ -31,7 +31,7 @@ import {
   writeAndWait,
   writeValue,
 } from "./fs.ts";
-import type { Cgroup, CgroupDriver, CgroupStats } from "./cgroup.ts";
+import type { Cgroup, CgroupDriver, CgroupStats, CreateOptions } from "./cgroup.ts";
 import { type DeviceRule, devicesV1Writes, normalizeRules } from "./devices.ts";
 
 /**
@@ -99,8 +99,9 @@ export class CgroupV1Driver implements CgroupDriver {
     this.#fs = opts.fs ?? kernelFs;
   }
 
-  create(name: string, resources: LinuxResources): Cgroup {
+  create(name: string, resources: LinuxResources, options: CreateOptions = {}): Cgroup {
     checkName(name);
+    if (options.deferLimits) throw new Error("cgroup v1: deferLimits is for cgroup v2 only");
     const rules = resources.devices === undefined ? undefined : normalizeRules(resources.devices);
     const needs = neededControllers(resources);
     for (const need of needs) {

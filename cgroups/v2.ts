@@ -31,7 +31,7 @@ import {
   writeAndWait,
   writeValue,
 } from "./fs.ts";
-import type { Cgroup, CgroupDriver, CgroupStats } from "./cgroup.ts";
+import type { Cgroup, CgroupDriver, CgroupStats, CreateOptions } from "./cgroup.ts";
 import { attachDeviceRules, normalizeRules } from "./devices.ts";
 
 /** Controllers enabled for containers when the host has them: limits and stats need them. */
@@ -70,7 +70,7 @@ export class CgroupV2Driver implements CgroupDriver {
     this.#fs = opts.fs ?? kernelFs;
   }
 
-  create(name: string, resources: LinuxResources): Cgroup {
+  create(name: string, resources: LinuxResources, options: CreateOptions = {}): Cgroup {
     checkName(name);
     const rules = resources.devices === undefined ? undefined : normalizeRules(resources.devices);
     const needs = neededControllers(resources);
@@ -86,7 +86,7 @@ export class CgroupV2Driver implements CgroupDriver {
     const dir = `${parentDir}/${name}`;
     createLeaf(dir, fs);
     try {
-      applyResources(dir, resources);
+      if (!options.deferLimits) applyResources(dir, resources);
       // Devices need no controller: the program attaches to any cgroup2 directory.
       if (rules !== undefined) attachDeviceRules(dir, rules);
     } catch (err) {

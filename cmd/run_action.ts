@@ -44,6 +44,7 @@ import {
 import { checkMounts, type MountRequest, resolveMounts } from "../volumes/mounts.ts";
 import type { ContainerSpec } from "../base/spec.ts";
 import { absolutePath, cgroupParent } from "../base/paths.ts";
+import { detectLayout } from "../cgroups/manager.ts";
 import { runContainer } from "../container/foreground.ts";
 import type { ContainerThread } from "../container/threads.ts";
 import { INIT_PATH } from "../container/mounts.ts";
@@ -294,6 +295,7 @@ export async function buildRun(positional: string[], opts: RunFlags) {
   // The network and mount flags first (bad input is found before an image is pulled); the
   // image's exposed ports and volumes come in below.
   networkFromFlags(opts);
+  const privateCgroupns = cgroupnsFromFlag(opts.cgroupns);
   const asked = [
     ...opts.volume.map(parseVolumeFlag),
     ...opts.mount.map(parseMountFlag),
@@ -389,6 +391,7 @@ export async function buildRun(positional: string[], opts: RunFlags) {
       ? { lower: root.layers, upper: `${layerDir}/upper`, work: `${layerDir}/work` }
       : { lower: root.layers },
     hostNetwork: network.mode === "host",
+    privateCgroupns,
     network,
     terminal: opts.tty === true,
     resources,
@@ -512,4 +515,15 @@ function overlaySupported(): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * `--cgroupns private|host`: whether the container gets a cgroup namespace of its own. Absent,
+ * Docker's default: private on a pure cgroup v2 host, host on v1 and hybrid ones.
+ */
+export function cgroupnsFromFlag(mode: string | undefined): boolean {
+  if (mode === undefined) return detectLayout() === "v2";
+  if (mode === "private") return true;
+  if (mode === "host") return false;
+  throw new UserError(`Invalid --cgroupns ${quote(mode)}: use private or host`);
 }

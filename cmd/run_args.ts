@@ -114,6 +114,12 @@ export const RUN_OPTIONS: readonly RunOption[] = [
     default: "bridge",
   },
   {
+    flags: "--cgroupns <mode>",
+    description:
+      "private (a cgroup namespace of its own: its cgroup is its /) or host; Docker's default: private on cgroup v2, host on v1",
+    kind: "value",
+  },
+  {
     flags: "--network-alias <alias>",
     description: "another name of the container on a user-defined network (repeatable)",
     kind: "list",
@@ -253,6 +259,7 @@ export interface RunFlags extends ResourceFlags {
   image?: string;
   entrypoint?: string;
   network: string;
+  cgroupns?: string;
   networkAlias: string[];
   ip?: string;
   publish: string[];

@@ -11,6 +11,7 @@ import * as libc from "../base/libc.ts";
 import { UserError } from "../base/errors.ts";
 import { exists, runRoot } from "../base/paths.ts";
 import { childExit } from "./children.ts";
+import { quiet } from "./cgroupns.ts";
 import { linux } from "./kernel.ts";
 import { makeReadonly, mask, type ProcPeer } from "./mounts.ts";
 import { ownerTag } from "./state.ts";
@@ -70,6 +71,8 @@ const MS_PROC = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC;
 
 /** mount(8) as PID 2 of the container's namespace, mounting its procfs on `dir`. */
 async function mountProcFromInside(pid: number, dir: string, options: string): Promise<void> {
+  // Never while mini-docker is in a container's cgroup (cgroupns.ts).
+  await quiet();
   const self = libc.open("/proc/thread-self/ns/pid", libc.O_RDONLY | libc.O_CLOEXEC);
   const target = libc.open(`/proc/${pid}/ns/pid`, libc.O_RDONLY | libc.O_CLOEXEC);
   let helper: number;

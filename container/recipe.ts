@@ -85,6 +85,11 @@ export interface SpawnConfig {
    * leaves it (writing "0" to `leave`, its own) right after the spawn. It takes one `pids` slot
    * meanwhile: with a pids limit the cgroup is created one above it, and `pidsMax` is written
    * back first.
+   *
+   * cgroup v2 with a new cgroup namespace: the same writes to `cgroup.procs` files, which move
+   * the whole process (see cgroupns.ts); the parent moves it back as soon as the first process
+   * is at its gate (this thread is still in posix_spawn then), and this thread's own `leave`
+   * covers a failed spawn.
    */
   cgroup?: { join: number[]; leave: number[]; pidsMax?: { fd: number; limit: number } };
   /** The gate's directory (an O_PATH descriptor; see gate.ts). */
@@ -215,15 +220,16 @@ export function prepareContainer(
 export function spawnContainer(k: Kernel, prepared: Prepared, config: SpawnConfig): number {
   const cgroup = config.cgroup;
   try {
-    // cgroup v1: this thread joins the container's cgroup, so its first process is born there.
+    // cgroup v1: this thread joins the container's cgroup, so its first process is born there
+    // (v2, a new cgroup namespace: this whole process, for the spawn).
     for (const fd of cgroup?.join ?? []) {
       step("Cannot join the container's cgroup", () => k.write(fd, "0"));
     }
     if (prepared.newCgroupNamespace) {
-      // Rooted at the container's cgroup, which only a thread of cgroup v1 joins by itself.
+      // Rooted at the cgroup of this thread, which must be the container's by now.
       if (cgroup === undefined) {
         throw new StepError(
-          "A new cgroup namespace needs cgroup v1 here (the thread is not in the container's cgroup on v2)",
+          "A new cgroup namespace needs the container's thread in the container's cgroup (no cgroup files were given)",
         );
       }
       step("Cannot create the cgroup namespace", () => k.unshare(libc.CLONE_NEWCGROUP));

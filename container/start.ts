@@ -46,6 +46,7 @@ import { childrenOf, Gate } from "./gate.ts";
 import { startWatcher, type Watcher } from "./watcher.ts";
 import { fillProc, prepareProc, releaseProc, removeProcDir } from "./proc.ts";
 import type { ProcPeer } from "./mounts.ts";
+import { CgroupnsWindow, exclusive, ownProcsFile, quiet } from "./cgroupns.ts";
 import { type EtcNetwork, hostsFile, resolvConf } from "../network/etc.ts";
 import type { Attachment } from "../network/mod.ts";
 
@@ -75,6 +76,8 @@ export async function runProgram(
   const err = libc.pipe();
   let pid: number;
   try {
+    // Never while mini-docker is in a container's cgroup (cgroupns.ts).
+    await quiet();
     pid = libc.spawn(path, [path.slice(path.lastIndexOf("/") + 1), ...args], options.env, {
       actions: [
         { dup2: [input[0], 0] },
@@ -294,10 +297,15 @@ async function launch(
   const { driver, name } = cgroupAt(spec.linux.cgroupsPath);
   const pidsLimit = spec.linux.resources.pids?.limit;
   const slot = driver.version === 1 && pidsLimit !== undefined && pidsLimit > 0;
+  // v2 and a new cgroup namespace: mini-docker passes through the cgroup (cgroupns.ts), which
+  // gets its limits once it is out again.
+  const window = driver.version === 2 &&
+    spec.linux.namespaces.some((ns) => ns.type === "cgroup" && ns.path === undefined);
   const makeCgroup = () => {
     const made = driver.create(
       name,
       slot ? { ...spec.linux.resources, pids: { limit: pidsLimit! + 1 } } : spec.linux.resources,
+      { deferLimits: window },
     );
     cleanup.defer(() => made.destroy());
     return made;
@@ -323,7 +331,7 @@ async function launch(
   using gate = Gate.create(options.holdAt);
   const watcher = options.dieWithParent ? startWatcher(gate.dir, cgroup) : undefined;
   cleanup.defer(() => watcher?.[Symbol.dispose]());
-  const plan = cgroupPlan(cgroup, spec.linux.cgroupsPath, slot ? pidsLimit : undefined);
+  const plan = cgroupPlan(cgroup, spec.linux.cgroupsPath, slot ? pidsLimit : undefined, window);
   // Held at its gate, the first process is still being spawned when this returns: the thread
   // leaves the cgroup (v1) through these files when its spawn returns, or with this process.
   using _plan = options.holdAt === undefined ? plan : undefined;
@@ -347,7 +355,14 @@ async function launch(
       seccomp,
       capabilities: capabilityMasks(spec),
     },
-    { gate, cgroup, spec, onSpawn: options.onSpawn, hold: options.holdAt !== undefined },
+    {
+      gate,
+      cgroup,
+      spec,
+      onSpawn: options.onSpawn,
+      hold: options.holdAt !== undefined,
+      window: plan.window,
+    },
     async (pid) => {
       await Promise.all([fillProc(pid, proc, spec), attachment?.ready]);
       if (spec.process.oomScoreAdj !== undefined) setOomScoreAdj(pid, spec.process.oomScoreAdj);
@@ -448,6 +463,11 @@ export async function runThread(
     hold?: boolean;
     /** false: not reaped by this process (its status never resolves); default true. */
     reap?: boolean;
+    /**
+     * v2, a new cgroup namespace: the thread moves this process into the cgroup to spawn;
+     * closed as soon as the first process is at its gate, then the cgroup gets its limits.
+     */
+    window?: CgroupnsWindow;
   },
   atGate: (pid: number) => Promise<void> = () => Promise.resolve(),
 ): Promise<{ pid: number; status: Promise<Deno.CommandStatus> }> {
@@ -456,10 +476,29 @@ export async function runThread(
   const ready = await prepared;
   if (ready.type === "failed") throw failure(ready);
   trace("thread prepared");
+  // No other start's spawn meanwhile, nor a window of another container (cgroupns.ts).
+  const done = await exclusive();
+  const { window } = at;
   const outcome = thread.spawn(config);
   // Until the first process has arrived at the gate, the thread may fail instead.
   const arrived = gate.arrival().then(() => undefined);
-  const first = await Promise.race([arrived, outcome]);
+  let first: Awaited<typeof outcome> | undefined;
+  try {
+    first = await Promise.race([arrived, outcome]);
+  } finally {
+    try {
+      window?.close();
+    } finally {
+      done();
+    }
+  }
+  if (window !== undefined) {
+    trace(
+      `cgroupns window closed after ${window.ms?.toFixed(1)} ms, ${
+        cgroupCharge(cgroup)
+      } bytes charged`,
+    );
+  }
   if (first !== undefined) {
     gate.cancel();
     await arrived.catch(() => {});
@@ -474,7 +513,12 @@ export async function runThread(
   const status = reap ? childExit(pid) : new Promise<Deno.CommandStatus>(() => {});
   let reapedBySpawn = false;
   try {
-    if (cgroup.threadFiles === undefined) await moveIntoCgroup(cgroup, pid);
+    if (window !== undefined) {
+      // Born in its cgroup: its limits now, with mini-docker out.
+      applyLimits(cgroup, spec);
+    } else if (cgroup.threadFiles === undefined) {
+      await moveIntoCgroup(cgroup, pid);
+    }
     await atGate(pid);
     setRlimits(pid, spec.process.rlimits ?? [], spec.process.user);
     trace("cgroup, /proc, limits");
@@ -508,6 +552,25 @@ export async function runThread(
   return { pid, status };
 }
 
+/** The limits that a cgroup made with `deferLimits` gets once its first process is in. */
+function applyLimits(cgroup: Cgroup, spec: ContainerSpec): void {
+  try {
+    cgroup.update(spec.linux.resources);
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`Cannot set the container's limits: ${(err as Error).message}`);
+  }
+}
+
+/** What the container's memory cgroup holds (v2 `memory.current`), for the trace. */
+function cgroupCharge(cgroup: Cgroup): string {
+  try {
+    return String(cgroup.stats().memoryUsage ?? "?");
+  } catch {
+    return "?";
+  }
+}
+
 function failure(outcome: { exitCode?: number; message?: string }): UserError {
   return new UserError(outcome.message ?? "The container's thread failed", outcome.exitCode);
 }
@@ -523,7 +586,8 @@ export function cgroupPlan(
   cgroup: Cgroup,
   cgroupsPath: string,
   pidsLimit?: number,
-): { files?: SpawnConfig["cgroup"] } & Disposable {
+  window = false,
+): { files?: SpawnConfig["cgroup"]; window?: CgroupnsWindow } & Disposable {
   const fds: number[] = [];
   const open = (path: string) => {
     const fd = libc.open(path, libc.O_WRONLY | libc.O_CLOEXEC);
@@ -531,6 +595,20 @@ export function cgroupPlan(
     return fd;
   };
   const dispose = () => fds.forEach((fd) => libc.close(fd));
+  if (cgroup.threadFiles === undefined && window) {
+    // v2, a new cgroup namespace: the whole process in and out (cgroupns.ts).
+    try {
+      const leave = open(ownProcsFile());
+      return {
+        files: { join: [open(cgroup.procsFiles[0]!)], leave: [leave] },
+        window: new CgroupnsWindow(leave),
+        [Symbol.dispose]: dispose,
+      };
+    } catch (err) {
+      dispose();
+      throw new UserError(`Cannot open the container's cgroup: ${(err as Error).message}`);
+    }
+  }
   if (cgroup.threadFiles === undefined) return { [Symbol.dispose]: dispose };
   try {
     const own = Deno.readTextFileSync("/proc/self/cgroup").split("\n");

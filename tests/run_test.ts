@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { REPO, TestEnv, waitFor } from "./helpers.ts";
-import { cgroupDriver } from "../cgroups/manager.ts";
+import { cgroupDriver, detectLayout } from "../cgroups/manager.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -598,7 +598,16 @@ Deno.test("the command is in its cgroup from its first instruction", opts, async
   await using t = await TestEnv.create();
   // cat is the container's first process itself (no shell before it): what it reads of its own
   // cgroup it read as soon as it ran.
-  const r = await t.run(["run", "--memory", "64m", "/bin/cat", "/proc/self/cgroup"]);
+  // The host's cgroup namespace (the default on v1 and hybrid hosts): paths as the host's.
+  const r = await t.run([
+    "run",
+    "--cgroupns",
+    "host",
+    "--memory",
+    "64m",
+    "/bin/cat",
+    "/proc/self/cgroup",
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trim().split("\n");
   const mine = lines.filter((l) => l.includes(`/${t.cgroupParent}/`));
@@ -608,6 +617,82 @@ Deno.test("the command is in its cgroup from its first instruction", opts, async
     assert.ok(mine.some((l) => /:memory:/.test(l)), r.stdout);
   }
 });
+
+Deno.test(
+  "--cgroupns private: its cgroup is its /, born there, under small pids and memory limits",
+  opts,
+  async () => {
+    await using t = await TestEnv.create();
+    const v2 = detectLayout() === "v2";
+    // Docker's default: private on cgroup v2, host on v1 and hybrid hosts.
+    const plain = await t.run(["run", "--rm", "/bin/cat", "/proc/self/cgroup"]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(plain.stdout.includes(`/${t.cgroupParent}/`), !v2, plain.stdout);
+    // cat is the first process: born in its cgroup and its namespace (v2: mini-docker passed
+    // through the cgroup to spawn it, whose limits came after). Every hierarchy shows "/".
+    const cat = await t.run([
+      "run",
+      "--rm",
+      "--cgroupns",
+      "private",
+      "--pids-limit",
+      "3",
+      "--memory",
+      "8m",
+      "/bin/cat",
+      "/proc/self/cgroup",
+    ]);
+    assert.equal(cat.code, 0, cat.stderr);
+    const lines = cat.stdout.trim().split("\n");
+    assert.deepEqual(lines.filter((l) => !l.endsWith(":/")), [], cat.stdout);
+    if (v2) assert.deepEqual(lines, ["0::/"]);
+    // The limits hold once it runs: a fourth process cannot be made, memory is capped.
+    const bg = await t.run([
+      "run",
+      "-d",
+      "--cgroupns",
+      "private",
+      "--pids-limit",
+      "3",
+      "--memory",
+      "8m",
+      "/bin/sleep",
+      "300",
+    ]);
+    assert.equal(bg.code, 0, bg.stderr);
+    const id = bg.stdout.trim();
+    const cgroup = cgroupDriver({ parent: t.cgroupParent }).open(id);
+    assert.ok(cgroup, "the container's cgroup exists");
+    assert.deepEqual(cgroup.pids().length, 1, "only its first process: mini-docker is out");
+    const stats = cgroup.stats();
+    assert.equal(stats.memoryLimit, 8 * 1024 * 1024);
+    // What mini-docker's passage charged stays small (measured: see container/cgroupns.ts).
+    assert.ok(stats.memoryUsage! < 2 * 1024 * 1024, `charged ${stats.memoryUsage}`);
+    const pidsMax = cgroup.paths.map((p) => `${p}/pids.max`).find((f) => {
+      try {
+        return Deno.statSync(f).isFile;
+      } catch {
+        return false;
+      }
+    });
+    assert.equal(Deno.readTextFileSync(pidsMax!).trim(), "3");
+    // exec joins its cgroup namespace too; the pids limit stops the fourth process.
+    const exec = await t.run([
+      "exec",
+      id,
+      "/bin/sh",
+      "-c",
+      "grep -v ':/$' /proc/self/cgroup; sleep 30 & sleep 30 & echo forked; wait",
+    ]);
+    assert.match(exec.stderr, /can't fork|Resource temporarily unavailable/, exec.stderr);
+    assert.doesNotMatch(exec.stdout, /forked/);
+    assert.equal((await t.run(["rm", "-f", id])).code, 0);
+    // Anything but private or host: one line, 125, nothing made.
+    const bad = await t.run(["run", "--rm", "--cgroupns", "shared", "/bin/true"]);
+    assert.equal(bad.code, 125);
+    assert.equal(bad.stderr, 'mini-docker: Invalid --cgroupns "shared": use private or host\n');
+  },
+);
 
 Deno.test("the command starts with no signal ignored: yes | head ends quietly", opts, async () => {
   await using t = await TestEnv.create();

@@ -395,12 +395,6 @@ function readNamespaces(list: Json): Namespace[] {
     if (path !== undefined && n.type === "mount") {
       throw new ConfigError(`${field}.path`, "joining a mount namespace is not supported");
     }
-    if (path === undefined && n.type === "cgroup" && detectLayout() === "v2") {
-      throw new ConfigError(
-        `${field}`,
-        "a new cgroup namespace is not supported on cgroup v2 yet (mini-docker moves the process into its cgroup after it is made)",
-      );
-    }
     out.push({ type: n.type, ...(path !== undefined && { path }) });
   });
   if (!out.some((n) => n.type === "mount" && n.path === undefined)) {
