@@ -228,6 +228,48 @@ Deno.test("recipe: a failed step is one message, and the cgroup is left all the 
   }
 });
 
+Deno.test("recipe: a new cgroup namespace is made in the container's cgroup, then the spawn", () => {
+  const root = Deno.makeTempDirSync({ prefix: "mini-docker-recipe-" });
+  try {
+    // cgroup v2's files (cgroupns.ts): the container's cgroup.procs, this process's own.
+    const v2 = { ...SPAWN, cgroup: { join: [200], leave: [201] } };
+    for (const fail of [undefined, "capset"]) {
+      const calls: Call[] = [];
+      const config = testConfig(root);
+      config.spec.linux.namespaces.push({ type: "cgroup" });
+      const run = () => containerRecipe(recordingKernel(calls, fail), config, v2);
+      if (fail === undefined) run();
+      else assert.throws(run, StepError);
+      const names = calls.map((c) => c[0]);
+      // Not among the first namespaces: made once this thread (process) is in the cgroup.
+      assert.ok(
+        !calls.some((c) =>
+          c[0] === "unshare" && c[1] !== libc.CLONE_NEWCGROUP &&
+          (Number(c[1]) & libc.CLONE_NEWCGROUP) !== 0
+        ),
+      );
+      const join = calls.findIndex((c) => c[0] === "write" && c[1] === 200);
+      const ns = calls.findIndex((c) => c[0] === "unshare" && c[1] === libc.CLONE_NEWCGROUP);
+      assert.ok(join > names.indexOf("pivotRoot") && join < ns, "joined, then the namespace");
+      assert.ok(ns < names.indexOf("joinSessionKeyring"));
+      if (fail === undefined) assert.ok(ns < names.indexOf("spawn"));
+      // Out again at the end, spawned or failed (on v2 the parent moves it back first).
+      assert.deepEqual(calls.at(-1), ["write", 201, "0"]);
+    }
+    // Without the cgroup's files there is no cgroup namespace to make: refused, nothing spawned.
+    const calls: Call[] = [];
+    const config = testConfig(root);
+    config.spec.linux.namespaces.push({ type: "cgroup" });
+    assert.throws(
+      () => containerRecipe(recordingKernel(calls), config, { ...SPAWN, cgroup: undefined }),
+      /A new cgroup namespace needs the container's thread in the container's cgroup/,
+    );
+    assert.ok(!calls.some((c) => c[0] === "spawn" || c[1] === libc.CLONE_NEWCGROUP));
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
 Deno.test("recipe: a missing command is 127 before anything is spawned", () => {
   const root = Deno.makeTempDirSync({ prefix: "mini-docker-recipe-" });
   try {

@@ -21,7 +21,6 @@ import { UserError } from "../../base/errors.ts";
 import { absolutePath } from "../../base/paths.ts";
 import { capabilityNumber } from "../../security/capabilities.ts";
 import { hooksOf } from "./hooks.ts";
-import { detectLayout } from "../../cgroups/manager.ts";
 
 /** A refusal: one line naming the field and why, exit code 1 as runc's errors. */
 export class ConfigError extends UserError {
