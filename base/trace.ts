@@ -6,6 +6,11 @@
 const on = Deno.env.get("MINI_DOCKER_TRACE") === "1";
 const encoder = new TextEncoder();
 
+/** Whether tracing is on (for a phase whose description costs something to make). */
+export function tracing(): boolean {
+  return on;
+}
+
 /** Marks that `phase` was reached. */
 export function trace(phase: string): void {
   if (!on) return;

@@ -16,7 +16,7 @@
  * Each kernel step has one home: the cgroup join is `cgroupPlan` (v1, by the thread) or
  * `moveIntoCgroup` (v2); /proc is proc.ts; limits are `setRlimits`.
  */
-import { trace } from "../base/trace.ts";
+import { trace, tracing } from "../base/trace.ts";
 import type { ContainerNetwork, ContainerSpec } from "../base/spec.ts";
 import { lazy } from "../base/lazy.ts";
 import * as libc from "../base/libc.ts";
@@ -492,7 +492,7 @@ export async function runThread(
       done();
     }
   }
-  if (window !== undefined) {
+  if (window !== undefined && tracing()) {
     trace(
       `cgroupns window closed after ${window.ms?.toFixed(1)} ms, ${
         cgroupCharge(cgroup)
