@@ -67,11 +67,16 @@ export function ownProcsFile(): string {
  */
 export class CgroupnsWindow {
   readonly #leave: number;
-  readonly #since = performance.now();
+  #since = performance.now();
   #closedAfter: number | undefined;
 
   constructor(leave: number) {
     this.#leave = leave;
+  }
+
+  /** Marks the moment the thread is told to spawn (it joins the cgroup then). */
+  opening(): void {
+    this.#since = performance.now();
   }
 
   /** Moves this whole process back into its own cgroup, or else into the root cgroup. */
@@ -91,7 +96,7 @@ export class CgroupnsWindow {
     this.#closedAfter ??= performance.now() - this.#since;
   }
 
-  /** Milliseconds from the spawn's configuration to the first close. */
+  /** Milliseconds from `opening` (the spawn's configuration sent) to the first close. */
   get ms(): number | undefined {
     return this.#closedAfter;
   }

@@ -479,6 +479,7 @@ export async function runThread(
   // No other start's spawn meanwhile, nor a window of another container (cgroupns.ts).
   const done = await exclusive();
   const { window } = at;
+  window?.opening();
   const outcome = thread.spawn(config);
   // Until the first process has arrived at the gate, the thread may fail instead.
   const arrived = gate.arrival().then(() => undefined);
