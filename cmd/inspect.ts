@@ -176,6 +176,9 @@ export function inspectContainer(
       Dns: spec?.network?.dns ?? [],
       ExtraHosts: spec?.network?.extraHosts ?? null,
       ReadonlyRootfs: spec?.root.readonly ?? false,
+      CgroupnsMode: spec?.linux.namespaces.some((n) => n.type === "cgroup" && n.path === undefined)
+        ? "private"
+        : "host",
     },
     // Volumes, binds and tmpfs of the user's; the /etc files and the init are in *Path and
     // HostConfig.Init, as Docker shows them.

@@ -661,6 +661,8 @@ Deno.test(
     ]);
     assert.equal(bg.code, 0, bg.stderr);
     const id = bg.stdout.trim();
+    const mode = await t.run(["inspect", "-f", "{{.HostConfig.CgroupnsMode}}", id]);
+    assert.equal(mode.stdout, "private\n");
     const cgroup = cgroupDriver({ parent: t.cgroupParent }).open(id);
     assert.ok(cgroup, "the container's cgroup exists");
     assert.deepEqual(cgroup.pids().length, 1, "only its first process: mini-docker is out");
