@@ -2,33 +2,36 @@
  * A new cgroup namespace on cgroup v2: the window in which mini-docker, the whole process, is in
  * the container's cgroup.
  *
- * A new cgroup namespace is rooted at the cgroup of the thread that creates it (unshare), and
- * the first process must be born in that cgroup for "/" to be its own. On v1 the container's
- * thread joins the cgroup alone (each hierarchy's `tasks`). On v2 a domain cgroup takes whole
- * processes only (`cgroup.procs`), and the first process is posix_spawned: no code of ours runs
- * in it before its command. So, for a new cgroup namespace on v2 only:
+ * A new cgroup namespace is rooted at the cgroup that its creator (the thread that unshares) is
+ * in at that moment, and keeps that root wherever its processes move later. On v1 the
+ * container's thread joins the cgroup alone (each hierarchy's `tasks`). On v2 a domain cgroup
+ * takes whole processes only (`cgroup.procs`). So, for a new cgroup namespace on v2 only:
  *
  * 1. the cgroup is created with its device rules but without its limits (`deferLimits`): while
  *    mini-docker is inside, its ~30 threads count in `pids.current` (a thread that the runtime
- *    starts then would fail against a small `pids.max`), its page faults and kernel objects are
- *    charged to the container's memory (a small `memory.max` would OOM-kill mini-docker), and
- *    `cpu.max` would throttle it;
- * 2. the container's thread writes "0" to the container's `cgroup.procs` (descriptors opened by
- *    the parent: the kernel checks the opener's credentials and cgroup namespace), which moves
- *    the whole process; unshares the cgroup namespace; and spawns the first process, born there;
- * 3. once that process has arrived at its gate (it waits there: nothing of the user's runs yet),
- *    the parent moves mini-docker back into its own cgroup (`close`), writes the limits, and
- *    only then lets the process go on.
+ *    starts then would fail against a small `pids.max`: pids.max is checked at clone, not at
+ *    migration), its page faults and kernel objects are charged to the container's memory (a
+ *    small `memory.max` would reclaim or OOM-kill in mini-docker), and `cpu.max` would
+ *    throttle it;
+ * 2. the container's thread, with descriptors opened by the parent (the kernel checks the
+ *    opener's credentials and cgroup namespace: Linux 5.16 and later), writes "0" to the
+ *    container's `cgroup.procs`, which moves the whole process; unshares the cgroup namespace
+ *    (rooted there now); and writes "0" to this process's own `cgroup.procs`: out again, before
+ *    anything else (recipe.ts `spawnContainer`). The window is those three calls;
+ * 3. the thread spawns the first process as for any v2 container: born in mini-docker's cgroup
+ *    but in the new namespace, it waits at its gate; the parent writes the limits, then moves it
+ *    into the cgroup (its namespace's root: `/proc/self/cgroup` reads "0::/"), and lets it go.
  *
- * The window is closed on every path: the thread leaves by itself when its spawn fails, and the
- * parent closes it when the thread reports or the process arrives, whichever comes first, and in
- * its `finally`. If mini-docker's own cgroup cannot take it back (removed, or given children
- * meanwhile), the root cgroup does: mini-docker never stays in a container's cgroup, whose removal
- * would kill it.
+ * The window is closed on every path: the thread leaves in its `finally` when a step fails, and
+ * the parent checks once the thread has spawned or failed (`ensureOut`: a thread stopped
+ * between its writes); if mini-docker's own cgroup cannot take it back (removed, or given
+ * children meanwhile), the root cgroup does. mini-docker never stays in a container's cgroup,
+ * whose removal would kill it.
  *
  * Nothing else of this process may start a process during the window (it would be born in the
  * container's cgroup, and stay there): `quiet()` is awaited before every spawn of the parent
- * (runProgram, the /proc helper), and windows of two containers (the supervisor) never overlap.
+ * (runProgram, the /proc helper), and the starts of two containers (the supervisor) hold
+ * `exclusive()` from their thread's spawn to their first process's arrival at its gate.
  */
 import * as libc from "../base/libc.ts";
 import { CGROUP_ROOT } from "../cgroups/manager.ts";
@@ -54,33 +57,32 @@ export async function exclusive(): Promise<() => void> {
   };
 }
 
-/** The `cgroup.procs` file of this process's own v2 cgroup (read from /proc/self/cgroup). */
-export function ownProcsFile(): string {
-  const own = /^0::(\/.*)$/m.exec(Deno.readTextFileSync("/proc/self/cgroup"))?.[1] ?? "/";
-  return `${CGROUP_ROOT}${own === "/" ? "" : own}/cgroup.procs`;
+/** This process's own v2 cgroup, as /proc/self/cgroup names it ("/" for the root). */
+export function ownCgroup(): string {
+  return /^0::(\/.*)$/m.exec(Deno.readTextFileSync("/proc/self/cgroup"))?.[1] ?? "/";
+}
+
+/** The `cgroup.procs` file of the v2 cgroup `path` (as `ownCgroup` gives it). */
+export function procsFileOf(path: string): string {
+  return `${CGROUP_ROOT}${path === "/" ? "" : path}/cgroup.procs`;
 }
 
 /**
- * The parent's side of a window: `fds` are the descriptors given to the thread (join: the
- * container's `cgroup.procs`; leave: this process's own). `close` moves this process back
- * (idempotent), and reports how long the window was open.
+ * The parent's side of a window: `leave` is the descriptor of this process's own `cgroup.procs`
+ * that the thread writes too. `ensureOut` moves this process back unless it is there already.
  */
 export class CgroupnsWindow {
   readonly #leave: number;
-  #since = performance.now();
-  #closedAfter: number | undefined;
+  readonly #own: string;
 
-  constructor(leave: number) {
+  constructor(leave: number, own: string) {
     this.#leave = leave;
+    this.#own = own;
   }
 
-  /** Marks the moment the thread is told to spawn (it joins the cgroup then). */
-  opening(): void {
-    this.#since = performance.now();
-  }
-
-  /** Moves this whole process back into its own cgroup, or else into the root cgroup. */
-  close(): void {
+  /** This process back in its own cgroup (or else the root cgroup) if it is not there. */
+  ensureOut(): void {
+    if (ownCgroup() === this.#own) return;
     const zero = new TextEncoder().encode("0");
     try {
       libc.writeAll(this.#leave, zero);
@@ -93,11 +95,5 @@ export class CgroupnsWindow {
         libc.close(root);
       }
     }
-    this.#closedAfter ??= performance.now() - this.#since;
-  }
-
-  /** Milliseconds from `opening` (the spawn's configuration sent) to the first close. */
-  get ms(): number | undefined {
-    return this.#closedAfter;
   }
 }

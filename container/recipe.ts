@@ -86,12 +86,17 @@ export interface SpawnConfig {
    * meanwhile: with a pids limit the cgroup is created one above it, and `pidsMax` is written
    * back first.
    *
-   * cgroup v2 with a new cgroup namespace: the same writes to `cgroup.procs` files, which move
-   * the whole process (see cgroupns.ts); the parent moves it back as soon as the first process
-   * is at its gate (this thread is still in posix_spawn then), and this thread's own `leave`
-   * covers a failed spawn.
+   * cgroup v2 with a new cgroup namespace (`wholeProcess`): the same writes to `cgroup.procs`
+   * files, which move this whole process (see cgroupns.ts): in, the namespace made (rooted
+   * there), and out again at once, before the spawn; the parent moves the first process in at
+   * its gate, as for any v2 container.
    */
-  cgroup?: { join: number[]; leave: number[]; pidsMax?: { fd: number; limit: number } };
+  cgroup?: {
+    join: number[];
+    leave: number[];
+    pidsMax?: { fd: number; limit: number };
+    wholeProcess?: boolean;
+  };
   /** The gate's directory (an O_PATH descriptor; see gate.ts). */
   gateDir: number;
   /** The first process's 0, 1, 2: this process's, these descriptors, or the new terminal. */
@@ -219,9 +224,11 @@ export function prepareContainer(
  */
 export function spawnContainer(k: Kernel, prepared: Prepared, config: SpawnConfig): number {
   const cgroup = config.cgroup;
+  let out = false;
   try {
     // cgroup v1: this thread joins the container's cgroup, so its first process is born there
-    // (v2, a new cgroup namespace: this whole process, for the spawn).
+    // (v2, a new cgroup namespace: this whole process, for the namespace only).
+    if (cgroup?.wholeProcess) trace("recipe: into the cgroup (the whole process)");
     for (const fd of cgroup?.join ?? []) {
       step("Cannot join the container's cgroup", () => k.write(fd, "0"));
     }
@@ -234,10 +241,18 @@ export function spawnContainer(k: Kernel, prepared: Prepared, config: SpawnConfi
       }
       step("Cannot create the cgroup namespace", () => k.unshare(libc.CLONE_NEWCGROUP));
     }
+    if (cgroup?.wholeProcess) {
+      // v2: out again before anything else; the namespace keeps its root.
+      step("Cannot leave the container's cgroup", () => {
+        for (const fd of cgroup.leave) k.write(fd, "0");
+      });
+      out = true;
+      trace("recipe: out of the cgroup, the cgroup namespace made");
+    }
     return spawnFirst(k, prepared, config);
   } finally {
     // cgroup v1: the pids limit back to the container's own, then out (the first process stays).
-    if (cgroup !== undefined) leaveCgroup(k, cgroup);
+    if (cgroup !== undefined && !out) leaveCgroup(k, cgroup);
   }
 }
 

@@ -46,7 +46,7 @@ import { childrenOf, Gate } from "./gate.ts";
 import { startWatcher, type Watcher } from "./watcher.ts";
 import { fillProc, prepareProc, releaseProc, removeProcDir } from "./proc.ts";
 import type { ProcPeer } from "./mounts.ts";
-import { CgroupnsWindow, exclusive, ownProcsFile, quiet } from "./cgroupns.ts";
+import { CgroupnsWindow, exclusive, ownCgroup, procsFileOf, quiet } from "./cgroupns.ts";
 import { type EtcNetwork, hostsFile, resolvConf } from "../network/etc.ts";
 import type { Attachment } from "../network/mod.ts";
 
@@ -464,8 +464,9 @@ export async function runThread(
     /** false: not reaped by this process (its status never resolves); default true. */
     reap?: boolean;
     /**
-     * v2, a new cgroup namespace: the thread moves this process into the cgroup to spawn;
-     * closed as soon as the first process is at its gate, then the cgroup gets its limits.
+     * v2, a new cgroup namespace: the thread passes this process through the cgroup to make
+     * it (cgroupns.ts); checked closed once the thread has spawned or failed, then the cgroup
+     * gets its limits before the first process moves in.
      */
     window?: CgroupnsWindow;
   },
@@ -479,7 +480,6 @@ export async function runThread(
   // No other start's spawn meanwhile, nor a window of another container (cgroupns.ts).
   const done = await exclusive();
   const { window } = at;
-  window?.opening();
   const outcome = thread.spawn(config);
   // Until the first process has arrived at the gate, the thread may fail instead.
   const arrived = gate.arrival().then(() => undefined);
@@ -488,17 +488,14 @@ export async function runThread(
     first = await Promise.race([arrived, outcome]);
   } finally {
     try {
-      window?.close();
+      // The thread left by itself; a thread stopped between its two writes did not.
+      window?.ensureOut();
     } finally {
       done();
     }
   }
   if (window !== undefined && tracing()) {
-    trace(
-      `cgroupns window closed after ${window.ms?.toFixed(1)} ms, ${
-        cgroupCharge(cgroup)
-      } bytes charged`,
-    );
+    trace(`cgroupns window: ${cgroupCharge(cgroup)} bytes left charged to the cgroup`);
   }
   if (first !== undefined) {
     gate.cancel();
@@ -514,12 +511,9 @@ export async function runThread(
   const status = reap ? childExit(pid) : new Promise<Deno.CommandStatus>(() => {});
   let reapedBySpawn = false;
   try {
-    if (window !== undefined) {
-      // Born in its cgroup: its limits now, with mini-docker out.
-      applyLimits(cgroup, spec);
-    } else if (cgroup.threadFiles === undefined) {
-      await moveIntoCgroup(cgroup, pid);
-    }
+    // v2 and a new cgroup namespace: the limits now, with mini-docker out (cgroupns.ts).
+    if (window !== undefined) applyLimits(cgroup, spec);
+    if (cgroup.threadFiles === undefined) await moveIntoCgroup(cgroup, pid);
     await atGate(pid);
     setRlimits(pid, spec.process.rlimits ?? [], spec.process.user);
     trace("cgroup, /proc, limits");
@@ -599,10 +593,11 @@ export function cgroupPlan(
   if (cgroup.threadFiles === undefined && window) {
     // v2, a new cgroup namespace: the whole process in and out (cgroupns.ts).
     try {
-      const leave = open(ownProcsFile());
+      const own = ownCgroup();
+      const leave = open(procsFileOf(own));
       return {
-        files: { join: [open(cgroup.procsFiles[0]!)], leave: [leave] },
-        window: new CgroupnsWindow(leave),
+        files: { join: [open(cgroup.procsFiles[0]!)], leave: [leave], wholeProcess: true },
+        window: new CgroupnsWindow(leave, own),
         [Symbol.dispose]: dispose,
       };
     } catch (err) {

@@ -721,10 +721,12 @@ async function podmanTest(t: TestEnv): Promise<void> {
     await podman(["rmi", "-f", image]);
     // Podman's storage: its overlay mounts go with its images.
     await podman(["system", "reset", "-f"]);
-    // Podman's own cgroup for conmon (`<cgroup parent>/conmon`), which Podman leaves.
-    for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
+    // Podman's own cgroup for conmon (`<cgroup parent>/conmon`), which Podman leaves: in each
+    // v1 hierarchy, or at the top on v2.
+    const hierarchies = [...Deno.readDirSync("/sys/fs/cgroup")].map((e) => `/${e.name}`);
+    for (const h of ["", ...hierarchies]) {
       try {
-        Deno.removeSync(`/sys/fs/cgroup/${e.name}/${t.cgroupParent}/conmon`);
+        Deno.removeSync(`/sys/fs/cgroup${h}/${t.cgroupParent}/conmon`);
       } catch { /* none in this hierarchy */ }
     }
   }

@@ -628,8 +628,9 @@ Deno.test(
     const plain = await t.run(["run", "--rm", "/bin/cat", "/proc/self/cgroup"]);
     assert.equal(plain.code, 0, plain.stderr);
     assert.equal(plain.stdout.includes(`/${t.cgroupParent}/`), !v2, plain.stdout);
-    // cat is the first process: born in its cgroup and its namespace (v2: mini-docker passed
-    // through the cgroup to spawn it, whose limits came after). Every hierarchy shows "/".
+    // cat is the first process: what it reads it read at its first instruction (v2: mini-docker
+    // passed through the cgroup to make the namespace, whose limits came after; the process was
+    // moved in at its gate). Every hierarchy shows "/".
     const cat = await t.run([
       "run",
       "--rm",
