@@ -412,7 +412,7 @@ function readNamespaces(list: Json): Namespace[] {
   return out;
 }
 
-/** `/default/ID` (containerd), `a/b`: below the cgroupfs root. Absent: mini-docker-runtime/ID. */
+/** `/default/ID` (containerd), `/name`: below the cgroupfs root. Absent: mini-docker-runtime/ID. */
 function readCgroupsPath(v: Json, id: string): string {
   if (v === undefined || v === null || v === "") return `mini-docker-runtime/${id}`;
   if (typeof v !== "string") throw new ConfigError("linux.cgroupsPath", "expected a string");
@@ -423,10 +423,10 @@ function readCgroupsPath(v: Json, id: string): string {
     );
   }
   const parts = v.split("/").filter((x) => x !== "");
-  if (parts.length < 2 || parts.some((x) => x === "." || x === ".." || !/^[\w.@-]+$/.test(x))) {
+  if (parts.length < 1 || parts.some((x) => x === "." || x === ".." || !/^[\w.@-]+$/.test(x))) {
     throw new ConfigError(
       "linux.cgroupsPath",
-      `"${v}": expected a path of at least two components, such as /default/${id}`,
+      `"${v}": expected a cgroup path such as /default/${id}`,
     );
   }
   return parts.join("/");
@@ -549,16 +549,36 @@ function readSeccomp(s: Json): LinuxSeccomp {
   if (actions.includes("SCMP_ACT_NOTIFY")) {
     throw new ConfigError(`${field}`, "SCMP_ACT_NOTIFY is not supported");
   }
+  const syscalls = (s.syscalls ?? []).map((x: Json) => ({
+    names: strings(x.names, `${field}.syscalls[].names`),
+    action: x.action,
+    ...(x.errnoRet !== undefined && { errnoRet: x.errnoRet }),
+    ...(Array.isArray(x.args) && { args: x.args }),
+  }));
+  // The first process is spawned from the filtered thread (container/recipe.ts) by glibc's
+  // posix_spawn, which needs two calls that profiles written before them (runtime-tools' default,
+  // Docker's before 20.10) do not name, and so deny by their default action:
+  // - clone3, after which glibc falls back to clone only on ENOSYS: it answers ENOSYS, as Docker's
+  //   and containerd's profiles make it, and the spawn (and the container's programs) use clone,
+  //   which the profile can inspect;
+  // - close_range, which closes the engine's descriptors in the child before its execve (glibc's
+  //   fallback reads /proc/self/fd, not mounted yet there): allowed, as in Docker's profile;
+  //   closing one's own descriptors grants nothing.
+  const denies = !["SCMP_ACT_ALLOW", "SCMP_ACT_LOG"].includes(s.defaultAction);
+  const named = (name: string) => syscalls.some((x: { names: string[] }) => x.names.includes(name));
+  if (denies && !named("clone3")) {
+    syscalls.push({ names: ["clone3"], action: "SCMP_ACT_ERRNO", errnoRet: ENOSYS });
+  }
+  if (denies && !named("close_range")) {
+    syscalls.push({ names: ["close_range"], action: "SCMP_ACT_ALLOW" });
+  }
   return {
     defaultAction: s.defaultAction,
     ...(s.defaultErrnoRet !== undefined && { defaultErrnoRet: s.defaultErrnoRet }),
     ...(Array.isArray(s.architectures) && { architectures: s.architectures }),
     ...(Array.isArray(s.flags) && { flags: s.flags }),
-    syscalls: (s.syscalls ?? []).map((x: Json) => ({
-      names: strings(x.names, `${field}.syscalls[].names`),
-      action: x.action,
-      ...(x.errnoRet !== undefined && { errnoRet: x.errnoRet }),
-      ...(Array.isArray(x.args) && { args: x.args }),
-    })),
+    syscalls,
   };
 }
+
+const ENOSYS = 38;

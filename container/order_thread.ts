@@ -1,0 +1,66 @@
+/**
+ * The entry of a thread that puts a container's mounts back in its config's order once its
+ * /proc exists (proc.ts `mountsInOrder`): a Deno Worker that enters the container's mount
+ * namespace (unshare(CLONE_FS) first: nothing else of mini-docker is affected) and, for each
+ * mount point it is given, attaches a copy of that mount tree in place of the original. A copy
+ * is a new mount, listed after the container's /proc in its mount table, as the OCI runtime spec
+ * asks ("mounts in the listed order"); the files, options and propagation are the original's.
+ */
+import * as libc from "../base/libc.ts";
+
+export interface OrderRequest {
+  /** The container's first process, waiting at its gate: its mount namespace. */
+  pid: number;
+  /** Mount points, as the container sees them, in the order their copies are to be made. */
+  points: string[];
+}
+export type OrderReply = { ok: true } | { ok: false; message: string };
+
+const scope = self as unknown as {
+  postMessage(message: OrderReply): void;
+  onmessage: ((event: MessageEvent<OrderRequest>) => void) | null;
+};
+
+const CLONE_FS = 0x200;
+const UMOUNT_NOFOLLOW = 0x8;
+const O_PATH = libc.O_PATH | libc.O_NOFOLLOW | libc.O_CLOEXEC;
+
+function reorder(request: OrderRequest): void {
+  const ns = libc.open(`/proc/${request.pid}/ns/mnt`, libc.O_RDONLY | libc.O_CLOEXEC);
+  try {
+    libc.unshare(CLONE_FS);
+    libc.setns(ns, libc.CLONE_NEWNS);
+  } finally {
+    libc.close(ns);
+  }
+  libc.chdir("/");
+  for (const point of request.points) {
+    const from = libc.open(point, O_PATH);
+    let tree: number;
+    try {
+      tree = libc.openTree(from, true);
+    } finally {
+      libc.close(from);
+    }
+    try {
+      libc.umount2(point, libc.MNT_DETACH | UMOUNT_NOFOLLOW);
+      const to = libc.open(point, O_PATH);
+      try {
+        libc.moveMount(tree, to);
+      } finally {
+        libc.close(to);
+      }
+    } finally {
+      libc.close(tree);
+    }
+  }
+}
+
+scope.onmessage = (event) => {
+  try {
+    reorder(event.data);
+    scope.postMessage({ ok: true });
+  } catch (err) {
+    scope.postMessage({ ok: false, message: err instanceof Error ? err.message : String(err) });
+  }
+};

@@ -1,0 +1,100 @@
+/**
+ * What the OCI runtime validation suite (opencontainers/runtime-tools, bench/oci_validation.sh)
+ * checks of `mini-docker runtime` and runc passes on the test machines, covered here because CI
+ * cannot fetch that suite: the spec's mounts in the container's mount table in their listed order
+ * (/proc first, although its procfs is mounted last), a seccomp profile written before clone3 and
+ * close_range (the suite's own), a `cgroupsPath` of one component.
+ */
+import assert from "node:assert/strict";
+import { REPO, TestEnv } from "./helpers.ts";
+import { Bundle } from "./helpers/oci_bundle.ts";
+import { cgroupDriver } from "../cgroups/manager.ts";
+
+/** /proc/self/mountinfo's mount points and types, in its order. */
+function mountTable(text: string): { point: string; type: string }[] {
+  return text.trim().split("\n").map((line) => {
+    const fields = line.split(" ");
+    return { point: fields[4] ?? "", type: fields[fields.indexOf("-") + 1] ?? "" };
+  });
+}
+
+/**
+ * Docker's profile as a plain allow-list that names neither clone3 nor close_range, but names
+ * calls numbered above them (landlock's): such a profile denies both by its default action.
+ */
+function olderProfile(): unknown {
+  const docker = JSON.parse(Deno.readTextFileSync(`${REPO}/security/seccomp_default.json`));
+  const names = new Set<string>(["landlock_create_ruleset", "arch_prctl"]);
+  for (const s of docker.syscalls) {
+    if (s.action !== "SCMP_ACT_ALLOW" || s.args?.length || s.includes || s.excludes) continue;
+    for (const name of s.names) names.add(name);
+  }
+  names.delete("clone3");
+  names.delete("close_range");
+  return {
+    defaultAction: "SCMP_ACT_ERRNO",
+    architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+    syscalls: [
+      { names: [...names].sort(), action: "SCMP_ACT_ALLOW" },
+      // clone without the namespace flags, as in the suite's profile.
+      {
+        names: ["clone"],
+        action: "SCMP_ACT_ALLOW",
+        args: [{ index: 0, value: 2114060288, op: "SCMP_CMP_MASKED_EQ" }],
+      },
+    ],
+  };
+}
+
+Deno.test("runtime: mounts in the listed order, an older seccomp profile, a one-component cgroupsPath", async () => {
+  await using t = await TestEnv.create();
+  const b = new Bundle(t);
+
+  // runc's default mounts: /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys, in this order.
+  await b.write("m1", (c) => c.process.args = ["cat", "/proc/self/mountinfo"]);
+  const r = await b.rt(["run", "--bundle", b.dir, "m1"]);
+  assert.equal(r.code, 0, r.stderr);
+  const table = mountTable(r.stdout);
+  const expected = [
+    ["/proc", "proc"],
+    ["/dev", "tmpfs"],
+    ["/dev/pts", "devpts"],
+    ["/dev/shm", "tmpfs"],
+    ["/dev/mqueue", "mqueue"],
+    ["/sys", "sysfs"],
+  ];
+  const at = expected.map(([point, type]) =>
+    table.findIndex((m) => m.point === point && m.type === type)
+  );
+  assert.ok(at.every((i) => i >= 0), `every mount is there: ${r.stdout}`);
+  assert.deepEqual(at, [...at].sort((x, y) => x - y), `in the listed order: ${r.stdout}`);
+  assert.deepEqual(b.leftovers(), []);
+
+  // The suite's default profile: without clone3 and close_range, which glibc's posix_spawn
+  // calls (the container's first process is spawned under the filter).
+  await b.write("s1", (c) => {
+    c.process.args = ["sh", "-c", "echo filtered $(grep Seccomp: /proc/self/status)"];
+    c.linux.seccomp = olderProfile();
+  });
+  const s = await b.rt(["run", "--bundle", b.dir, "s1"]);
+  assert.equal(s.code, 0, s.stderr);
+  assert.match(s.stdout, /^filtered Seccomp: 2$/m);
+  assert.deepEqual(b.leftovers(), []);
+
+  // A cgroupsPath of one component: a cgroup at the hierarchy's root, as runc makes it; it is
+  // removed with the container.
+  const top = `${t.cgroupParent}-top`;
+  await b.write("g1", (c) => {
+    c.linux.cgroupsPath = `/${top}`;
+    c.process.args = ["cat", "/proc/self/cgroup"];
+  });
+  try {
+    const g = await b.rt(["run", "--bundle", b.dir, "g1"]);
+    assert.equal(g.code, 0, g.stderr);
+    assert.match(g.stdout, new RegExp(`:pids:/${top}$|^0::/${top}$`, "m"));
+    assert.deepEqual(b.leftovers(), []);
+    assert.equal(cgroupDriver({ parent: "" }).open(top), undefined, "its cgroup removed");
+  } finally {
+    await cgroupDriver({ parent: "" }).open(top)?.destroy();
+  }
+});
