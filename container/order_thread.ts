@@ -5,6 +5,8 @@
  * mount point it is given, attaches a copy of that mount tree in place of the original. A copy
  * is a new mount, listed after the container's /proc in its mount table, as the OCI runtime spec
  * asks ("mounts in the listed order"); the files, options and propagation are the original's.
+ * Then the root's propagation the config asks for (`linux.rootfsPropagation`): only now, since
+ * until the procfs was there the container's /proc received it from the host's side.
  */
 import * as libc from "../base/libc.ts";
 
@@ -13,6 +15,8 @@ export interface OrderRequest {
   pid: number;
   /** Mount points, as the container sees them, in the order their copies are to be made. */
   points: string[];
+  /** Then the propagation of its root mount: MS_SHARED etc., with MS_REC or not (or none). */
+  propagation?: number;
 }
 export type OrderReply = { ok: true } | { ok: false; message: string };
 
@@ -54,6 +58,7 @@ function reorder(request: OrderRequest): void {
       libc.close(tree);
     }
   }
+  if (request.propagation !== undefined) libc.mount("", "/", "", request.propagation);
 }
 
 scope.onmessage = (event) => {

@@ -12,7 +12,7 @@ import { UserError } from "../base/errors.ts";
 import { exists, runRoot } from "../base/paths.ts";
 import { childExit } from "./children.ts";
 import { linux } from "./kernel.ts";
-import { makeReadonly, mask, type ProcPeer } from "./mounts.ts";
+import { makeReadonly, mask, type ProcPeer, PROPAGATION } from "./mounts.ts";
 import { ownerTag } from "./state.ts";
 import type { OrderReply, OrderRequest } from "./order_thread.ts";
 
@@ -70,7 +70,7 @@ export async function fillProc(
     throw new UserError(`Cannot hide /proc paths from the container: ${(err as Error).message}`);
   }
   releaseProc(proc);
-  if (inOrder) await mountsInOrder(pid);
+  if (inOrder) await mountsInOrder(pid, spec.linux.rootfsPropagation);
 }
 
 /**
@@ -78,9 +78,9 @@ export async function fillProc(
  * OCI runtime spec's "in the listed order", which the runtime mode keeps): the procfs appears in
  * the container's mount table when it is mounted here, after every mount the thread made, so the
  * mounts that follow /proc there (its /dev, /sys, ... and what is below them) are replaced by
- * copies of themselves, made now (order_thread.ts).
+ * copies of themselves, made now (order_thread.ts), which then sets the root's propagation.
  */
-async function mountsInOrder(pid: number): Promise<void> {
+async function mountsInOrder(pid: number, rootfsPropagation?: string): Promise<void> {
   const table = mountTable(Deno.readTextFileSync(`/proc/${pid}/mountinfo`));
   const procfs = table.findLastIndex((m) => m.point === "/proc" && m.type === "proc");
   const placeholder = table.findIndex((m) => m.point === "/proc");
@@ -90,7 +90,9 @@ async function mountsInOrder(pid: number): Promise<void> {
   const ids = new Set(after.map((m) => m.id));
   // The topmost of them: a copy takes what is mounted below it along.
   const points = after.filter((m) => !ids.has(m.parent)).map((m) => m.point);
-  if (points.length === 0) return;
+  const [type, recursive] = PROPAGATION[rootfsPropagation ?? ""] ?? [];
+  const propagation = type === undefined ? undefined : type | (recursive ? libc.MS_REC : 0);
+  if (points.length === 0 && propagation === undefined) return;
   const worker = new Worker(new URL("./order_thread.ts", import.meta.url).href, { type: "module" });
   try {
     const reply = await new Promise<OrderReply>((resolve) => {
@@ -99,7 +101,7 @@ async function mountsInOrder(pid: number): Promise<void> {
         event.preventDefault();
         resolve({ ok: false, message: event.message });
       };
-      worker.postMessage({ pid, points } satisfies OrderRequest);
+      worker.postMessage({ pid, points, propagation } satisfies OrderRequest);
     });
     if (!reply.ok) {
       throw new UserError(`Cannot mount the container's mounts in order: ${reply.message}`);

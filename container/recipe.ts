@@ -425,7 +425,7 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
     step(`Cannot make "${path}" read-only`, () => makeReadonly(k, path));
   }
   if (spec.root.readonly) step("Cannot make / read-only", () => remountRootReadonly(k));
-  k.umask(0o022);
+  k.umask(spec.process.user.umask ?? 0o022);
 }
 
 /**

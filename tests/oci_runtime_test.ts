@@ -227,8 +227,8 @@ Deno.test("runtime: run's exit code; unsupported fields refused in one line, not
     ["personality", (c) => c.linux.personality = { domain: "LINUX32" }, /linux\.personality/],
     [
       "propagation",
-      (c) => c.linux.rootfsPropagation = "shared",
-      /linux\.rootfsPropagation: "shared"/,
+      (c) => c.linux.rootfsPropagation = "bogus",
+      /linux\.rootfsPropagation: "bogus": expected one of/,
     ],
     ["apparmor", (c) => c.process.apparmorProfile = "x", /process\.apparmorProfile/],
     ["blockIO", (c) => c.linux.resources.blockIO = { weight: 10 }, /linux\.resources\.blockIO/],

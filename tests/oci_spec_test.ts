@@ -3,7 +3,8 @@
  * checks of `mini-docker runtime` and runc passes on the test machines, covered here because CI
  * cannot fetch that suite: the spec's mounts in the container's mount table in their listed order
  * (/proc first, although its procfs is mounted last), a seccomp profile written before clone3 and
- * close_range (the suite's own), a `cgroupsPath` of one component.
+ * close_range (the suite's own), `process.user.umask`, `linux.rootfsPropagation`, a `cgroupsPath`
+ * of one component.
  */
 import assert from "node:assert/strict";
 import { REPO, TestEnv } from "./helpers.ts";
@@ -46,7 +47,7 @@ function olderProfile(): unknown {
   };
 }
 
-Deno.test("runtime: mounts in the listed order, an older seccomp profile, a one-component cgroupsPath", async () => {
+Deno.test("runtime: mounts in the listed order, an older seccomp profile, umask, root propagation, a one-component cgroupsPath", async () => {
   await using t = await TestEnv.create();
   const b = new Bundle(t);
 
@@ -80,6 +81,26 @@ Deno.test("runtime: mounts in the listed order, an older seccomp profile, a one-
   assert.equal(s.code, 0, s.stderr);
   assert.match(s.stdout, /^filtered Seccomp: 2$/m);
   assert.deepEqual(b.leftovers(), []);
+
+  // process.user.umask, and the root's propagation (applied once /proc is there: it still is;
+  // the first optional field of the root's line: a peer group, or none).
+  for (const [propagation, tag] of [["rshared", /shared:\d+/], ["private", /^-$/]] as const) {
+    await b.write("u1", (c) => {
+      c.process.user.umask = 0o077;
+      c.linux.rootfsPropagation = propagation;
+      c.process.args = [
+        "sh",
+        "-c",
+        "umask; test -e /proc/self/status || exit 9; awk '$5 == \"/\" { print $7 }' /proc/self/mountinfo",
+      ];
+    });
+    const u = await b.rt(["run", "--bundle", b.dir, "u1"]);
+    assert.equal(u.code, 0, u.stderr);
+    const [mask, optional] = u.stdout.split("\n");
+    assert.equal(mask, "0077");
+    assert.match(optional ?? "", tag, propagation);
+    assert.deepEqual(b.leftovers(), []);
+  }
 
   // A cgroupsPath of one component: a cgroup at the hierarchy's root, as runc makes it; it is
   // removed with the container.

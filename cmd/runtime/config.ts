@@ -22,6 +22,7 @@ import { absolutePath } from "../../base/paths.ts";
 import { capabilityNumber } from "../../security/capabilities.ts";
 import { hooksOf } from "./hooks.ts";
 import { detectLayout } from "../../cgroups/manager.ts";
+import { PROPAGATION } from "../../container/mounts.ts";
 
 /** A refusal: one line naming the field and why, exit code 1 as runc's errors. */
 export class ConfigError extends UserError {
@@ -173,8 +174,11 @@ export function toSpec(
     throw new ConfigError("process.cwd", "must be an absolute path");
   }
   const u = p.user ?? {};
-  if (u.umask !== undefined && u.umask !== null && u.umask !== 0o022) {
-    throw new ConfigError("process.user.umask", `only 18 (0022) is ${unsupported}`);
+  const umask = u.umask === undefined || u.umask === null
+    ? undefined
+    : int(u.umask, "process.user.umask", 0);
+  if (umask !== undefined && umask > 0o777) {
+    throw new ConfigError("process.user.umask", `${umask} is not a umask (at most 511, 0777)`);
   }
   refuseIfSet(u, "process.user.", ["username"], "Windows only");
   const user = {
@@ -183,6 +187,7 @@ export function toSpec(
     additionalGids: (u.additionalGids ?? []).map((g: Json, i: number) =>
       int(g, `process.user.additionalGids[${i}]`, 0)
     ),
+    ...(umask !== undefined && { umask }),
   };
   const caps = p.capabilities ?? undefined;
   if (caps !== undefined) {
@@ -225,10 +230,10 @@ export function toSpec(
   refuseIfSet(l, "linux.", ["personality"], unsupported);
   refuseIfSet(l, "linux.", ["mountLabel"], `SELinux is ${unsupported}`);
   const propagation = l.rootfsPropagation ?? "";
-  if (!["", "slave", "rslave"].includes(propagation)) {
+  if (propagation !== "" && !(propagation in PROPAGATION)) {
     throw new ConfigError(
       "linux.rootfsPropagation",
-      `"${propagation}" is ${unsupported}: the root is always a (recursive) slave of the host's`,
+      `"${propagation}": expected one of ${Object.keys(PROPAGATION).join(", ")}`,
     );
   }
   const namespaces = readNamespaces(l.namespaces);
@@ -298,6 +303,7 @@ export function toSpec(
       readonlyPaths: strings(l.readonlyPaths, "linux.readonlyPaths"),
       ...(l.seccomp !== undefined && l.seccomp !== null && { seccomp: readSeccomp(l.seccomp) }),
       ...(Object.keys(sysctl).length > 0 && { sysctl }),
+      ...(propagation !== "" && { rootfsPropagation: propagation }),
     },
     annotations: c.annotations ?? {},
   };
