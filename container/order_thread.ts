@@ -15,6 +15,11 @@ export interface OrderRequest {
   pid: number;
   /** Mount points, as the container sees them, in the order their copies are to be made. */
   points: string[];
+  /**
+   * Those of the mounts copied (or below them) that are unbindable: a copy of an unbindable
+   * mount cannot be made, so they are private while it is, and unbindable again after.
+   */
+  unbindable: string[];
   /** Then the propagation of its root mount: MS_SHARED etc., with MS_REC or not (or none). */
   propagation?: number;
 }
@@ -38,6 +43,7 @@ function reorder(request: OrderRequest): void {
     libc.close(ns);
   }
   libc.chdir("/");
+  for (const point of request.unbindable) libc.mount("", point, "", libc.MS_PRIVATE);
   for (const point of request.points) {
     const from = libc.open(point, O_PATH);
     let tree: number;
@@ -58,6 +64,7 @@ function reorder(request: OrderRequest): void {
       libc.close(tree);
     }
   }
+  for (const point of request.unbindable) libc.mount("", point, "", libc.MS_UNBINDABLE);
   if (request.propagation !== undefined) libc.mount("", "/", "", request.propagation);
 }
 

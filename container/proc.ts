@@ -90,6 +90,7 @@ async function mountsInOrder(pid: number, rootfsPropagation?: string): Promise<v
   const ids = new Set(after.map((m) => m.id));
   // The topmost of them: a copy takes what is mounted below it along.
   const points = after.filter((m) => !ids.has(m.parent)).map((m) => m.point);
+  const unbindable = after.filter((m) => m.optional.includes("unbindable")).map((m) => m.point);
   const [type, recursive] = PROPAGATION[rootfsPropagation ?? ""] ?? [];
   const propagation = type === undefined ? undefined : type | (recursive ? libc.MS_REC : 0);
   if (points.length === 0 && propagation === undefined) return;
@@ -101,7 +102,7 @@ async function mountsInOrder(pid: number, rootfsPropagation?: string): Promise<v
         event.preventDefault();
         resolve({ ok: false, message: event.message });
       };
-      worker.postMessage({ pid, points, propagation } satisfies OrderRequest);
+      worker.postMessage({ pid, points, unbindable, propagation } satisfies OrderRequest);
     });
     if (!reply.ok) {
       throw new UserError(`Cannot mount the container's mounts in order: ${reply.message}`);
@@ -111,10 +112,13 @@ async function mountsInOrder(pid: number, rootfsPropagation?: string): Promise<v
   }
 }
 
-/** /proc/PID/mountinfo's lines: mount id, parent id, mount point (unescaped), type. */
+/**
+ * /proc/PID/mountinfo's lines: mount id, parent id, mount point (unescaped), optional fields
+ * ("shared:N", "unbindable", ...), type.
+ */
 export function mountTable(
   text: string,
-): { id: number; parent: number; point: string; type: string }[] {
+): { id: number; parent: number; point: string; optional: string[]; type: string }[] {
   return text.split("\n").filter((line) => line !== "").map((line) => {
     const fields = line.split(" ");
     const dash = fields.indexOf("-");
@@ -125,6 +129,7 @@ export function mountTable(
         /\\([0-7]{3})/g,
         (_, o) => String.fromCharCode(parseInt(o, 8)),
       ),
+      optional: fields.slice(6, dash),
       type: fields[dash + 1] ?? "",
     };
   });

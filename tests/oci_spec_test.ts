@@ -51,8 +51,12 @@ Deno.test("runtime: mounts in the listed order, an older seccomp profile, umask,
   await using t = await TestEnv.create();
   const b = new Bundle(t);
 
-  // runc's default mounts: /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys, in this order.
-  await b.write("m1", (c) => c.process.args = ["cat", "/proc/self/mountinfo"]);
+  // runc's default mounts: /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys, in this order;
+  // then an unbindable one (a mount that cannot be copied as it is).
+  await b.write("m1", (c) => {
+    c.process.args = ["cat", "/proc/self/mountinfo"];
+    c.mounts.push({ destination: "/tmp", type: "tmpfs", source: "t", options: ["unbindable"] });
+  });
   const r = await b.rt(["run", "--bundle", b.dir, "m1"]);
   assert.equal(r.code, 0, r.stderr);
   const table = mountTable(r.stdout);
@@ -63,12 +67,14 @@ Deno.test("runtime: mounts in the listed order, an older seccomp profile, umask,
     ["/dev/shm", "tmpfs"],
     ["/dev/mqueue", "mqueue"],
     ["/sys", "sysfs"],
+    ["/tmp", "tmpfs"],
   ];
   const at = expected.map(([point, type]) =>
     table.findIndex((m) => m.point === point && m.type === type)
   );
   assert.ok(at.every((i) => i >= 0), `every mount is there: ${r.stdout}`);
   assert.deepEqual(at, [...at].sort((x, y) => x - y), `in the listed order: ${r.stdout}`);
+  assert.match(r.stdout, /^.* \/tmp .* unbindable - tmpfs .*$/m, "still unbindable");
   assert.deepEqual(b.leftovers(), []);
 
   // The suite's default profile: without clone3 and close_range, which glibc's posix_spawn
