@@ -231,6 +231,11 @@ Deno.test("runtime: run's exit code; unsupported fields refused in one line, not
       /linux\.rootfsPropagation: "bogus": expected one of/,
     ],
     ["apparmor", (c) => c.process.apparmorProfile = "x", /process\.apparmorProfile/],
+    [
+      "unknown rlimit",
+      (c) => c.process.rlimits = [{ type: "RLIMIT_TEST", soft: 1024, hard: 1024 }],
+      /process\.rlimits\[0\]\.type: "RLIMIT_TEST" is not a resource limit/,
+    ],
     ["blockIO", (c) => c.linux.resources.blockIO = { weight: 10 }, /linux\.resources\.blockIO/],
     [
       "idmap option",

@@ -18,6 +18,7 @@ import {
   validateSpec,
 } from "../../base/spec.ts";
 import { UserError } from "../../base/errors.ts";
+import * as libc from "../../base/libc.ts";
 import { absolutePath } from "../../base/paths.ts";
 import { capabilityNumber } from "../../security/capabilities.ts";
 import { hooksOf } from "./hooks.ts";
@@ -202,6 +203,9 @@ export function toSpec(
   const rlimits = (p.rlimits ?? []).map((r: Json, i: number) => {
     const field = `process.rlimits[${i}]`;
     if (typeof r?.type !== "string") throw new ConfigError(`${field}.type`, "missing");
+    if (!(r.type in libc.RLIMITS)) {
+      throw new ConfigError(`${field}.type`, `"${r.type}" is not a resource limit of Linux`);
+    }
     // Go's uint64: 2^64-1 (RLIM_INFINITY) arrives as a number above 2^53.
     const value = (v: Json, f: string) =>
       typeof v === "number" && v >= 2 ** 63 ? -1 : int(v, `${field}.${f}`, 0);
