@@ -9,10 +9,18 @@
  * until the procfs was there the container's /proc received it from the host's side.
  */
 import * as libc from "../base/libc.ts";
+import { linux } from "./kernel.ts";
+import { makeReadonly, mask } from "./mounts.ts";
 
 export interface OrderRequest {
   /** The container's first process, waiting at its gate: its mount namespace. */
   pid: number;
+  /**
+   * First mount the container's procfs on its /proc, for the PID namespace of that process, and
+   * hide these paths of it (a mount namespace joined by path, which the host's side of /proc
+   * does not reach).
+   */
+  procfs?: { masked: string[]; readonly: string[] };
   /** Mount points, as the container sees them, in the order their copies are to be made. */
   points: string[];
   /**
@@ -35,14 +43,41 @@ const UMOUNT_NOFOLLOW = 0x8;
 const O_PATH = libc.O_PATH | libc.O_NOFOLLOW | libc.O_CLOEXEC;
 
 function reorder(request: OrderRequest): void {
-  const ns = libc.open(`/proc/${request.pid}/ns/mnt`, libc.O_RDONLY | libc.O_CLOEXEC);
-  try {
-    libc.unshare(CLONE_FS);
-    libc.setns(ns, libc.CLONE_NEWNS);
-  } finally {
-    libc.close(ns);
+  let procfs: number | undefined;
+  if (request.procfs !== undefined) {
+    // Made here, in the host's namespaces: the container's PID namespace by its descriptor.
+    const pidns = libc.open(`/proc/${request.pid}/ns/pid`, libc.O_RDONLY | libc.O_CLOEXEC);
+    try {
+      procfs = libc.procfsMount(
+        pidns,
+        libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV | libc.MOUNT_ATTR_NOEXEC,
+      );
+    } finally {
+      libc.close(pidns);
+    }
   }
-  libc.chdir("/");
+  try {
+    const ns = libc.open(`/proc/${request.pid}/ns/mnt`, libc.O_RDONLY | libc.O_CLOEXEC);
+    try {
+      libc.unshare(CLONE_FS);
+      libc.setns(ns, libc.CLONE_NEWNS);
+    } finally {
+      libc.close(ns);
+    }
+    libc.chdir("/");
+    if (procfs !== undefined) {
+      const to = libc.open("/proc", O_PATH);
+      try {
+        libc.moveMount(procfs, to);
+      } finally {
+        libc.close(to);
+      }
+    }
+  } finally {
+    if (procfs !== undefined) libc.close(procfs);
+  }
+  for (const path of request.procfs?.masked ?? []) mask(linux, path);
+  for (const path of request.procfs?.readonly ?? []) makeReadonly(linux, path);
   for (const point of request.unbindable) libc.mount("", point, "", libc.MS_PRIVATE);
   for (const point of request.points) {
     const from = libc.open(point, O_PATH);

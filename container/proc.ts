@@ -49,6 +49,13 @@ export async function fillProc(
   spec: ContainerSpec,
   inOrder = false,
 ): Promise<void> {
+  if (spec.linux.namespaces.some((ns) => ns.type === "mount" && ns.path !== undefined)) {
+    // A mount namespace joined by path (the OCI runtime's) was made without the host's side of
+    // the peer directory, so nothing mounted there reaches it: the procfs is mounted from inside.
+    releaseProc(proc);
+    await mountsInOrder(pid, spec, true);
+    return;
+  }
   const dir = proc.dir;
   const options = "nosuid,nodev,noexec";
   namesPidns ??= Deno.env.get("MINI_DOCKER_PROC") !== "helper" && libc.procTakesPidns();
@@ -70,7 +77,7 @@ export async function fillProc(
     throw new UserError(`Cannot hide /proc paths from the container: ${(err as Error).message}`);
   }
   releaseProc(proc);
-  if (inOrder) await mountsInOrder(pid, spec.linux.rootfsPropagation);
+  if (inOrder) await mountsInOrder(pid, spec, false);
 }
 
 /**
@@ -79,21 +86,39 @@ export async function fillProc(
  * the container's mount table when it is mounted here, after every mount the thread made, so the
  * mounts that follow /proc there (its /dev, /sys, ... and what is below them) are replaced by
  * copies of themselves, made now (order_thread.ts), which then sets the root's propagation.
+ * With `mountProcfs` (a joined mount namespace), that thread mounts the procfs (Linux 6.18's
+ * `pidns`) and hides its masked and read-only paths first.
  */
-async function mountsInOrder(pid: number, rootfsPropagation?: string): Promise<void> {
+async function mountsInOrder(
+  pid: number,
+  spec: ContainerSpec,
+  mountProcfs: boolean,
+): Promise<void> {
   const table = mountTable(Deno.readTextFileSync(`/proc/${pid}/mountinfo`));
-  const procfs = table.findLastIndex((m) => m.point === "/proc" && m.type === "proc");
+  const procfs = mountProcfs
+    ? table.length
+    : table.findLastIndex((m) => m.point === "/proc" && m.type === "proc");
   const placeholder = table.findIndex((m) => m.point === "/proc");
-  if (procfs < 0 || placeholder >= procfs) return;
+  if (procfs < 0 || placeholder < 0 || placeholder >= procfs) {
+    if (mountProcfs) throw new UserError("Cannot mount /proc for the container: no /proc mount");
+    return;
+  }
   const after = table.slice(placeholder + 1, procfs)
     .filter((m) => m.point !== "/proc" && !m.point.startsWith("/proc/"));
   const ids = new Set(after.map((m) => m.id));
   // The topmost of them: a copy takes what is mounted below it along.
   const points = after.filter((m) => !ids.has(m.parent)).map((m) => m.point);
   const unbindable = after.filter((m) => m.optional.includes("unbindable")).map((m) => m.point);
-  const [type, recursive] = PROPAGATION[rootfsPropagation ?? ""] ?? [];
+  const [type, recursive] = PROPAGATION[spec.linux.rootfsPropagation ?? ""] ?? [];
   const propagation = type === undefined ? undefined : type | (recursive ? libc.MS_REC : 0);
-  if (points.length === 0 && propagation === undefined) return;
+  const inProc = (path: string) => path.startsWith("/proc/");
+  const hide = mountProcfs
+    ? {
+      masked: spec.linux.maskedPaths.filter(inProc),
+      readonly: spec.linux.readonlyPaths.filter(inProc),
+    }
+    : undefined;
+  if (points.length === 0 && propagation === undefined && hide === undefined) return;
   const worker = new Worker(new URL("./order_thread.ts", import.meta.url).href, { type: "module" });
   try {
     const reply = await new Promise<OrderReply>((resolve) => {
@@ -102,7 +127,9 @@ async function mountsInOrder(pid: number, rootfsPropagation?: string): Promise<v
         event.preventDefault();
         resolve({ ok: false, message: event.message });
       };
-      worker.postMessage({ pid, points, unbindable, propagation } satisfies OrderRequest);
+      worker.postMessage(
+        { pid, procfs: hide, points, unbindable, propagation } satisfies OrderRequest,
+      );
     });
     if (!reply.ok) {
       throw new UserError(`Cannot mount the container's mounts in order: ${reply.message}`);

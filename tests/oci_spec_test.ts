@@ -4,12 +4,13 @@
  * cannot fetch that suite: the spec's mounts in the container's mount table in their listed order
  * (/proc first, although its procfs is mounted last), a seccomp profile written before clone3 and
  * close_range (the suite's own), `process.user.umask`, `linux.rootfsPropagation`, a `cgroupsPath`
- * of one component.
+ * of one component, a mount namespace joined by path.
  */
 import assert from "node:assert/strict";
 import { REPO, TestEnv } from "./helpers.ts";
 import { Bundle } from "./helpers/oci_bundle.ts";
 import { cgroupDriver } from "../cgroups/manager.ts";
+import * as libc from "../base/libc.ts";
 
 /** /proc/self/mountinfo's mount points and types, in its order. */
 function mountTable(text: string): { point: string; type: string }[] {
@@ -123,5 +124,56 @@ Deno.test("runtime: mounts in the listed order, an older seccomp profile, umask,
     assert.equal(cgroupDriver({ parent: "" }).open(top), undefined, "its cgroup removed");
   } finally {
     await cgroupDriver({ parent: "" }).open(top)?.destroy();
+  }
+});
+
+Deno.test("runtime: a mount namespace joined by path gets the container's /proc, hidden paths, mounts in order", async () => {
+  await using t = await TestEnv.create();
+  const b = new Bundle(t);
+  // A mount namespace of another process, as the suite makes one (util-linux's unshare).
+  const holder = new Deno.Command("unshare", {
+    args: ["--mount", "--fork", "sleep", "60"],
+    stdin: "null",
+  }).spawn();
+  try {
+    let sleeper: number | undefined;
+    for (let i = 0; i < 100 && sleeper === undefined; i++) {
+      try {
+        const children = Deno.readTextFileSync(
+          `/proc/${holder.pid}/task/${holder.pid}/children`,
+        ).trim();
+        if (children !== "") sleeper = Number(children.split(" ")[0]);
+      } catch { /* not yet */ }
+      if (sleeper === undefined) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(sleeper !== undefined, "unshare's child");
+    const ns = `/proc/${sleeper}/ns/mnt`;
+    await b.write("j1", (c) => {
+      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) =>
+        n.type === "mount" ? { type: "mount", path: ns } : n
+      );
+      c.process.args = [
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/mnt; cat /proc/1/comm; cat /proc/timer_list | wc -c; awk '{ print $5, $(NF - 2) }' /proc/self/mountinfo",
+      ];
+    });
+    const r = await b.rt(["run", "--bundle", b.dir, "j1"]);
+    if (!libc.procTakesPidns()) {
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /joining a mount namespace needs Linux 6\.18/);
+      return;
+    }
+    assert.equal(r.code, 0, r.stderr);
+    const [joined, comm, masked, ...table] = r.stdout.trim().split("\n");
+    assert.equal(joined, Deno.readLinkSync(ns), "the namespace joined");
+    assert.equal(comm, "sh", "its own PID namespace's procfs");
+    assert.equal(masked?.trim(), "0", "a masked /proc path");
+    const proc = table.indexOf("/proc proc");
+    assert.ok(proc > 0 && proc < table.indexOf("/dev tmpfs"), `in order: ${table.join("; ")}`);
+    assert.deepEqual(b.leftovers(), []);
+  } finally {
+    holder.kill("SIGKILL");
+    await holder.status;
   }
 });

@@ -402,8 +402,12 @@ function readNamespaces(list: Json): Namespace[] {
       throw new ConfigError(field, `the ${n.type} namespace is listed twice`);
     }
     const path = typeof n.path === "string" && n.path !== "" ? n.path : undefined;
-    if (path !== undefined && n.type === "mount") {
-      throw new ConfigError(`${field}.path`, "joining a mount namespace is not supported");
+    if (path !== undefined && n.type === "mount" && !libc.procTakesPidns()) {
+      // The container's /proc is mounted there from outside it, for its PID namespace.
+      throw new ConfigError(
+        `${field}.path`,
+        "joining a mount namespace needs Linux 6.18 or later (procfs's pidns option)",
+      );
     }
     if (path === undefined && n.type === "cgroup" && detectLayout() === "v2") {
       throw new ConfigError(
@@ -413,10 +417,10 @@ function readNamespaces(list: Json): Namespace[] {
     }
     out.push({ type: n.type, ...(path !== undefined && { path }) });
   });
-  if (!out.some((n) => n.type === "mount" && n.path === undefined)) {
+  if (!out.some((n) => n.type === "mount")) {
     throw new ConfigError(
       "linux.namespaces",
-      "a container without a mount namespace of its own is not supported",
+      "a container in the runtime's mount namespace is not supported (its mounts would be the host's): add a mount namespace",
     );
   }
   return out;
