@@ -109,6 +109,31 @@ Deno.test("runtime: mounts in the listed order, an older seccomp profile, umask,
     assert.deepEqual(b.leftovers(), []);
   }
 
+  // exec --process with its own umask (0022 otherwise, as the first process).
+  await b.write("x1", (c) => c.process.args = ["sleep", "30"]);
+  assert.equal(await b.rtTo(`${t.dir}/x1.out`, ["create", "--bundle", b.dir, "x1"]), 0);
+  try {
+    assert.equal((await b.rt(["start", "x1"])).code, 0);
+    const processFile = `${t.dir}/process.json`;
+    for (const [umask, shown] of [[0o027, "0027"], [undefined, "0022"]] as const) {
+      Deno.writeTextFileSync(
+        processFile,
+        JSON.stringify({
+          args: ["sh", "-c", "umask"],
+          cwd: "/",
+          env: ["PATH=/bin"],
+          user: { uid: 0, gid: 0, ...(umask !== undefined && { umask }) },
+        }),
+      );
+      const x = await b.rt(["exec", "--process", processFile, "x1"]);
+      assert.equal(x.code, 0, x.stderr);
+      assert.equal(x.stdout.trim(), shown);
+    }
+  } finally {
+    assert.equal((await b.rt(["delete", "--force", "x1"])).code, 0);
+  }
+  assert.deepEqual(b.leftovers(), []);
+
   // A cgroupsPath of one component: a cgroup at the hierarchy's root, as runc makes it; it is
   // removed with the container.
   const top = `${t.cgroupParent}-top`;
