@@ -349,7 +349,7 @@ async function launch(
     },
     { gate, cgroup, spec, onSpawn: options.onSpawn, hold: options.holdAt !== undefined },
     async (pid) => {
-      await Promise.all([fillProc(pid, proc, spec), attachment?.ready]);
+      await Promise.all([fillProc(pid, proc, spec, options.oci === true), attachment?.ready]);
       if (spec.process.oomScoreAdj !== undefined) setOomScoreAdj(pid, spec.process.oomScoreAdj);
     },
   );
