@@ -106,6 +106,7 @@ const SYS = Deno.build.arch === "aarch64"
     move_mount: 429,
     fsopen: 430,
     fsconfig: 431,
+    fsmount: 432,
     mount_setattr: 442,
     openat2: 437,
   }
@@ -147,6 +148,7 @@ const SYS = Deno.build.arch === "aarch64"
     move_mount: 429,
     fsopen: 430,
     fsconfig: 431,
+    fsmount: 432,
     mount_setattr: 442,
     openat2: 437,
   };
@@ -724,6 +726,27 @@ export function procTakesPidns(): boolean {
     return ns >= 0 && sys(SYS.fsconfig, fs, FSCONFIG_SET_FD, cstr("pidns"), null, ns) === 0;
   } finally {
     if (ns >= 0) close(ns);
+    close(fs);
+  }
+}
+
+const FSCONFIG_CMD_CREATE = 6;
+const FSMOUNT_CLOEXEC = 1;
+
+/**
+ * A detached procfs for the PID namespace `pidnsFd` refers to (Linux 6.18's `pidns`), with the
+ * mount attributes `attrs` (MOUNT_ATTR_*): fsopen, fsconfig, fsmount. Attach it with moveMount.
+ */
+export function procfsMount(pidnsFd: number, attrs: number): number {
+  const fs = sys(SYS.fsopen, cstr("proc"), FSOPEN_CLOEXEC);
+  check(fs, "fsopen", "proc");
+  try {
+    check(sys(SYS.fsconfig, fs, FSCONFIG_SET_FD, cstr("pidns"), null, pidnsFd), "fsconfig");
+    check(sys(SYS.fsconfig, fs, FSCONFIG_CMD_CREATE, null, null, 0), "fsconfig");
+    const mount = sys(SYS.fsmount, fs, FSMOUNT_CLOEXEC, attrs);
+    check(mount, "fsmount", "proc");
+    return mount;
+  } finally {
     close(fs);
   }
 }

@@ -17,7 +17,8 @@ export interface Process {
   env: string[];
   /** Absolute working directory inside the container; created if missing (as Docker). */
   cwd: string;
-  user: { uid: number; gid: number; additionalGids?: number[] };
+  /** `umask`: the OCI `process.user.umask` (absent: 0022, Docker's and runc's). */
+  user: { uid: number; gid: number; additionalGids?: number[]; umask?: number };
   /** OCI `process.capabilities`: names such as "CAP_CHOWN"; absent = none at all. */
   capabilities?: LinuxCapabilities;
   /** Set the process's no_new_privs bit (`--security-opt no-new-privileges`). */
@@ -232,6 +233,12 @@ export interface ContainerSpec {
      * by the container's thread once it is in its new namespaces.
      */
     sysctl?: Record<string, string>;
+    /**
+     * OCI `linux.rootfsPropagation` (private, shared, slave, unbindable, each also "r"-prefixed):
+     * the container's root mount's propagation once its mounts are made. Absent: a recursive
+     * slave of the host's mounts, as the root always starts.
+     */
+    rootfsPropagation?: string;
   };
   /** Free-form metadata, as OCI annotations ("org.mini-docker.name" etc.). */
   annotations: Record<string, string>;

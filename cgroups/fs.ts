@@ -75,13 +75,13 @@ export function checkName(name: string): void {
   }
 }
 
-/** Splits a parent like "mini-docker" or "a/b" into its components, refusing "." and "..". */
+/**
+ * Splits a parent like "mini-docker" or "a/b" into its components, refusing "." and "..". An
+ * empty parent is the hierarchy's root (an OCI bundle's `cgroupsPath` such as "/name").
+ */
 export function parentComponents(parent: string): string[] {
   const parts = parent.split("/").filter((part) => part !== "");
-  if (
-    parts.length === 0 ||
-    parts.some((part) => !/^[A-Za-z0-9_.@:-]+$/.test(part) || /^\.\.?$/.test(part))
-  ) {
+  if (parts.some((part) => !/^[A-Za-z0-9_.@:-]+$/.test(part) || /^\.\.?$/.test(part))) {
     throw new UserError(`Invalid cgroup parent "${parent}": expected a relative path`);
   }
   return parts;

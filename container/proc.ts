@@ -13,8 +13,9 @@ import { exists, runRoot } from "../base/paths.ts";
 import { childExit } from "./children.ts";
 import { quiet } from "./cgroupns.ts";
 import { linux } from "./kernel.ts";
-import { makeReadonly, mask, type ProcPeer } from "./mounts.ts";
+import { makeReadonly, mask, type ProcPeer, PROPAGATION } from "./mounts.ts";
 import { ownerTag } from "./state.ts";
+import type { OrderReply, OrderRequest } from "./order_thread.ts";
 
 /**
  * The host directory that becomes the container's /proc (mounts.ts ProcPeer): `dir`, inside a
@@ -43,7 +44,19 @@ let namesPidns: boolean | undefined;
  * in one step, and everything reaches the container's /proc by propagation, which is then cut
  * before the host's side is unmounted.
  */
-export async function fillProc(pid: number, proc: ProcPeer, spec: ContainerSpec): Promise<void> {
+export async function fillProc(
+  pid: number,
+  proc: ProcPeer,
+  spec: ContainerSpec,
+  inOrder = false,
+): Promise<void> {
+  if (spec.linux.namespaces.some((ns) => ns.type === "mount" && ns.path !== undefined)) {
+    // A mount namespace joined by path (the OCI runtime's) was made without the host's side of
+    // the peer directory, so nothing mounted there reaches it: the procfs is mounted from inside.
+    releaseProc(proc);
+    await mountsInOrder(pid, spec, true);
+    return;
+  }
   const dir = proc.dir;
   const options = "nosuid,nodev,noexec";
   namesPidns ??= Deno.env.get("MINI_DOCKER_PROC") !== "helper" && libc.procTakesPidns();
@@ -65,6 +78,89 @@ export async function fillProc(pid: number, proc: ProcPeer, spec: ContainerSpec)
     throw new UserError(`Cannot hide /proc paths from the container: ${(err as Error).message}`);
   }
   releaseProc(proc);
+  if (inOrder) await mountsInOrder(pid, spec, false);
+}
+
+/**
+ * The mounts made after the container's /proc in its config, made again after its procfs (the
+ * OCI runtime spec's "in the listed order", which the runtime mode keeps): the procfs appears in
+ * the container's mount table when it is mounted here, after every mount the thread made, so the
+ * mounts that follow /proc there (its /dev, /sys, ... and what is below them) are replaced by
+ * copies of themselves, made now (order_thread.ts), which then sets the root's propagation.
+ * With `mountProcfs` (a joined mount namespace), that thread mounts the procfs (Linux 6.18's
+ * `pidns`) and hides its masked and read-only paths first.
+ */
+async function mountsInOrder(
+  pid: number,
+  spec: ContainerSpec,
+  mountProcfs: boolean,
+): Promise<void> {
+  const table = mountTable(Deno.readTextFileSync(`/proc/${pid}/mountinfo`));
+  const procfs = mountProcfs
+    ? table.length
+    : table.findLastIndex((m) => m.point === "/proc" && m.type === "proc");
+  const placeholder = table.findIndex((m) => m.point === "/proc");
+  if (procfs < 0 || placeholder < 0 || placeholder >= procfs) {
+    if (mountProcfs) throw new UserError("Cannot mount /proc for the container: no /proc mount");
+    return;
+  }
+  const after = table.slice(placeholder + 1, procfs)
+    .filter((m) => m.point !== "/proc" && !m.point.startsWith("/proc/"));
+  const ids = new Set(after.map((m) => m.id));
+  // The topmost of them: a copy takes what is mounted below it along.
+  const points = after.filter((m) => !ids.has(m.parent)).map((m) => m.point);
+  const unbindable = after.filter((m) => m.optional.includes("unbindable")).map((m) => m.point);
+  const [type, recursive] = PROPAGATION[spec.linux.rootfsPropagation ?? ""] ?? [];
+  const propagation = type === undefined ? undefined : type | (recursive ? libc.MS_REC : 0);
+  const inProc = (path: string) => path.startsWith("/proc/");
+  const hide = mountProcfs
+    ? {
+      masked: spec.linux.maskedPaths.filter(inProc),
+      readonly: spec.linux.readonlyPaths.filter(inProc),
+    }
+    : undefined;
+  if (points.length === 0 && propagation === undefined && hide === undefined) return;
+  const worker = new Worker(new URL("./order_thread.ts", import.meta.url).href, { type: "module" });
+  try {
+    const reply = await new Promise<OrderReply>((resolve) => {
+      worker.onmessage = (event: MessageEvent<OrderReply>) => resolve(event.data);
+      worker.onerror = (event) => {
+        event.preventDefault();
+        resolve({ ok: false, message: event.message });
+      };
+      worker.postMessage(
+        { pid, procfs: hide, points, unbindable, propagation } satisfies OrderRequest,
+      );
+    });
+    if (!reply.ok) {
+      throw new UserError(`Cannot mount the container's mounts in order: ${reply.message}`);
+    }
+  } finally {
+    worker.terminate();
+  }
+}
+
+/**
+ * /proc/PID/mountinfo's lines: mount id, parent id, mount point (unescaped), optional fields
+ * ("shared:N", "unbindable", ...), type.
+ */
+export function mountTable(
+  text: string,
+): { id: number; parent: number; point: string; optional: string[]; type: string }[] {
+  return text.split("\n").filter((line) => line !== "").map((line) => {
+    const fields = line.split(" ");
+    const dash = fields.indexOf("-");
+    return {
+      id: Number(fields[0]),
+      parent: Number(fields[1]),
+      point: (fields[4] ?? "").replace(
+        /\\([0-7]{3})/g,
+        (_, o) => String.fromCharCode(parseInt(o, 8)),
+      ),
+      optional: fields.slice(6, dash),
+      type: fields[dash + 1] ?? "",
+    };
+  });
 }
 
 const MS_PROC = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC;

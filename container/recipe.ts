@@ -173,6 +173,8 @@ export function prepareContainer(
   step("Cannot unshare the filesystem context", () => k.unshare(CLONE_FS));
   if (config.mode === "join") {
     joinNamespaces(k, spec, config.joinPid!);
+    // The process's own umask (OCI `process.user.umask`), else 0022 as a first process gets.
+    k.umask(spec.process.user.umask ?? 0o022);
   } else {
     createNamespaces(k, spec);
     setSysctls(spec.linux.sysctl ?? {});
@@ -446,7 +448,7 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
     step(`Cannot make "${path}" read-only`, () => makeReadonly(k, path));
   }
   if (spec.root.readonly) step("Cannot make / read-only", () => remountRootReadonly(k));
-  k.umask(0o022);
+  k.umask(spec.process.user.umask ?? 0o022);
 }
 
 /**

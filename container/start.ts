@@ -233,16 +233,7 @@ async function launch(
   // /etc files it mounts) and its /proc peer directory. It starts on them at once.
   trace("start");
   const state0 = claimed ?? createState({
-    id: meta.id,
-    name: meta.name,
-    image: meta.image,
-    imageRef: meta.imageRef,
-    rootfs: meta.rootfs,
-    command: meta.command ?? spec.process.args,
-    config: meta.config,
-    cgroupsPath: spec.linux.cgroupsPath,
-    autoRemove: options.autoRemove,
-    detached: options.detached,
+    ...stateOf(spec, meta, options.autoRemove, options.detached),
     owner: processRef(),
   });
   if (claimed === undefined) cleanup.defer(() => removeState(meta.id));
@@ -364,7 +355,7 @@ async function launch(
       window: plan.window,
     },
     async (pid) => {
-      await Promise.all([fillProc(pid, proc, spec), attachment?.ready]);
+      await Promise.all([fillProc(pid, proc, spec, options.oci === true), attachment?.ready]);
       if (spec.process.oomScoreAdj !== undefined) setOomScoreAdj(pid, spec.process.oomScoreAdj);
     },
   );
@@ -399,6 +390,22 @@ async function launch(
   };
 }
 
+/** What a new container's state records of its spec and meta (createState's fields). */
+function stateOf(spec: ContainerSpec, meta: ContainerMeta, autoRemove: boolean, detached: boolean) {
+  return {
+    id: meta.id,
+    name: meta.name,
+    image: meta.image,
+    imageRef: meta.imageRef,
+    rootfs: meta.rootfs,
+    command: meta.command ?? spec.process.args,
+    config: meta.config,
+    cgroupsPath: spec.linux.cgroupsPath,
+    autoRemove,
+    detached,
+  };
+}
+
 /**
  * `create`: a container's state and spec, nothing started. Docker's default seccomp profile is
  * resolved now (a start of it later reads its config.json as is). It has no owner: `start`
@@ -417,18 +424,7 @@ export async function createContainer(
     const seccomp = p.resolveSeccomp(p.defaultSeccompProfile(), { capabilities });
     spec = { ...spec, linux: { ...spec.linux, seccomp } };
   }
-  const state = createState({
-    id: meta.id,
-    name: meta.name,
-    image: meta.image,
-    imageRef: meta.imageRef,
-    rootfs: meta.rootfs,
-    command: meta.command ?? spec.process.args,
-    config: meta.config,
-    cgroupsPath: spec.linux.cgroupsPath,
-    autoRemove: options.autoRemove,
-    detached: true,
-  });
+  const state = createState(stateOf(spec, meta, options.autoRemove, true));
   try {
     Deno.writeTextFileSync(
       `${stateDir(meta.id)}/config.json`,

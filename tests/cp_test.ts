@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { type Result, TestEnv } from "./helpers.ts";
 import { copiedSize, splitCopyArg } from "../cmd/cp.ts";
+import { HAVE_PODMAN, podmanIn, resetPodman } from "./helpers/podman.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -507,56 +508,19 @@ Deno.test(
   },
 );
 
-/** Podman, in a root and run root of its own (created containers only: this host's cgroups). */
-function podman(dir: string) {
-  return async (args: string[], stdin?: Uint8Array) => {
-    const child = new Deno.Command("podman", {
-      args: [
-        "--root",
-        `${dir}/root`,
-        "--runroot",
-        `${dir}/run`,
-        "--cgroup-manager",
-        "cgroupfs",
-        "--events-backend",
-        "none",
-        "--network-backend",
-        "netavark",
-        "--storage-driver",
-        "vfs",
-        ...args,
-      ],
-      stdin: stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    if (stdin !== undefined) {
-      const w = child.stdin.getWriter();
-      await w.write(stdin);
-      await w.close();
-    }
-    const out = await child.output();
-    assert.equal(out.code, 0, `podman ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-    return out.stdout;
-  };
-}
-
-const havePodman = (() => {
-  try {
-    return Deno.statSync("/usr/bin/podman").isFile;
-  } catch {
-    return false;
-  }
-})();
-
 Deno.test({
   name: "Podman as a peer: it imports what export writes, and cp - unpacks what it exports",
-  ignore: !havePodman,
+  ignore: !HAVE_PODMAN,
   ...opts,
   async fn() {
     await using t = await TestEnv.create();
     const dir = await Deno.makeTempDir({ prefix: "mini-docker-podman-" });
-    const pod = podman(dir);
+    const podman = podmanIn(dir);
+    const pod = async (args: string[], stdin?: Uint8Array) => {
+      const out = await podman(args, stdin);
+      assert.equal(out.code, 0, `podman ${args.join(" ")}: ${out.stderr}`);
+      return out.bytes;
+    };
     try {
       ok(
         await t.run([
@@ -595,21 +559,7 @@ Deno.test({
       assert.equal(Deno.readTextFileSync(`${dir}/added`), "peer\n");
     } finally {
       await removeAll(t, "src", "kept");
-      await new Deno.Command("podman", {
-        args: [
-          "--root",
-          `${dir}/root`,
-          "--runroot",
-          `${dir}/run`,
-          "--storage-driver",
-          "vfs",
-          "rm",
-          "-af",
-        ],
-        stdout: "null",
-        stderr: "null",
-      }).output();
-      Deno.removeSync(dir, { recursive: true });
+      await resetPodman(dir);
     }
   },
 });

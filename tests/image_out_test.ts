@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { type Result, TestEnv } from "./helpers.ts";
 import { busyboxRootfs, TestRegistry, TokenServer } from "./helpers/image_registry.ts";
 import { gzip, makeTar } from "./helpers/image_tar.ts";
+import { podmanIn, resetPodman } from "./helpers/podman.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -395,22 +396,10 @@ Deno.test(
   },
 );
 
-/** Podman in a root of its own (vfs: it touches nothing of the host's storage). */
+/** Podman in a root of its own (helpers/podman.ts), called as `pod("load", ...)`. */
 function podman(dir: string) {
-  return (...args: string[]) =>
-    sh("podman", [
-      "--root",
-      `${dir}/root`,
-      "--runroot",
-      `${dir}/run`,
-      "--storage-driver",
-      "vfs",
-      "--events-backend",
-      "none",
-      "--cgroup-manager",
-      "cgroupfs",
-      ...args,
-    ]);
+  const run = podmanIn(dir);
+  return (...args: string[]): Promise<Result> => run(args);
 }
 
 Deno.test(
@@ -454,18 +443,7 @@ Deno.test(
         ),
       );
     } finally {
-      await sh("podman", [
-        "--root",
-        `${pdir}/root`,
-        "--runroot",
-        `${pdir}/run`,
-        "--storage-driver",
-        "vfs",
-        "system",
-        "reset",
-        "-f",
-      ]);
-      await Deno.remove(pdir, { recursive: true });
+      await resetPodman(pdir);
     }
     ok(await t.run(["rmi", "app:1"]));
     // Podman's docker-archive, and its OCI archive compressed with zstd.

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { type Result, TestEnv, waitFor } from "./helpers.ts";
 import { busyboxRootfs, TestRegistry } from "./helpers/image_registry.ts";
 import { makeTar } from "./helpers/image_tar.ts";
+import { HAVE_PODMAN, podmanIn } from "./helpers/podman.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -288,44 +289,9 @@ Deno.test("images: filters, formats, --no-trunc", opts, async () => {
   );
 });
 
-/** Podman, in a root and run root of its own, if it is installed. */
-function podman(dir: string) {
-  return async (...args: string[]): Promise<Result> => {
-    const out = await new Deno.Command("podman", {
-      args: [
-        "--root",
-        `${dir}/root`,
-        "--runroot",
-        `${dir}/run`,
-        "--cgroup-manager",
-        "cgroupfs",
-        "--events-backend",
-        "none",
-        "--network-backend",
-        "netavark",
-        "--storage-driver",
-        "vfs",
-        ...args,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const dec = new TextDecoder();
-    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-  };
-}
-
-const havePodman = (() => {
-  try {
-    return Deno.statSync("/usr/bin/podman").isFile;
-  } catch {
-    return false;
-  }
-})();
-
 Deno.test({
   name: "shapes as Podman's: the ps columns, inspect's State and Config, its times",
-  ignore: !havePodman,
+  ignore: !HAVE_PODMAN,
   ...opts,
   async fn() {
     await using registry = await TestRegistry.start();
@@ -336,7 +302,8 @@ Deno.test({
     });
     const ref = `${registry.host}/bb:v1`;
     const dir = await Deno.makeTempDir({ prefix: "mini-docker-podman-" });
-    const pod = podman(dir);
+    const podman = podmanIn(dir);
+    const pod = (...args: string[]) => podman(args);
     try {
       ok(await pod("pull", "--tls-verify=false", ref));
       // Created, not started: Podman cannot start containers on a hybrid cgroup host (crun

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { type Result, TestEnv, waitFor } from "./helpers.ts";
 import { busyboxRootfs, TestRegistry } from "./helpers/image_registry.ts";
 import { makeTar } from "./helpers/image_tar.ts";
+import { HAVE_PODMAN, podmanIn } from "./helpers/podman.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -681,38 +682,15 @@ Deno.test("bad input: one line, Docker's code, nothing made", opts, async () => 
   ok(await t.run(["rm", "taken"]));
 });
 
-const havePodman = (() => {
-  try {
-    return Deno.statSync("/usr/bin/podman").isFile;
-  } catch {
-    return false;
-  }
-})();
-
 Deno.test({
   name: "volume inspect as Podman's: its fields, the same layout, the same code for an unknown one",
-  ignore: !havePodman,
+  ignore: !HAVE_PODMAN,
   ...opts,
   async fn() {
     await using t = await TestEnv.create();
     const dir = await Deno.makeTempDir({ prefix: "mini-docker-podman-" });
-    const pod = async (...args: string[]): Promise<Result> => {
-      const out = await new Deno.Command("podman", {
-        args: [
-          "--root",
-          `${dir}/root`,
-          "--runroot",
-          `${dir}/run`,
-          "--storage-driver",
-          "vfs",
-          ...args,
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const dec = new TextDecoder();
-      return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-    };
+    const podman = podmanIn(dir);
+    const pod = (...args: string[]) => podman(args);
     try {
       ok(await pod("volume", "create", "-l", "a=b", "same"));
       ok(await t.run(["volume", "create", "-l", "a=b", "same"]));
