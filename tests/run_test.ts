@@ -634,7 +634,7 @@ Deno.test("the command is in its cgroup from its first instruction", opts, async
 });
 
 Deno.test(
-  "--cgroupns private: its cgroup is its /, born there, under small pids and memory limits",
+  "--cgroupns private: its cgroup is its / from its first instruction, under small pids and memory limits",
   opts,
   async () => {
     await using t = await TestEnv.create();
