@@ -17,7 +17,9 @@
  *    opener's credentials and cgroup namespace: Linux 5.16 and later), writes "0" to the
  *    container's `cgroup.procs`, which moves the whole process; unshares the cgroup namespace
  *    (rooted there now); and writes "0" to this process's own `cgroup.procs`: out again, before
- *    anything else (recipe.ts `spawnContainer`). The window is those three calls;
+ *    anything else (recipe.ts `spawnContainer`). The window is those three calls (on kernels
+ *    before 5.16 the last is refused, being checked against the writer's new namespace: the
+ *    parent's `ensureOut` then moves it out once the first process is at its gate);
  * 3. the thread spawns the first process as for any v2 container: born in mini-docker's cgroup
  *    but in the new namespace, it waits at its gate; the parent writes the limits, then moves it
  *    into the cgroup (its namespace's root: `/proc/self/cgroup` reads "0::/"), and lets it go.

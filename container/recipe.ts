@@ -245,10 +245,14 @@ export function spawnContainer(k: Kernel, prepared: Prepared, config: SpawnConfi
     }
     if (cgroup?.wholeProcess) {
       // v2: out again before anything else; the namespace keeps its root.
-      step("Cannot leave the container's cgroup", () => {
+      try {
         for (const fd of cgroup.leave) k.write(fd, "0");
-      });
-      out = true;
+        out = true;
+      } catch {
+        // Kernels before 5.16 check the move against the writer's cgroup namespace (the new
+        // one now), not the opener's: the parent moves this process out once the first process
+        // is at its gate (cgroupns.ts ensureOut), the cgroup still without limits.
+      }
       trace("recipe: out of the cgroup, the cgroup namespace made");
     }
     return spawnFirst(k, prepared, config);
