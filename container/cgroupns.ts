@@ -50,7 +50,9 @@ export async function quiet(): Promise<void> {
  * closes the mark.
  */
 export async function exclusive(): Promise<() => void> {
-  await quiet();
+  // Checked and taken in one step (no await between): two starts that wait for the same window
+  // to close must not both take the next one.
+  while (open !== undefined) await open;
   let done!: () => void;
   open = new Promise((resolve) => done = resolve);
   return () => {
