@@ -3,6 +3,7 @@ import { Command } from "@commander-js/extra-typings";
 import { EXIT_FAILURE, UserError } from "../base/errors.ts";
 import { findContainer } from "../container/state.ts";
 import { copyFromContainer, copyToContainer } from "../container/copy.ts";
+import { formatSize } from "../images/progress.ts";
 
 /**
  * Docker's split of a cp argument: `CONTAINER:PATH`, unless the argument is an absolute path or
@@ -17,14 +18,7 @@ export function splitCopyArg(arg: string): { container?: string; path: string } 
 
 /** Docker's size for "Successfully copied": decimal units, three significant digits. */
 export function copiedSize(bytes: number): string {
-  const units = ["B", "kB", "MB", "GB", "TB", "PB"];
-  let n = bytes;
-  let i = 0;
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${Number(n.toPrecision(3))}${units[i]}`;
+  return formatSize(bytes);
 }
 
 export function cpCommand() {

@@ -13,6 +13,7 @@ import { Template, TemplateParseError } from "./template.ts";
 import { supervisorDir } from "../container/supervisor.ts";
 import { findInit } from "./run_action.ts";
 import { Netavark } from "../network/netavark.ts";
+import { formatBytes } from "./units.ts";
 
 /** Prints `data` by `--format` (a template, or json), or returns false to print the default. */
 function formatted(data: unknown, format: string | undefined): boolean {
@@ -244,23 +245,11 @@ export function infoCommand() {
           ` OSType: ${data.OSType}`,
           ` Architecture: ${data.Architecture}`,
           ` CPUs: ${data.NCPU}`,
-          ` Total Memory: ${formatBinary(memTotal)}`,
+          ` Total Memory: ${formatBytes(memTotal)}`,
           ` Name: ${data.Name}`,
           ` Root Dir: ${data.DockerRootDir}`,
           ` Run Root: ${data.RunRoot}`,
         ].join("\n"),
       );
     });
-}
-
-/** Docker's info sizes: binary units, "3.8GiB". */
-function formatBinary(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let i = 0;
-  while (value >= 1024 && i < units.length - 1) {
-    value /= 1024;
-    i++;
-  }
-  return `${Number(value.toFixed(2))}${units[i]}`;
 }

@@ -10,7 +10,7 @@
 import { type ContainerSpec, type Process } from "../../base/spec.ts";
 import { UserError } from "../../base/errors.ts";
 import * as libc from "../../base/libc.ts";
-import { absolutePath } from "../../base/paths.ts";
+import { absolutePath, exists, runRoot } from "../../base/paths.ts";
 import { signalNumber } from "../../base/signals.ts";
 import { timestamp } from "../../base/time.ts";
 import { cgroupAt } from "../../cgroups/manager.ts";
@@ -30,7 +30,6 @@ import { startContainer } from "../../container/start.ts";
 import { ContainerThread } from "../../container/threads.ts";
 import { releaseHeld } from "../../container/gate.ts";
 import { releaseProc, removeProcDir } from "../../container/proc.ts";
-import { runRoot } from "../../base/paths.ts";
 import type { ProcPeer } from "../../container/mounts.ts";
 import { forwardSignals } from "../../container/forward.ts";
 import { openRelay } from "../../container/tty.ts";
@@ -357,15 +356,6 @@ function refuseCreateFlags(p: Parsed, run: boolean): void {
   }
   if (flag(p, "keep")) {
     throw new UserError("--keep is not supported: a foreground run deletes its container", 1);
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 
