@@ -126,6 +126,35 @@ export interface Namespace {
   path?: string;
 }
 
+/** OCI `linux.uidMappings[]` / `gidMappings[]`: `size` ids from `containerID` are `hostID` on. */
+export interface IdMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
+}
+
+/**
+ * The host's id for a container's `id` under `mappings` (a container without a user namespace:
+ * the id itself; an id the mappings leave out: undefined, as the kernel's "overflow" id).
+ */
+export function hostId(mappings: readonly IdMapping[] | undefined, id: number): number | undefined {
+  if (mappings === undefined) return id;
+  const m = mappings.find((m) => id >= m.containerID && id - m.containerID < m.size);
+  return m === undefined ? undefined : m.hostID + (id - m.containerID);
+}
+
+/** Why user `uid`:`gid` cannot be the process's in the spec's user namespace, or undefined. */
+export function unmappedUser(spec: ContainerSpec, uid: number, gid: number): string | undefined {
+  const { uidMappings, gidMappings } = spec.linux;
+  if (uidMappings === undefined) return undefined;
+  for (const [kind, id, maps] of [["uid", uid, uidMappings], ["gid", gid, gidMappings]] as const) {
+    if (hostId(maps ?? [], id) === undefined) {
+      return `User ${uid}:${gid}: ${kind} ${id} has no id on the host in the container's user namespace (linux.${kind}Mappings)`;
+    }
+  }
+  return undefined;
+}
+
 /** OCI `linux.devices[]`: device nodes created in the container's /dev. */
 export interface Device {
   path: string;
@@ -239,6 +268,12 @@ export interface ContainerSpec {
      * slave of the host's mounts, as the root always starts.
      */
     rootfsPropagation?: string;
+    /**
+     * OCI `linux.uidMappings` and `gidMappings`, with a new user namespace (OCI bundles): the
+     * container's ids as the host sees them.
+     */
+    uidMappings?: IdMapping[];
+    gidMappings?: IdMapping[];
   };
   /** Free-form metadata, as OCI annotations ("org.mini-docker.name" etc.). */
   annotations: Record<string, string>;
@@ -494,10 +529,29 @@ export function validateSpec(spec: ContainerSpec, options: { oci?: boolean } = {
   const r = spec.linux.resources;
   const swap = swapProblem(r.memory);
   if (swap !== undefined) fail(swap);
-  for (const ns of spec.linux.namespaces) {
-    if (ns.type === "user") {
-      fail('The "user" namespace is not supported yet: remove it from the spec');
-    }
+  const user = spec.linux.namespaces.find((ns) => ns.type === "user");
+  const mapped = spec.linux.uidMappings !== undefined || spec.linux.gidMappings !== undefined;
+  if (user?.path !== undefined) {
+    fail(
+      `Joining the user namespace "${user.path}" is not supported: a container's user namespace is its own (remove its path)`,
+    );
+  }
+  if (user !== undefined && !(spec.linux.uidMappings?.length && spec.linux.gidMappings?.length)) {
+    fail(
+      "A new user namespace needs linux.uidMappings and linux.gidMappings (its ids on the host)",
+    );
+  }
+  if (user === undefined && mapped) {
+    fail('linux.uidMappings and gidMappings need a new "user" namespace (linux.namespaces)');
+  }
+  if (user !== undefined) {
+    const { uid, gid } = spec.process.user;
+    const problem = unmappedUser(spec, uid, gid);
+    if (problem !== undefined) fail(problem);
+  }
+  if (user !== undefined && Deno.build.arch !== "x86_64") {
+    // base/clone.ts: the machine code that starts a process in a new user namespace.
+    fail(`A new user namespace is supported on x86-64 only so far, not ${Deno.build.arch}`);
   }
   for (const l of spec.process.rlimits ?? []) {
     if (!/^RLIMIT_[A-Z]+$/.test(l.type)) fail(`Invalid rlimit type "${l.type}"`);

@@ -7,6 +7,35 @@
  */
 import * as libc from "../base/libc.ts";
 import { installSeccomp } from "../security/seccomp_load.ts";
+import { cloneFirst } from "./first_process.ts";
+
+/** What the recipe's second phase does to the process it starts (before it, for posix_spawn). */
+export type ProcessKernel = Pick<
+  Kernel,
+  | "joinSessionKeyring"
+  | "prctl"
+  | "setgroups"
+  | "setresgid"
+  | "setresuid"
+  | "capget"
+  | "capset"
+  | "installSeccomp"
+  | "spawn"
+>;
+
+/**
+ * A first process born before the container (a user namespace of its own: first_process.ts),
+ * waiting for its second phase.
+ */
+export interface FirstChild {
+  pid: number;
+  /** A pidfd of it, to join its namespaces. */
+  pidfd: number;
+  /** Its second phase: calls recorded as its own steps, run by `spawn`. */
+  process(joinUser?: number): ProcessKernel;
+  /** Kills and reaps it (the container's start failed before `spawn`). */
+  abandon(): void;
+}
 
 export interface Kernel {
   unshare(flags: number): void;
@@ -52,6 +81,8 @@ export interface Kernel {
     env: readonly string[],
     options: libc.SpawnOptions,
   ): number;
+  /** clone3: a process in new namespaces (`flags`, a user namespace among them) that waits. */
+  cloneFirst(flags: number, cgroupFd?: number): FirstChild;
 }
 
 /** The real kernel, through base/libc.ts. */
@@ -84,4 +115,5 @@ export const linux: Kernel = {
   installSeccomp,
   openPty: libc.openPty,
   spawn: libc.spawn,
+  cloneFirst,
 };

@@ -3,7 +3,7 @@
  * root itself (overlayfs of layers, or a bind), the spec's mounts resolved inside the root, the
  * device nodes, pivot_root, and the paths Docker hides or makes read-only.
  */
-import type { ContainerSpec, Mount } from "../base/spec.ts";
+import { type ContainerSpec, hostId, type Mount } from "../base/spec.ts";
 import * as libc from "../base/libc.ts";
 import type { Kernel } from "./kernel.ts";
 
@@ -271,6 +271,35 @@ export const MOUNT_OPTION_WORDS: readonly string[] = [
   ...Object.keys(MOUNT_FLAGS),
   ...Object.keys(PROPAGATION),
 ].sort();
+
+/**
+ * A mount's `uid=` and `gid=` options (tmpfs, devpts' `gid=5`) as the host's ids: the kernel
+ * reads them in the mounter's user namespace, the host's, while the spec means the container's.
+ */
+export function hostIdOptions(m: Mount, spec: ContainerSpec): Mount {
+  if (spec.linux.uidMappings === undefined) return m;
+  // A tmpfs's root belongs to its mounter, the host's root, which the container does not have:
+  // to the container's root instead (as when the container's root mounts it: runc).
+  const owner = m.type === "tmpfs"
+    ? (["uid", "gid"] as const).filter((o) =>
+      !m.options.some((x) => x.startsWith(`${o}=`)) &&
+      hostId(o === "uid" ? spec.linux.uidMappings : spec.linux.gidMappings, 0) !== undefined
+    ).map((o) => `${o}=0`)
+    : [];
+  const options = [...m.options, ...owner].map((o) => {
+    const match = /^(uid|gid)=(\d+)$/.exec(o);
+    if (match === null) return o;
+    const maps = match[1] === "uid" ? spec.linux.uidMappings : spec.linux.gidMappings;
+    const id = hostId(maps, Number(match[2]));
+    if (id === undefined) {
+      throw new Error(
+        `option ${o}: ${match[1]} ${match[2]} has no id on the host (linux.${match[1]}Mappings)`,
+      );
+    }
+    return `${match[1]}=${id}`;
+  });
+  return { ...m, options };
+}
 
 /** One entry of spec.mounts, under the container's root (before pivot_root). */
 export function mountInto(
@@ -619,7 +648,12 @@ export function createDevices(k: Kernel, spec: ContainerSpec): void {
       Deno.removeSync(path);
       k.mknod(path, kind | d.fileMode, libc.makedev(d.major, d.minor));
     }
-    Deno.chownSync(path, d.uid, d.gid);
+    // The container's ids, as the host's (a user namespace's maps).
+    Deno.chownSync(
+      path,
+      hostId(spec.linux.uidMappings, d.uid) ?? d.uid,
+      hostId(spec.linux.gidMappings, d.gid) ?? d.gid,
+    );
   }
   const links: [string, string][] = [
     ["/proc/self/fd", "fd"],

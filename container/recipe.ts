@@ -14,15 +14,22 @@
  * cgroup (v2), mounts its /proc (proc.ts), sets its resource limits, and only then lets it run
  * its first instruction.
  */
-import type { ContainerSpec, LinuxSeccomp, NamespaceType } from "../base/spec.ts";
+import {
+  type ContainerSpec,
+  hostId,
+  type LinuxSeccomp,
+  type NamespaceType,
+  unmappedUser,
+} from "../base/spec.ts";
 import * as libc from "../base/libc.ts";
 import { EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND } from "../base/errors.ts";
-import type { Kernel } from "./kernel.ts";
+import type { FirstChild, Kernel, ProcessKernel } from "./kernel.ts";
 import { trace } from "../base/trace.ts";
 import { resolveUser } from "../images/passwd.ts";
 import {
   assembleRoot,
   createDevices,
+  hostIdOptions,
   INIT_PATH,
   makeReadonly,
   mask,
@@ -96,6 +103,11 @@ export interface SpawnConfig {
     leave: number[];
     pidsMax?: { fd: number; limit: number };
     wholeProcess?: boolean;
+    /**
+     * cgroup v2, a container with a user namespace: the cgroup's directory, where its first
+     * process is born (clone3 CLONE_INTO_CGROUP; first_process.ts).
+     */
+    into?: number;
   };
   /** The gate's directory (an O_PATH descriptor; see gate.ts). */
   gateDir: number;
@@ -156,6 +168,10 @@ export interface Prepared {
   ttySlave?: string;
   /** A new cgroup namespace, made once this thread has joined the container's cgroup. */
   newCgroupNamespace?: boolean;
+  /** A user namespace of its own: the first process, born already (first_process.ts). */
+  first?: FirstChild;
+  /** `exec` in a container with a user namespace: a descriptor of that namespace. */
+  joinUser?: number;
 }
 
 /**
@@ -166,17 +182,41 @@ export function prepareContainer(
   k: Kernel,
   config: ThreadConfig,
   report: (message: ThreadMessage) => void,
+  cgroupFd?: number,
+): Prepared {
+  let first: FirstChild | undefined;
+  let joinUser: number | undefined;
+  try {
+    return { ...prepare(k, config, report, cgroupFd, (c) => first = c, (fd) => joinUser = fd) };
+  } catch (err) {
+    first?.abandon();
+    if (joinUser !== undefined) k.close(joinUser);
+    throw err;
+  }
+}
+
+function prepare(
+  k: Kernel,
+  config: ThreadConfig,
+  report: (message: ThreadMessage) => void,
+  cgroupFd: number | undefined,
+  born: (first: FirstChild) => void,
+  joined: (userFd: number) => void,
 ): Prepared {
   const { spec } = config;
   // A root, working directory and umask of this thread's own: pivot_root, chdir and setns into
   // a mount namespace below change only this thread.
   step("Cannot unshare the filesystem context", () => k.unshare(CLONE_FS));
+  let first: FirstChild | undefined;
+  let joinUser: number | undefined;
   if (config.mode === "join") {
-    joinNamespaces(k, spec, config.joinPid!);
+    joinUser = joinNamespaces(k, spec, config.joinPid!);
+    if (joinUser !== undefined) joined(joinUser);
     // The process's own umask (OCI `process.user.umask`), else 0022 as a first process gets.
     k.umask(spec.process.user.umask ?? 0o022);
   } else {
-    createNamespaces(k, spec);
+    first = createNamespaces(k, spec, cgroupFd);
+    if (first !== undefined) born(first);
     setSysctls(spec.linux.sysctl ?? {});
     prepareRoot(k, config);
   }
@@ -191,6 +231,9 @@ export function prepareContainer(
     home = its ?? "/";
     process = { ...process, user };
   }
+  // A user namespace maps only some ids: the user must be one of them.
+  const unmapped = unmappedUser(spec, process.user.uid, process.user.gid);
+  if (unmapped !== undefined) throw new StepError(unmapped);
   // HOME, as runc sets it, unless the image or the flags did: the home of the process's user in
   // the container's own /etc/passwd (read from inside, after pivot_root), "/" without an entry.
   if (!process.env.some((e) => e.startsWith("HOME="))) {
@@ -214,10 +257,56 @@ export function prepareContainer(
     const tty = step("Cannot create the terminal", () => k.openPty());
     report({ type: "tty", master: tty.master });
     ttySlave = tty.slave;
+    if (spec.linux.uidMappings !== undefined) {
+      // Opened by this thread, the host's root, it is the host root's, which the process cannot
+      // open in its user namespace: its user's (on the host) instead.
+      const uid = hostId(spec.linux.uidMappings, process.user.uid)!;
+      step(
+        "Cannot give the terminal to the container's user",
+        () => Deno.chownSync(ttySlave!, uid, null),
+      );
+    }
   }
-  const newCgroupNamespace = config.mode === "create" &&
+  // With a user namespace the first process was born in the cgroup namespace already.
+  const newCgroupNamespace = config.mode === "create" && first === undefined &&
     spec.linux.namespaces.some((ns) => ns.type === "cgroup" && ns.path === undefined);
-  return { process, path, ttySlave, ...(newCgroupNamespace && { newCgroupNamespace }) };
+  return {
+    process,
+    path,
+    ttySlave,
+    ...(newCgroupNamespace && { newCgroupNamespace }),
+    ...(first !== undefined && { first }),
+    ...(joinUser !== undefined && { joinUser }),
+  };
+}
+
+/**
+ * Both phases at once, for a container with a user namespace of its own (first_process.ts):
+ * its first process is born first, in its cgroup (v1: this thread's, joined for the clone; v2:
+ * CLONE_INTO_CGROUP), so the thread needs the SpawnConfig before it makes the container.
+ */
+export function startWithUserNamespace(
+  k: Kernel,
+  config: ThreadConfig,
+  spawn: SpawnConfig,
+  report: (message: ThreadMessage) => void,
+): number {
+  const cgroup = spawn.cgroup;
+  let prepared: Prepared;
+  try {
+    for (const fd of cgroup?.join ?? []) {
+      step("Cannot join the container's cgroup", () => k.write(fd, "0"));
+    }
+    prepared = prepareContainer(k, config, report, cgroup?.into);
+  } finally {
+    if (cgroup !== undefined) leaveCgroup(k, cgroup);
+  }
+  const first = prepared.first!;
+  try {
+    return spawnFirst(first.process(), prepared, spawn);
+  } finally {
+    first.abandon();
+  }
 }
 
 /**
@@ -255,6 +344,16 @@ export function spawnContainer(k: Kernel, prepared: Prepared, config: SpawnConfi
       }
       trace("recipe: out of the cgroup, the cgroup namespace made");
     }
+    if (prepared.joinUser !== undefined) {
+      // `exec` in a container with a user namespace: a process that enters it by itself.
+      const first = step("Cannot start the process", () => k.cloneFirst(0));
+      try {
+        return spawnFirst(first.process(prepared.joinUser), prepared, config);
+      } finally {
+        first.abandon();
+        k.close(prepared.joinUser);
+      }
+    }
     return spawnFirst(k, prepared, config);
   } finally {
     // cgroup v1: the pids limit back to the container's own, then out (the first process stays).
@@ -262,7 +361,7 @@ export function spawnContainer(k: Kernel, prepared: Prepared, config: SpawnConfi
   }
 }
 
-function spawnFirst(k: Kernel, prepared: Prepared, config: SpawnConfig): number {
+function spawnFirst(k: ProcessKernel, prepared: Prepared, config: SpawnConfig): number {
   const { process, path } = prepared;
   // A session keyring of its own: the host's root keyring is not the container's.
   step("Cannot create a session keyring", () => k.joinSessionKeyring());
@@ -336,15 +435,25 @@ function leaveCgroup(k: Kernel, cgroup: NonNullable<SpawnConfig["cgroup"]>): voi
   }
 }
 
-/** New namespaces for this thread (the PID namespace: for its children), or those named by path. */
-function createNamespaces(k: Kernel, spec: ContainerSpec): void {
+/**
+ * New namespaces for this thread (the PID namespace: for its children), or those named by path.
+ * With a new user namespace, the new ones are the first process's, born in them, which this
+ * thread joins (all but the user and PID ones): returned.
+ */
+function createNamespaces(
+  k: Kernel,
+  spec: ContainerSpec,
+  cgroupFd: number | undefined,
+): FirstChild | undefined {
+  const user = spec.linux.namespaces.some((n) => n.type === "user");
   let flags = 0;
   for (const [type, flag] of NAMESPACES) {
     const ns = spec.linux.namespaces.find((n) => n.type === type);
     if (ns === undefined) continue;
     // A new cgroup namespace is rooted at the cgroup of its creator: it is made by
-    // spawnContainer, once this thread is in the container's cgroup.
-    if (ns.path === undefined && type === "cgroup") continue;
+    // spawnContainer, once this thread is in the container's cgroup (with a user namespace: by
+    // the clone below, the cgroup joined already).
+    if (ns.path === undefined && type === "cgroup" && !user) continue;
     if (ns.path === undefined) {
       flags |= flag;
       continue;
@@ -356,7 +465,45 @@ function createNamespaces(k: Kernel, spec: ContainerSpec): void {
       k.close(fd);
     }
   }
-  step("Cannot create namespaces", () => k.unshare(flags));
+  if (!user) {
+    step("Cannot create namespaces", () => k.unshare(flags));
+    return undefined;
+  }
+  // The child's working directory is this thread's: "/", which pivot_root moves to the new root
+  // (a directory of the host's would stay open in it).
+  k.chdir("/");
+  const first = step(
+    "Cannot create the user namespace",
+    () => k.cloneFirst(flags | libc.CLONE_NEWUSER, cgroupFd),
+  );
+  try {
+    // Its ids on the host: before it runs anything as a user of its own.
+    for (
+      const [file, list] of [["uid_map", spec.linux.uidMappings], [
+        "gid_map",
+        spec.linux.gidMappings,
+      ]] as const
+    ) {
+      const text = (list ?? []).map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join("");
+      step(`Cannot write the user namespace's ${file}`, () => {
+        const fd = k.open(`/proc/${first.pid}/${file}`, libc.O_WRONLY);
+        try {
+          k.write(fd, text);
+        } finally {
+          k.close(fd);
+        }
+      });
+    }
+    const join = flags &
+      (libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWNET);
+    if (join !== 0) {
+      step("Cannot join the container's namespaces", () => k.setns(first.pidfd, join));
+    }
+  } catch (err) {
+    first.abandon();
+    throw err;
+  }
+  return first;
 }
 
 /**
@@ -372,10 +519,16 @@ function setSysctls(sysctl: Record<string, string>): void {
   }
 }
 
-/** Enters the namespaces of a running container's process (`exec`). */
-function joinNamespaces(k: Kernel, spec: ContainerSpec, pid: number): void {
+/**
+ * Enters the namespaces of a running container's process (`exec`). Its user namespace, which a
+ * thread cannot enter, is returned open: the new process enters it (spawnContainer).
+ */
+function joinNamespaces(k: Kernel, spec: ContainerSpec, pid: number): number | undefined {
   // Every namespace is opened first: once in the container's mount namespace, /proc is its own.
   const fds: [number, number, string][] = [];
+  const user = spec.linux.namespaces.some((n) => n.type === "user")
+    ? step(`Cannot open /proc/${pid}/ns/user`, () => k.open(`/proc/${pid}/ns/user`, libc.O_RDONLY))
+    : undefined;
   try {
     for (const [type, flag, name] of NAMESPACES) {
       if (!spec.linux.namespaces.some((n) => n.type === type)) continue;
@@ -385,9 +538,13 @@ function joinNamespaces(k: Kernel, spec: ContainerSpec, pid: number): void {
     for (const [fd, flag, type] of fds) {
       step(`Cannot enter the container's ${type} namespace`, () => k.setns(fd, flag));
     }
+  } catch (err) {
+    if (user !== undefined) k.close(user);
+    throw err;
   } finally {
     for (const [fd] of fds) k.close(fd);
   }
+  return user;
 }
 
 /** The container's file system, from the host's view to its own root. */
@@ -422,7 +579,7 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
           mountInto(
             k,
             rootFd,
-            m,
+            hostIdOptions(m, spec),
             config.proc,
             users.has(m.destination) ? keep : undefined,
             config.cgroupDirs,

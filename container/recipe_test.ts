@@ -12,6 +12,7 @@ import {
   spawnActions,
   type SpawnConfig,
   spawnContainer,
+  startWithUserNamespace,
   StepError,
   type ThreadConfig,
 } from "./recipe.ts";
@@ -80,6 +81,37 @@ function recordingKernel(calls: Call[], fail?: string): Kernel {
     installSeccomp: (program, flags) => record("installSeccomp", program.length, flags),
     openPty: () => (record("openPty"), { master: 99, slave: "/dev/pts/0" }),
     spawn: (path, argv, _env, options) => (record("spawn", path, [...argv], options), 4242),
+    cloneFirst: (flags, cgroupFd) => {
+      record("cloneFirst", flags, cgroupFd);
+      // Its second phase is recorded as the child's ("child:" calls).
+      const child = (name: string) => (...args: unknown[]) => record(`child:${name}`, ...args);
+      return {
+        pid: 4343,
+        pidfd: 55,
+        process: (joinUser) => (record("child:process", joinUser), {
+          joinSessionKeyring: child("joinSessionKeyring"),
+          prctl: (option, arg2, arg3) => {
+            record("child:prctl", option, arg2, arg3 ?? 0);
+            if (option === libc.PR_CAPBSET_DROP && Number(arg2) > 40) {
+              throw new libc.SyscallError("prctl", libc.EINVAL);
+            }
+          },
+          setgroups: (gids) => record("child:setgroups", [...gids]),
+          setresgid: child("setresgid"),
+          setresuid: child("setresuid"),
+          capget: () => ({ effective: 0n, permitted: 0xffn, inheritable: 0n }),
+          capset: child("capset"),
+          installSeccomp: (program, flags) => record("child:installSeccomp", program.length, flags),
+          spawn: (
+            path,
+            argv,
+            _env,
+            options,
+          ) => (record("child:spawn", path, [...argv], options), 4343),
+        }),
+        abandon: () => record("abandon"),
+      };
+    },
   };
 }
 
@@ -331,6 +363,109 @@ Deno.test("recipe: a namespace given by path is joined, not created", () => {
     assert.ok((unshared & libc.CLONE_NEWPID) !== 0);
     // The loopback of a namespace the container joins is not its to bring up.
     assert.ok(!calls.some((c) => c[0] === "interfaceUp"));
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("recipe: a user namespace: the first process is born first, the thread makes its root, the process its credentials", () => {
+  const root = Deno.makeTempDirSync({ prefix: "mini-docker-recipe-" });
+  try {
+    const calls: Call[] = [];
+    const config = testConfig(root);
+    config.spec.linux.namespaces.push({ type: "user" }, { type: "cgroup" });
+    config.spec.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    config.spec.linux.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+    const pid = startWithUserNamespace(recordingKernel(calls), config, SPAWN, () => {});
+    assert.equal(pid, 4343);
+    const names = calls.map((c) => c[0]);
+    const at = (name: string) => names.indexOf(name);
+    // v1: the thread joins the cgroup before the clone, so the process is born there (and its
+    // cgroup namespace rooted there), and leaves right after.
+    assert.ok(at("write") < at("cloneFirst"));
+    const clone = calls[at("cloneFirst")]!;
+    const flags = clone[1] as number;
+    for (
+      const f of [libc.CLONE_NEWUSER, libc.CLONE_NEWPID, libc.CLONE_NEWNS, libc.CLONE_NEWCGROUP]
+    ) {
+      assert.ok((flags & f) !== 0, `clone flag ${f}`);
+    }
+    // The thread makes no namespace of its own, and its working directory is "/" at the clone.
+    assert.ok(!calls.some((c) => c[0] === "unshare" && c[1] !== 0x200));
+    assert.deepEqual(calls[at("cloneFirst") - 1], ["chdir", "/"]);
+    // The maps, then the thread joins the process's namespaces but its user and PID ones.
+    const maps = calls.filter((c) =>
+      c[0] === "write" && typeof c[2] === "string" && c[2].includes(" ")
+    );
+    assert.deepEqual(maps.map((c) => c[2]), ["0 100000 65536\n", "0 200000 65536\n"]);
+    const setns = calls.find((c) => c[0] === "setns")!;
+    assert.deepEqual(setns[1], 55);
+    assert.equal((setns[2] as number) & (libc.CLONE_NEWUSER | libc.CLONE_NEWPID), 0);
+    assert.ok(((setns[2] as number) & libc.CLONE_NEWNS) !== 0);
+    assert.ok(at("setns") < at("pivotRoot"));
+    // The thread itself changes no credential and spawns nothing: the process does, after the
+    // pivot, in the recipe's order; mknod'ed devices and devpts' gid are the host's ids.
+    for (const own of ["setresuid", "setresgid", "capset", "installSeccomp", "spawn", "prctl"]) {
+      assert.ok(!names.includes(own), own);
+    }
+    const child = names.filter((n) => n.startsWith("child:"));
+    assert.deepEqual(child.filter((n) => !n.endsWith("prctl")), [
+      "child:process",
+      "child:joinSessionKeyring",
+      "child:setgroups",
+      "child:setresgid",
+      "child:setresuid",
+      "child:capset", // the effective set raised from the permitted one, for seccomp
+      "child:installSeccomp",
+      "child:capset",
+      "child:spawn",
+    ]);
+    assert.ok(at("pivotRoot") < at("child:process"));
+    const devpts = calls.find((c) => c[0] === "mount" && c[3] === "devpts")!;
+    assert.match(devpts[5] as string, /gid=200005/);
+    assert.ok(!names.includes("abandon") || at("abandon") > at("child:spawn"));
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("recipe: a user namespace: a failed step of the thread kills the waiting process", () => {
+  const root = Deno.makeTempDirSync({ prefix: "mini-docker-recipe-" });
+  try {
+    const calls: Call[] = [];
+    const config = testConfig(root);
+    config.spec.linux.namespaces.push({ type: "user" });
+    config.spec.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    config.spec.linux.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    assert.throws(
+      () => startWithUserNamespace(recordingKernel(calls, "pivotRoot"), config, SPAWN, () => {}),
+      /Cannot pivot/,
+    );
+    const names = calls.map((c) => c[0]);
+    assert.ok(names.indexOf("abandon") > names.indexOf("pivotRoot"));
+    assert.ok(!names.some((n) => n.startsWith("child:")));
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("recipe: exec in a container with a user namespace: the new process enters it by itself", () => {
+  const root = Deno.makeTempDirSync({ prefix: "mini-docker-recipe-" });
+  try {
+    const calls: Call[] = [];
+    const config = testConfig(root, { mode: "join", joinPid: 77 });
+    config.spec.linux.namespaces.push({ type: "user" });
+    containerRecipe(recordingKernel(calls), config);
+    const names = calls.map((c) => c[0]);
+    const userFd = calls[names.indexOf("open")]!;
+    assert.deepEqual(userFd.slice(1), ["/proc/77/ns/user", libc.O_RDONLY]);
+    // The thread joins every other namespace (never the user one), then clones in them.
+    const setns = calls.filter((c) => c[0] === "setns").map((c) => c[2] as number);
+    assert.ok(setns.length > 0 && setns.every((t) => t !== libc.CLONE_NEWUSER));
+    assert.deepEqual(calls[names.indexOf("cloneFirst")], ["cloneFirst", 0, undefined]);
+    assert.deepEqual(calls[names.indexOf("child:process")], ["child:process", 100]);
+    assert.ok(names.indexOf("child:spawn") > names.indexOf("child:setresuid"));
+    assert.ok(!names.includes("spawn"));
   } finally {
     Deno.removeSync(root, { recursive: true });
   }

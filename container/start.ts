@@ -17,7 +17,7 @@
  * `moveIntoCgroup` (v2); /proc is proc.ts; limits are `setRlimits`.
  */
 import { trace, tracing } from "../base/trace.ts";
-import type { ContainerNetwork, ContainerSpec } from "../base/spec.ts";
+import { type ContainerNetwork, type ContainerSpec, hostId } from "../base/spec.ts";
 import { lazy } from "../base/lazy.ts";
 import * as libc from "../base/libc.ts";
 import { EXIT_ENGINE, EXIT_FAILURE, UserError } from "../base/errors.ts";
@@ -290,7 +290,10 @@ async function launch(
   const slot = driver.version === 1 && pidsLimit !== undefined && pidsLimit > 0;
   // v2 and a new cgroup namespace: mini-docker passes through the cgroup (cgroupns.ts), which
   // gets its limits once it is out again.
-  const window = driver.version === 2 &&
+  // (With a user namespace the first process is born in the cgroup and its namespace instead:
+  // recipe.ts startWithUserNamespace.)
+  const userns = spec.linux.namespaces.some((ns) => ns.type === "user");
+  const window = driver.version === 2 && !userns &&
     spec.linux.namespaces.some((ns) => ns.type === "cgroup" && ns.path === undefined);
   const makeCgroup = () => {
     const made = driver.create(
@@ -322,7 +325,13 @@ async function launch(
   using gate = Gate.create(options.holdAt);
   const watcher = options.dieWithParent ? startWatcher(gate.dir, cgroup) : undefined;
   cleanup.defer(() => watcher?.[Symbol.dispose]());
-  const plan = cgroupPlan(cgroup, spec.linux.cgroupsPath, slot ? pidsLimit : undefined, window);
+  const plan = cgroupPlan(
+    cgroup,
+    spec.linux.cgroupsPath,
+    slot ? pidsLimit : undefined,
+    window,
+    userns,
+  );
   // Held at its gate, the first process is still being spawned when this returns: the thread
   // leaves the cgroup (v1) through these files when its spawn returns, or with this process.
   using _plan = options.holdAt === undefined ? plan : undefined;
@@ -511,7 +520,7 @@ export async function runThread(
     if (window !== undefined) applyLimits(cgroup, spec);
     if (cgroup.threadFiles === undefined) await moveIntoCgroup(cgroup, pid);
     await atGate(pid);
-    setRlimits(pid, spec.process.rlimits ?? [], spec.process.user);
+    setRlimits(pid, spec.process.rlimits ?? [], hostUser(spec));
     trace("cgroup, /proc, limits");
     at.onSpawn?.(pid);
     if (at.hold) return { pid, status };
@@ -541,6 +550,15 @@ export async function runThread(
     throw err;
   }
   return { pid, status };
+}
+
+/** The process's user as the host sees it (its user namespace's maps). */
+function hostUser(spec: ContainerSpec): { uid: number; gid: number } {
+  const { uid, gid } = spec.process.user;
+  return {
+    uid: hostId(spec.linux.uidMappings, uid) ?? uid,
+    gid: hostId(spec.linux.gidMappings, gid) ?? gid,
+  };
 }
 
 /** The limits that a cgroup made with `deferLimits` gets once its first process is in. */
@@ -578,6 +596,7 @@ export function cgroupPlan(
   cgroupsPath: string,
   pidsLimit?: number,
   window = false,
+  bornInside = false,
 ): { files?: SpawnConfig["cgroup"]; window?: CgroupnsWindow } & Disposable {
   const fds: number[] = [];
   const open = (path: string) => {
@@ -596,6 +615,17 @@ export function cgroupPlan(
         window: new CgroupnsWindow(leave, own),
         [Symbol.dispose]: dispose,
       };
+    } catch (err) {
+      dispose();
+      throw new UserError(`Cannot open the container's cgroup: ${(err as Error).message}`);
+    }
+  }
+  if (cgroup.threadFiles === undefined && bornInside) {
+    // v2, a user namespace: the first process is born in the cgroup (clone3 CLONE_INTO_CGROUP).
+    try {
+      const into = libc.open(cgroup.paths[0]!, libc.O_RDONLY | libc.O_DIRECTORY | libc.O_CLOEXEC);
+      fds.push(into);
+      return { files: { join: [], leave: [], into }, [Symbol.dispose]: dispose };
     } catch (err) {
       dispose();
       throw new UserError(`Cannot open the container's cgroup: ${(err as Error).message}`);

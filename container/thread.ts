@@ -10,6 +10,7 @@ import {
   type Prepared,
   type SpawnConfig,
   spawnContainer,
+  startWithUserNamespace,
   StepError,
   type ThreadConfig,
   type ThreadMessage,
@@ -61,6 +62,7 @@ try {
 trace("thread: default filter made");
 let prepared: Prepared | undefined;
 let ownProgram: SeccompProgram | undefined;
+let userNamespace: ThreadConfig | undefined;
 scope.onmessage = (event) => {
   if (prepared === undefined) {
     // First message: become the container.
@@ -78,7 +80,14 @@ scope.onmessage = (event) => {
         seccomp = made.filter;
         ownProgram = made.program;
       }
-      prepared = prepareContainer(linux, config, (m) => scope.postMessage(m));
+      // A user namespace of its own: the first process is born first, in its cgroup, so both
+      // phases run once the SpawnConfig has come (recipe.ts startWithUserNamespace).
+      if (config.mode === "create" && config.spec.linux.namespaces.some((n) => n.type === "user")) {
+        userNamespace = config;
+        prepared = { process: config.spec.process, path: "" };
+      } else {
+        prepared = prepareContainer(linux, config, (m) => scope.postMessage(m));
+      }
       scope.postMessage({ type: "prepared", seccomp });
     } catch (err) {
       scope.postMessage(failed(err));
@@ -92,7 +101,10 @@ scope.onmessage = (event) => {
   try {
     const config = event.data as SpawnConfig;
     const spawn = { ...config, seccomp: config.seccomp ?? ownProgram };
-    outcome = { type: "spawned", pid: spawnContainer(linux, prepared, spawn) };
+    const pid = userNamespace !== undefined
+      ? startWithUserNamespace(linux, userNamespace, spawn, (m) => scope.postMessage(m))
+      : spawnContainer(linux, prepared, spawn);
+    outcome = { type: "spawned", pid };
   } catch (err) {
     outcome = failed(err);
   }

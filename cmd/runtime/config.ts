@@ -9,6 +9,7 @@ import {
   type ContainerSpec,
   defaultDevices,
   type Device,
+  type IdMapping,
   type LinuxDeviceCgroup,
   type LinuxResources,
   type LinuxSeccomp,
@@ -35,7 +36,15 @@ export class ConfigError extends UserError {
 type Json = any;
 
 /** The namespaces mini-docker creates or joins. */
-const NAMESPACES: readonly NamespaceType[] = ["pid", "network", "mount", "ipc", "uts", "cgroup"];
+const NAMESPACES: readonly NamespaceType[] = [
+  "pid",
+  "network",
+  "mount",
+  "ipc",
+  "uts",
+  "cgroup",
+  "user",
+];
 
 /** The device cgroup rules runc adds after a bundle's own (its AllowedDevices). */
 const ALLOWED_DEVICES: LinuxDeviceCgroup[] = [
@@ -227,7 +236,8 @@ export function toSpec(
   }
 
   const l = c.linux ?? {};
-  refuseIfSet(l, "linux.", ["uidMappings", "gidMappings"], `user namespaces are ${unsupported}`);
+  const uidMappings = readMappings(l.uidMappings, "linux.uidMappings");
+  const gidMappings = readMappings(l.gidMappings, "linux.gidMappings");
   refuseIfSet(l, "linux.", ["timeOffsets"], `time namespaces are ${unsupported}`);
   refuseIfSet(l, "linux.", ["intelRdt"], `Intel RDT is ${unsupported}`);
   refuseIfSet(l, "linux.", ["personality"], unsupported);
@@ -307,6 +317,8 @@ export function toSpec(
       ...(l.seccomp !== undefined && l.seccomp !== null && { seccomp: readSeccomp(l.seccomp) }),
       ...(Object.keys(sysctl).length > 0 && { sysctl }),
       ...(propagation !== "" && { rootfsPropagation: propagation }),
+      ...(uidMappings !== undefined && { uidMappings }),
+      ...(gidMappings !== undefined && { gidMappings }),
     },
     annotations: c.annotations ?? {},
   };
@@ -387,12 +399,26 @@ function readSysctl(v: Json, namespaces: Namespace[]): Record<string, string> {
   return out;
 }
 
+/** OCI `linux.uidMappings` / `gidMappings` (the kernel takes at most 340 lines of a map). */
+function readMappings(list: Json, field: string): IdMapping[] | undefined {
+  if (list === undefined || list === null) return undefined;
+  if (!Array.isArray(list)) throw new ConfigError(field, "must be an array");
+  if (list.length > 340) {
+    throw new ConfigError(field, `${list.length} mappings: the kernel takes at most 340`);
+  }
+  return list.map((m: Json, i: number) => ({
+    containerID: int(m?.containerID, `${field}[${i}].containerID`, 0),
+    hostID: int(m?.hostID, `${field}[${i}].hostID`, 0),
+    size: int(m?.size, `${field}[${i}].size`, 1),
+  }));
+}
+
 function readNamespaces(list: Json): Namespace[] {
   const out: Namespace[] = [];
   (list ?? []).forEach((n: Json, i: number) => {
     const field = `linux.namespaces[${i}]`;
     if (!NAMESPACES.includes(n?.type)) {
-      const which = n?.type === "user" || n?.type === "time"
+      const which = n?.type === "time"
         ? `the ${n.type} namespace is not supported by mini-docker`
         : `unknown namespace type "${n?.type}"`;
       throw new ConfigError(`${field}.type`, which);
