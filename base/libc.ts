@@ -79,6 +79,7 @@ const SYS = Deno.build.arch === "aarch64"
     flock: 32,
     ioctl: 29,
     chdir: 49,
+    chroot: 51,
     mount: 40,
     umount2: 39,
     pivot_root: 41,
@@ -121,6 +122,7 @@ const SYS = Deno.build.arch === "aarch64"
     flock: 73,
     ioctl: 16,
     chdir: 80,
+    chroot: 161,
     mount: 165,
     umount2: 166,
     pivot_root: 155,
@@ -363,6 +365,11 @@ export function sethostname(name: string): void {
 
 export function chdir(path: string): void {
   check(sys(SYS.chdir, cstr(path)), "chdir", path);
+}
+
+/** chroot(2): for the calling thread only once it has unshared CLONE_FS. */
+export function chroot(path: string): void {
+  check(sys(SYS.chroot, cstr(path)), "chroot", path);
 }
 
 export function open(path: string, flags: number, mode = 0): number {

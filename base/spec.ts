@@ -549,6 +549,21 @@ export function validateSpec(spec: ContainerSpec, options: { oci?: boolean } = {
     const problem = unmappedUser(spec, uid, gid);
     if (problem !== undefined) fail(problem);
   }
+  if (!spec.linux.namespaces.some((ns) => ns.type === "mount")) {
+    // Its mounts are made in the host's mount namespace, below its root (OCI bundles, as runc).
+    const why = spec.linux.namespaces.some((ns) => ns.type === "pid")
+      ? "a PID namespace (its /proc is mounted by the runtime, which has the host's)"
+      : user !== undefined
+      ? "a user namespace"
+      : spec.linux.rootfsPropagation !== undefined
+      ? "linux.rootfsPropagation"
+      : undefined;
+    if (why !== undefined) {
+      fail(
+        `A container without a mount namespace of its own cannot have ${why}: add a "mount" namespace`,
+      );
+    }
+  }
   if (user !== undefined && Deno.build.arch !== "x86_64") {
     // base/clone.ts: the machine code that starts a process in a new user namespace.
     fail(`A new user namespace is supported on x86-64 only so far, not ${Deno.build.arch}`);

@@ -62,6 +62,7 @@ export interface Kernel {
   umount2(target: string, flags: number): void;
   pivotRoot(newRoot: string, putOld: string): void;
   chdir(path: string): void;
+  chroot(path: string): void;
   umask(mask: number): number;
   sethostname(name: string): void;
   mknod(path: string, mode: number, dev: number): void;
@@ -101,6 +102,7 @@ export const linux: Kernel = {
   umount2: libc.umount2,
   pivotRoot: libc.pivotRoot,
   chdir: libc.chdir,
+  chroot: libc.chroot,
   umask: libc.umask,
   sethostname: libc.sethostname,
   mknod: libc.mknod,

@@ -97,6 +97,11 @@ export interface ProcPeer {
   root: string;
   /** The directory in it that becomes the container's /proc. */
   dir: string;
+  /**
+   * A container without a mount namespace (OCI bundles), which has the runtime's PID namespace
+   * too: its procfs is mounted by the thread, in place (the peer is not used).
+   */
+  direct?: boolean;
 }
 
 /**
@@ -319,6 +324,10 @@ export function mountInto(
   try {
     if (m.type !== "proc") refuseProcTarget(target, rootFd, m);
     if (m.type === "proc") {
+      if (proc.direct) {
+        k.mount(m.source, fdPath(target), "proc", flags, data);
+        return;
+      }
       // A slave of the host directory: what the parent mounts there appears here.
       k.mount(proc.dir, fdPath(target), "", libc.MS_BIND);
       return;
@@ -673,6 +682,40 @@ export function createDevices(k: Kernel, spec: ContainerSpec): void {
 }
 
 /** Makes `root` the root of this mount namespace and detaches the host's root. */
+/**
+ * A container without a mount namespace of its own (OCI bundles): its root is this thread's by
+ * chroot, since pivot_root would move the root of every process of the host's mount namespace.
+ */
+export function chrootInto(k: Kernel, root: string): void {
+  k.chdir(root);
+  k.chroot(".");
+  k.chdir("/");
+}
+
+/**
+ * What a container without a mount namespace mounted in the host's mount namespace (all below
+ * its root, itself a mount): detached in one step, when it is removed or its start failed.
+ */
+export function releaseHostRoot(spec: ContainerSpec): void {
+  if (spec.linux.namespaces.some((ns) => ns.type === "mount")) return;
+  try {
+    libc.umount2(spec.root.path, libc.MNT_DETACH);
+  } catch (err) {
+    // Not mounted (the start failed before, or it was released already).
+    if (!(err instanceof libc.SyscallError && err.errno === libc.EINVAL)) throw err;
+  }
+}
+
+/** Makes the mount that `root`'s mount is on private (this thread's mount namespace). */
+export function parentPrivate(k: Kernel, root: string): void {
+  const table = Deno.readTextFileSync("/proc/thread-self/mountinfo").trim().split("\n")
+    .map((line) => line.split(" "));
+  const own = table.findLast((f) => f[4] === root);
+  const parent = table.findLast((f) => f[0] === own?.[1]);
+  if (parent === undefined) throw new Error(`no mount of "${root}" in the mount table`);
+  k.mount("", parent[4]!, "", libc.MS_PRIVATE);
+}
+
 export function pivot(k: Kernel, root: string): void {
   // pivot_root(".", "."): the old root is stacked under the new one and detached at once, so
   // no directory for it is needed inside the container (the runc idiom).

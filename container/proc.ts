@@ -50,6 +50,11 @@ export async function fillProc(
   spec: ContainerSpec,
   inOrder = false,
 ): Promise<void> {
+  if (!spec.linux.namespaces.some((ns) => ns.type === "mount")) {
+    // No mount namespace: the thread mounted the procfs in place (mounts.ts ProcPeer.direct).
+    releaseProc(proc);
+    return;
+  }
   if (spec.linux.namespaces.some((ns) => ns.type === "mount" && ns.path !== undefined)) {
     // A mount namespace joined by path (the OCI runtime's) was made without the host's side of
     // the peer directory, so nothing mounted there reaches it: the procfs is mounted from inside.

@@ -28,6 +28,7 @@ import { trace } from "../base/trace.ts";
 import { resolveUser } from "../images/passwd.ts";
 import {
   assembleRoot,
+  chrootInto,
   createDevices,
   hostIdOptions,
   INIT_PATH,
@@ -35,6 +36,7 @@ import {
   mask,
   mountId,
   mountInto,
+  parentPrivate,
   pivot,
   type ProcPeer,
   remountRootReadonly,
@@ -212,6 +214,10 @@ function prepare(
   if (config.mode === "join") {
     joinUser = joinNamespaces(k, spec, config.joinPid!);
     if (joinUser !== undefined) joined(joinUser);
+    // Without a mount namespace of its own, the container's root is a directory of the host's.
+    if (!spec.linux.namespaces.some((ns) => ns.type === "mount")) {
+      step("Cannot change to the container's root", () => chrootInto(k, spec.root.path));
+    }
     // The process's own umask (OCI `process.user.umask`), else 0022 as a first process gets.
     k.umask(spec.process.user.umask ?? 0o022);
   } else {
@@ -551,15 +557,40 @@ function joinNamespaces(k: Kernel, spec: ContainerSpec, pid: number): number | u
 function prepareRoot(k: Kernel, config: ThreadConfig): void {
   const { spec } = config;
   const root = spec.root.path;
+  // Without a mount namespace of its own (OCI bundles), the container's mounts are made in the
+  // host's, below its root, as runc makes them: the root is a private mount there, so that none
+  // of them propagates, and it is detached with all of them when the container goes.
+  const ownMounts = spec.linux.namespaces.some((ns) => ns.type === "mount");
   // No mount of ours may propagate to the host; host mounts may still reach the container's
   // copy of a host directory it was given (runc's default, rslave), which is how the parent
-  // mounts /proc for it on older kernels.
-  step("Cannot make / a slave mount", () => k.mount("", "/", "", libc.MS_REC | libc.MS_SLAVE));
+  // mounts /proc for it on older kernels. A shared root (`linux.rootfsPropagation` shared or
+  // rshared, as Kubernetes' Bidirectional propagation asks) keeps the host's peers instead, as
+  // runc does: a shared bind then propagates both ways; the root itself is made a slave below.
+  const sharedRoot = /^r?shared$/.test(spec.linux.rootfsPropagation ?? "");
+  if (ownMounts) {
+    step(
+      "Cannot make / a slave mount",
+      () => k.mount("", "/", "", libc.MS_REC | (sharedRoot ? libc.MS_SHARED : libc.MS_SLAVE)),
+    );
+  }
   // Files created below get exactly the modes asked for.
   k.umask(0);
   trace("recipe: namespaces");
   step("Cannot assemble the root filesystem", () => assembleRoot(k, spec));
+  if (!ownMounts) {
+    step(
+      "Cannot make the root a private mount",
+      () => k.mount("", root, "", libc.MS_REC | libc.MS_PRIVATE),
+    );
+  } else if (sharedRoot) {
+    // The container's own mounts below its root stay out of the host's peers.
+    step(
+      "Cannot make the root a slave mount",
+      () => k.mount("", root, "", libc.MS_REC | libc.MS_SLAVE),
+    );
+  }
   trace("recipe: root assembled");
+  const proc = ownMounts ? config.proc : { ...config.proc, direct: true };
   // Every mount's target is opened inside the root by the kernel (mounts.ts, openInRoot).
   const rootFd = step(
     "Cannot open the root filesystem",
@@ -580,7 +611,7 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
             k,
             rootFd,
             hostIdOptions(m, spec),
-            config.proc,
+            proc,
             users.has(m.destination) ? keep : undefined,
             config.cgroupDirs,
           ),
@@ -597,11 +628,15 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
   if (spec.hostname !== "") step("Cannot set the hostname", () => k.sethostname(spec.hostname));
   // pivot_root, not chroot: the old root is detached, so there is no way back to the host.
   trace("recipe: mounts, devices, hostname");
-  step("Cannot pivot to the new root", () => pivot(k, root));
+  // pivot_root refuses a new root whose parent mount is shared: private, as runc makes it.
+  if (sharedRoot) step("Cannot make the root's parent mount private", () => parentPrivate(k, root));
+  if (ownMounts) step("Cannot pivot to the new root", () => pivot(k, root));
+  else step("Cannot change to the new root", () => chrootInto(k, root));
   trace("recipe: pivoted");
   // Hide what the kernel should not show a container, once the paths are the container's. /proc
-  // is still empty here: the parent hides its paths when it mounts it (start.ts).
-  const here = (path: string) => !path.startsWith("/proc/");
+  // is still empty here: the parent hides its paths when it mounts it (start.ts), unless this
+  // thread mounted it.
+  const here = (path: string) => proc.direct === true || !path.startsWith("/proc/");
   for (const path of spec.linux.maskedPaths.filter(here)) {
     step(`Cannot mask "${path}"`, () => mask(k, path));
   }

@@ -58,6 +58,7 @@ function recordingKernel(calls: Call[], fail?: string): Kernel {
     umount2: (target, flags) => record("umount2", target, flags),
     pivotRoot: (a, b) => record("pivotRoot", a, b),
     chdir: (path) => record("chdir", path),
+    chroot: (path) => record("chroot", path),
     umask: (mask) => (record("umask", mask), 0o022),
     sethostname: (name) => record("sethostname", name),
     mknod: (path, mode, dev) => {

@@ -45,7 +45,7 @@ import { readUntilEnd } from "./poller.ts";
 import { childrenOf, Gate } from "./gate.ts";
 import { startWatcher, type Watcher } from "./watcher.ts";
 import { fillProc, prepareProc, releaseProc, removeProcDir } from "./proc.ts";
-import type { ProcPeer } from "./mounts.ts";
+import { type ProcPeer, releaseHostRoot } from "./mounts.ts";
 import { CgroupnsWindow, exclusive, ownCgroup, procsFileOf, quiet } from "./cgroupns.ts";
 import { type EtcNetwork, hostsFile, resolvConf } from "../network/etc.ts";
 import type { Attachment } from "../network/mod.ts";
@@ -275,6 +275,9 @@ async function launch(
     );
     spec = { ...spec, mounts: [...others, ...etc] };
   }
+  // Without a mount namespace (OCI bundles) the thread's mounts are the host's, below the root.
+  const hostRoot = spec;
+  cleanup.defer(() => releaseHostRoot(hostRoot));
   const proc = prepareProc(meta.id);
   cleanup.defer(() => {
     releaseProc(proc);
@@ -391,9 +394,10 @@ async function launch(
     cgroup,
     proc,
     finish(hooks = {}) {
-      finished ??= finish(state, status, { cgroup, watcher, attachment }, hooks).finally(() =>
-        removeProcDir(proc)
-      );
+      finished ??= finish(state, status, { cgroup, watcher, attachment }, hooks).finally(() => {
+        removeProcDir(proc);
+        releaseHostRoot(hostRoot);
+      });
       return finished;
     },
   };

@@ -245,17 +245,6 @@ Deno.test("runtime: run's exit code; unsupported fields refused in one line, not
         }),
       /mounts\[7\]\.options: "rro"/,
     ],
-    [
-      "a shared bind",
-      (c) =>
-        c.mounts.push({
-          destination: "/x",
-          type: "bind",
-          source: "/tmp",
-          options: ["rbind", "rshared"],
-        }),
-      /mounts\[7\]\.options: shared propagation of a bind mount/,
-    ],
   ];
   for (const [what, edit, message] of refusals) {
     await b.write("bad", edit);

@@ -202,3 +202,126 @@ Deno.test("runtime: a mount namespace joined by path gets the container's /proc,
     await holder.status;
   }
 });
+
+Deno.test("runtime: a shared bind receives the host's mounts; with a shared root (Bidirectional) the host receives its own", async () => {
+  await using t = await TestEnv.create();
+  const b = new Bundle(t);
+  // A shared mount of the host's, as Kubernetes' kubelet directories are.
+  const shared = `${t.dir}/shared`;
+  Deno.mkdirSync(`${shared}/from-host`, { recursive: true });
+  Deno.mkdirSync(`${shared}/from-container`);
+  libc.mount(shared, shared, "", libc.MS_BIND);
+  libc.mount("", shared, "", libc.MS_SHARED);
+  const mounted = (path: string) =>
+    Deno.readTextFileSync("/proc/self/mountinfo").split("\n").some((l) => l.split(" ")[4] === path);
+  try {
+    for (const rootfsPropagation of [undefined, "rshared"]) {
+      await b.write("p1", (c) => {
+        c.mounts.push({
+          destination: "/x",
+          type: "bind",
+          source: shared,
+          options: ["rbind", "rshared"],
+        });
+        for (const set of ["bounding", "effective", "permitted"]) {
+          c.process.capabilities[set].push("CAP_SYS_ADMIN");
+        }
+        if (rootfsPropagation !== undefined) c.linux.rootfsPropagation = rootfsPropagation;
+        c.process.args = ["sleep", "30"];
+      });
+      assert.equal(await b.rtTo(`${t.dir}/p1.out`, ["create", "--bundle", b.dir, "p1"]), 0);
+      try {
+        assert.equal((await b.rt(["start", "p1"])).code, 0);
+        // The host's mount reaches the container through the shared bind.
+        libc.mount("tmpfs", `${shared}/from-host`, "tmpfs", 0, "size=1k");
+        const seen = await b.rt([
+          "exec",
+          "p1",
+          "sh",
+          "-c",
+          "grep -c ' /x/from-host ' /proc/self/mountinfo",
+        ]);
+        assert.equal(seen.stdout.trim(), "1", `${rootfsPropagation}: ${seen.stderr}`);
+        // The container's mount reaches the host only with a shared root.
+        const made = await b.rt([
+          "exec",
+          "p1",
+          "mount",
+          "-t",
+          "tmpfs",
+          "none",
+          "/x/from-container",
+        ]);
+        assert.equal(made.code, 0, made.stderr);
+        assert.equal(mounted(`${shared}/from-container`), rootfsPropagation === "rshared");
+        // Never the container's own mounts (its /proc, /dev, ...): the host's rootfs is bare.
+        assert.ok(!mounted(`${t.rootfs}/proc`) && !mounted(`${t.rootfs}/dev`));
+      } finally {
+        assert.equal((await b.rt(["delete", "--force", "p1"])).code, 0);
+        for (const sub of ["from-host", "from-container"]) {
+          try {
+            libc.umount2(`${shared}/${sub}`, libc.MNT_DETACH);
+          } catch { /* not mounted */ }
+        }
+      }
+      assert.deepEqual(b.leftovers(), []);
+    }
+  } finally {
+    libc.umount2(shared, libc.MNT_DETACH);
+  }
+});
+
+Deno.test("runtime: no mount namespace: the container's mounts are made below its root in the host's, and go with it", async () => {
+  await using t = await TestEnv.create();
+  const b = new Bundle(t);
+  // runtime-tools' linux_ns_itype: no namespace at all (and so no hostname).
+  await b.write("n1", (c) => {
+    c.linux.namespaces = [];
+    delete c.hostname;
+    c.process.args = [
+      "sh",
+      "-c",
+      "readlink /proc/self/ns/mnt; readlink /proc/self/ns/pid; ls /dev/null /bin/sh",
+    ];
+  });
+  const root = b.t.rootfs;
+  const below = () =>
+    Deno.readTextFileSync("/proc/self/mountinfo").split("\n").filter((l) => {
+      const point = l.split(" ")[4] ?? "";
+      return point === root || point.startsWith(`${root}/`);
+    });
+  assert.equal(await b.rtTo(`${t.dir}/n1.out`, ["create", "--bundle", b.dir, "n1"]), 0);
+  try {
+    // Created: its root and mounts are there, in the host's mount table, below its root only.
+    assert.ok(below().length >= 6, below().join("\n"));
+    const r = await b.rt(["start", "n1"]);
+    assert.equal(r.code, 0, r.stderr);
+  } finally {
+    assert.equal((await b.rt(["delete", "--force", "n1"])).code, 0);
+  }
+  assert.deepEqual(below(), [], "every mount went with it");
+  assert.deepEqual(b.leftovers(), []);
+  const out = await b.rt(["run", "--bundle", b.dir, "n2"]);
+  assert.equal(out.code, 0, out.stderr);
+  const [mnt, pid, ...files] = out.stdout.trim().split("\n");
+  assert.equal(mnt, Deno.readLinkSync("/proc/self/ns/mnt"));
+  assert.equal(pid, Deno.readLinkSync("/proc/self/ns/pid"));
+  assert.deepEqual(files, ["/bin/sh", "/dev/null"]);
+  assert.deepEqual(below(), []);
+  // A PID or user namespace without a mount namespace: refused in one line, nothing made.
+  for (const ns of ["pid", "user"]) {
+    await b.write("n3", (c) => {
+      c.linux.namespaces = [{ type: ns }];
+      delete c.hostname;
+      if (ns === "user") {
+        c.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 1000 }];
+        c.linux.gidMappings = [{ containerID: 0, hostID: 100000, size: 1000 }];
+      }
+    });
+    const refused = await b.rt(["create", "--bundle", b.dir, "n3"]);
+    assert.equal(refused.code, 1, ns);
+    assert.match(refused.stderr, /without a mount namespace of its own cannot have/, ns);
+    assert.deepEqual(below(), [], ns);
+    assert.deepEqual(b.leftovers(), [], ns);
+  }
+});

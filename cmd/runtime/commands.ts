@@ -30,7 +30,7 @@ import { startContainer } from "../../container/start.ts";
 import { ContainerThread } from "../../container/threads.ts";
 import { releaseHeld } from "../../container/gate.ts";
 import { releaseProc, removeProcDir } from "../../container/proc.ts";
-import type { ProcPeer } from "../../container/mounts.ts";
+import { type ProcPeer, releaseHostRoot } from "../../container/mounts.ts";
 import { forwardSignals } from "../../container/forward.ts";
 import { openRelay } from "../../container/tty.ts";
 import { spawnInContainer } from "../../container/exec.ts";
@@ -466,6 +466,7 @@ async function destroy(c: Loaded): Promise<void> {
   }
   await cgroup?.destroy();
   removeProcDir(c.record.proc);
+  releaseHostRoot(c.spec);
   withLock(() => removeState(c.state.id));
 }
 
@@ -482,6 +483,7 @@ async function destroyPartial(id: string): Promise<void> {
   } catch { /* not written yet */ }
   const { driver, name } = cgroupAt(spec?.linux.cgroupsPath ?? state.cgroupsPath);
   await driver.open(name)?.destroy();
+  if (spec !== undefined) releaseHostRoot(spec);
   try {
     for (const e of Deno.readDirSync(`${runRoot()}/proc`)) {
       if (e.name.endsWith(`-${id.slice(0, 16)}`) && !tagAlive(e.name)) {

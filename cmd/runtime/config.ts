@@ -436,12 +436,6 @@ function readNamespaces(list: Json): Namespace[] {
     }
     out.push({ type: n.type, ...(path !== undefined && { path }) });
   });
-  if (!out.some((n) => n.type === "mount")) {
-    throw new ConfigError(
-      "linux.namespaces",
-      "a container in the runtime's mount namespace is not supported (its mounts would be the host's): add a mount namespace",
-    );
-  }
   return out;
 }
 
@@ -481,14 +475,6 @@ function readMount(m: Json, i: number, bundle: string): Mount {
   const type = typeof m.type === "string" && m.type !== "" ? m.type : bind ? "bind" : "";
   if (type === "") throw new ConfigError(`${field}.type`, "missing");
   let source = typeof m.source === "string" ? m.source : type;
-  if (bind && (options.includes("shared") || options.includes("rshared"))) {
-    // The bind is cloned inside the container's slave mount namespace: mounts made in it would
-    // never reach the host (Kubernetes' Bidirectional propagation), so it is not pretended.
-    throw new ConfigError(
-      `${field}.options`,
-      "shared propagation of a bind mount is not supported by mini-docker",
-    );
-  }
   if (bind) {
     source = absolutePath(source.startsWith("/") ? source : `${bundle}/${source}`);
     // The host's side is trusted and resolved once, here (as runc does); the container's thread
