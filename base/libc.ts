@@ -80,6 +80,7 @@ const SYS = Deno.build.arch === "aarch64"
     ioctl: 29,
     chdir: 49,
     chroot: 51,
+    fchdir: 50,
     mount: 40,
     umount2: 39,
     pivot_root: 41,
@@ -123,6 +124,7 @@ const SYS = Deno.build.arch === "aarch64"
     ioctl: 16,
     chdir: 80,
     chroot: 161,
+    fchdir: 81,
     mount: 165,
     umount2: 166,
     pivot_root: 155,
@@ -230,6 +232,7 @@ export const MS_NOEXEC = 0x8;
 export const MS_REMOUNT = 0x20;
 export const MS_NOATIME = 0x400;
 export const MS_BIND = 0x1000;
+export const MS_MOVE = 0x2000;
 export const MS_REC = 0x4000;
 export const MS_PRIVATE = 0x40000;
 export const MS_SLAVE = 0x80000;
@@ -365,6 +368,11 @@ export function sethostname(name: string): void {
 
 export function chdir(path: string): void {
   check(sys(SYS.chdir, cstr(path)), "chdir", path);
+}
+
+/** fchdir(2). */
+export function fchdir(fd: number): void {
+  check(sys(SYS.fchdir, fd), "fchdir");
 }
 
 /** chroot(2): for the calling thread only once it has unshared CLONE_FS. */
@@ -1006,6 +1014,15 @@ const F_SETFL = 4;
 export const EAGAIN = 11;
 export const EIO = 5;
 export const POLLIN = 0x1;
+
+/**
+ * Whether `fd` is open and was inherited across this process's execve: open without
+ * close-on-exec (every descriptor Deno opens itself has it).
+ */
+export function inheritedDescriptor(fd: number): boolean {
+  const flags = sys(SYS.fcntl, fd, 1 /* F_GETFD */);
+  return flags >= 0 && (flags & 1 /* FD_CLOEXEC */) === 0;
+}
 
 /** Makes reads of `fd` return at once (EAGAIN) when there is nothing to read. */
 export function setNonblocking(fd: number): void {

@@ -115,16 +115,24 @@ export async function releaseHeld(dir: string, pid: number): Promise<void> {
     const gate = libc.open(`${dir}/gate`, libc.O_WRONLY | libc.O_NONBLOCK | libc.O_CLOEXEC);
     libc.close(gate);
     for (let i = 0;; i++) {
-      let here: string | undefined;
-      try {
-        here = Deno.readLinkSync(`/proc/${pid}/fd/4`);
-      } catch { /* closed, or the process is gone */ }
-      if (here === undefined || !here.endsWith("/here")) return;
+      if (!holdsHere(pid)) return;
       await new Promise((r) => setTimeout(r, i < 50 ? 1 : 10));
     }
   } finally {
     libc.close(check);
   }
+}
+
+/** Whether process `pid` has its gate's "here" open (at descriptor 4, or above --preserve-fds). */
+function holdsHere(pid: number): boolean {
+  try {
+    for (const e of Deno.readDirSync(`/proc/${pid}/fd`)) {
+      try {
+        if (Deno.readLinkSync(`/proc/${pid}/fd/${e.name}`).endsWith("/here")) return true;
+      } catch { /* closed meanwhile */ }
+    }
+  } catch { /* the process is gone */ }
+  return false;
 }
 
 /** The PIDs of the processes that thread `tid` of this process has started. */

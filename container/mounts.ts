@@ -716,6 +716,34 @@ export function parentPrivate(k: Kernel, root: string): void {
   k.mount("", parent[4]!, "", libc.MS_PRIVATE);
 }
 
+/**
+ * runc's `--no-pivot` (its msMoveRoot): the host's full procfs and sysfs mounts of this mount
+ * namespace detached (or covered, when they cannot be), then the root moved onto / and entered
+ * by chroot. The old root stays below it, unreachable by path.
+ */
+export function moveRoot(k: Kernel, root: string): void {
+  const table = Deno.readTextFileSync("/proc/thread-self/mountinfo").trim().split("\n")
+    .map((line) => line.split(" "));
+  const host = table.filter((f) => {
+    const type = f[f.indexOf("-") + 1];
+    const point = f[4]!;
+    return f[3] === "/" && (type === "proc" || type === "sysfs") && point !== root &&
+      !point.startsWith(`${root}/`);
+  }).map((f) => f[4]!).reverse();
+  for (const point of host) {
+    k.mount("", point, "", libc.MS_SLAVE | libc.MS_REC);
+    try {
+      k.umount2(point, libc.MNT_DETACH);
+    } catch {
+      k.mount("tmpfs", point, "tmpfs", 0);
+    }
+  }
+  k.chdir(root);
+  k.mount(root, "/", "", libc.MS_MOVE);
+  k.chroot(".");
+  k.chdir("/");
+}
+
 export function pivot(k: Kernel, root: string): void {
   // pivot_root(".", "."): the old root is stacked under the new one and detached at once, so
   // no directory for it is needed inside the container (the runc idiom).

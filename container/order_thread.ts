@@ -58,11 +58,20 @@ function reorder(request: OrderRequest): void {
   }
   try {
     const ns = libc.open(`/proc/${request.pid}/ns/mnt`, libc.O_RDONLY | libc.O_CLOEXEC);
+    // The process's root: the namespace's after pivot_root, a mount on top of it after
+    // --no-pivot's move, which setns alone would not enter.
+    const root = libc.open(
+      `/proc/${request.pid}/root`,
+      libc.O_PATH | libc.O_DIRECTORY | libc.O_CLOEXEC,
+    );
     try {
       libc.unshare(CLONE_FS);
       libc.setns(ns, libc.CLONE_NEWNS);
+      libc.fchdir(root);
+      libc.chroot(".");
     } finally {
       libc.close(ns);
+      libc.close(root);
     }
     libc.chdir("/");
     if (procfs !== undefined) {

@@ -36,6 +36,7 @@ import {
   mask,
   mountId,
   mountInto,
+  moveRoot,
   parentPrivate,
   pivot,
   type ProcPeer,
@@ -81,6 +82,12 @@ export interface ThreadConfig {
    * and compiles it itself (thread.ts), ahead, while it waits for this configuration.
    */
   defaultSeccomp?: boolean;
+  /**
+   * runc's `--no-pivot` (the OCI runtime): the root moved onto / and entered by chroot, for a
+   * root that pivot_root refuses (on an initramfs); the host's procfs and sysfs mounts of the
+   * container's mount namespace are detached first, as runc does.
+   */
+  noPivot?: boolean;
 }
 
 /**
@@ -118,6 +125,10 @@ export interface SpawnConfig {
   /** The seccomp filter (compiled by the parent), installed right before the spawn. */
   seccomp?: { program: Uint8Array; flags: number };
   capabilities: CapabilityMasks;
+  /** runc's `--no-new-keyring`: the session keyring of the caller is kept. */
+  noNewKeyring?: boolean;
+  /** runc's `--preserve-fds N`: this process's descriptors 3 .. 3+N-1 are the command's too. */
+  preserveFds?: number;
 }
 
 /** What the container's thread tells the parent. */
@@ -370,7 +381,7 @@ export function spawnContainer(k: Kernel, prepared: Prepared, config: SpawnConfi
 function spawnFirst(k: ProcessKernel, prepared: Prepared, config: SpawnConfig): number {
   const { process, path } = prepared;
   // A session keyring of its own: the host's root keyring is not the container's.
-  step("Cannot create a session keyring", () => k.joinSessionKeyring());
+  if (!config.noNewKeyring) step("Cannot create a session keyring", () => k.joinSessionKeyring());
   // Capabilities the container's processes may ever get, then no_new_privs when asked.
   const caps = config.capabilities;
   step("Cannot drop capabilities", () => {
@@ -630,8 +641,9 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
   trace("recipe: mounts, devices, hostname");
   // pivot_root refuses a new root whose parent mount is shared: private, as runc makes it.
   if (sharedRoot) step("Cannot make the root's parent mount private", () => parentPrivate(k, root));
-  if (ownMounts) step("Cannot pivot to the new root", () => pivot(k, root));
-  else step("Cannot change to the new root", () => chrootInto(k, root));
+  if (!ownMounts) step("Cannot change to the new root", () => chrootInto(k, root));
+  else if (config.noPivot) step("Cannot move the new root onto /", () => moveRoot(k, root));
+  else step("Cannot pivot to the new root", () => pivot(k, root));
   trace("recipe: pivoted");
   // Hide what the kernel should not show a container, once the paths are the container's. /proc
   // is still empty here: the parent hides its paths when it mounts it (start.ts), unless this
@@ -653,7 +665,7 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
  * mini-docker released it; then its working directory and, with -t, its controlling terminal.
  */
 export function spawnActions(
-  config: Pick<SpawnConfig, "stdio" | "gateDir">,
+  config: Pick<SpawnConfig, "stdio" | "gateDir" | "preserveFds">,
   cwd: string,
   ttySlave?: string,
 ): libc.FileAction[] {
@@ -665,14 +677,17 @@ export function spawnActions(
     // output to its end (containerd's shim reads the OCI runtime's) is not held by it.
     actions.push({ open: [0, "/dev/null", libc.O_RDWR] }, { dup2: [0, 1] }, { dup2: [0, 2] });
   }
+  // --preserve-fds: 3 .. 3+N-1 kept (open across execve); the gate's descriptors above them.
+  const g = 3 + (config.preserveFds ?? 0);
+  for (let fd = 3; fd < g; fd++) actions.push({ dup2: [fd, fd] });
   actions.push(
-    { dup2: [config.gateDir, 3] },
-    { closefrom: 4 },
-    { fchdir: 3 },
-    { open: [4, "here", libc.O_WRONLY] },
-    { open: [5, "gate", libc.O_RDONLY] },
-    { open: [6, "check", libc.O_WRONLY | libc.O_NONBLOCK] },
-    { closefrom: 3 },
+    { dup2: [config.gateDir, g] },
+    { closefrom: g + 1 },
+    { fchdir: g },
+    { open: [g + 1, "here", libc.O_WRONLY] },
+    { open: [g + 2, "gate", libc.O_RDONLY] },
+    { open: [g + 3, "check", libc.O_WRONLY | libc.O_NONBLOCK] },
+    { closefrom: g },
     { chdir: cwd },
   );
   if (ttySlave !== undefined) {

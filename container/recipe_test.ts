@@ -430,6 +430,35 @@ Deno.test("recipe: a user namespace: the first process is born first, the thread
   }
 });
 
+Deno.test("recipe: --no-new-keyring keeps the caller's session keyring; --preserve-fds keeps 3..3+N-1", () => {
+  const root = Deno.makeTempDirSync({ prefix: "mini-docker-recipe-" });
+  try {
+    const calls: Call[] = [];
+    containerRecipe(recordingKernel(calls), testConfig(root), {
+      ...SPAWN,
+      noNewKeyring: true,
+      preserveFds: 2,
+    });
+    assert.ok(!calls.some((c) => c[0] === "joinSessionKeyring"));
+    const spawn = calls.find((c) => c[0] === "spawn")!;
+    const actions = (spawn[3] as libc.SpawnOptions).actions!;
+    // Kept open across execve (dup2 onto themselves clears close-on-exec), the gate above them.
+    assert.deepEqual(actions.slice(0, 4), [
+      { dup2: [3, 3] },
+      { dup2: [4, 4] },
+      { dup2: [7, 5] },
+      { closefrom: 6 },
+    ]);
+    assert.deepEqual(actions.find((a) => "open" in a), { open: [6, "here", libc.O_WRONLY] });
+    assert.ok(actions.some((a) => "closefrom" in a && a.closefrom === 5));
+    const usual: Call[] = [];
+    containerRecipe(recordingKernel(usual), testConfig(root));
+    assert.ok(usual.some((c) => c[0] === "joinSessionKeyring"));
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
 Deno.test("recipe: a user namespace: a failed step of the thread kills the waiting process", () => {
   const root = Deno.makeTempDirSync({ prefix: "mini-docker-recipe-" });
   try {

@@ -162,6 +162,10 @@ export interface StartOptions {
    * network of mini-docker's, and the cgroup wherever `linux.cgroupsPath` says.
    */
   oci?: boolean;
+  /** runc's create options (the OCI runtime): see ThreadConfig and SpawnConfig. */
+  noPivot?: boolean;
+  noNewKeyring?: boolean;
+  preserveFds?: number;
   /**
    * The OCI runtime's `create`: the first process is left waiting at its gate, made in this
    * directory (in its cgroup, with its /proc and limits), and the start returns; `start`, another
@@ -316,6 +320,7 @@ async function launch(
       proc,
       tty: options.stdio === "tty",
       defaultSeccomp,
+      ...(options.noPivot && { noPivot: true }),
       ...(early !== undefined && { cgroupDirs: [...early.paths] }),
     },
     options.onPty,
@@ -357,6 +362,8 @@ async function launch(
       stdio: options.stdio,
       seccomp,
       capabilities: capabilityMasks(spec),
+      ...(options.noNewKeyring && { noNewKeyring: true }),
+      ...(options.preserveFds && { preserveFds: options.preserveFds }),
     },
     {
       gate,

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { REPO, TestEnv } from "./helpers.ts";
-import { Bundle } from "./helpers/oci_bundle.ts";
+import { Bundle, MAIN } from "./helpers/oci_bundle.ts";
 import { cgroupDriver } from "../cgroups/manager.ts";
 import * as libc from "../base/libc.ts";
 
@@ -324,4 +324,72 @@ Deno.test("runtime: no mount namespace: the container's mounts are made below it
     assert.deepEqual(below(), [], ns);
     assert.deepEqual(b.leftovers(), [], ns);
   }
+});
+
+Deno.test("runtime: --preserve-fds, --no-new-keyring, --no-pivot", async () => {
+  await using t = await TestEnv.create();
+  const b = new Bundle(t);
+  Deno.writeTextFileSync(`${t.dir}/three`, "three\n");
+  Deno.writeTextFileSync(`${t.dir}/four`, "four\n");
+  await b.write("k1", (c) => {
+    c.process.args = ["sh", "-c", "cat <&3 && cat <&4; ls /proc/self/fd | tr '\\n' ' '"];
+  });
+  const run = async (flags: string[], id: string) => {
+    // The runtime started by a shell that gives it descriptors 3 and 4 (as Podman does).
+    const out = await new Deno.Command("/bin/sh", {
+      args: [
+        "-c",
+        `exec 3<${t.dir}/three 4<${t.dir}/four; exec "$@"`,
+        "sh",
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--quiet",
+        MAIN,
+        "runtime",
+        ...b.globals(),
+        "run",
+        ...flags,
+        "--bundle",
+        b.dir,
+        id,
+      ],
+      stdin: "null",
+    }).output();
+    return {
+      code: out.code,
+      stdout: new TextDecoder().decode(out.stdout),
+      stderr: new TextDecoder().decode(out.stderr),
+    };
+  };
+  // (--no-new-keyring: the recipe's seam shows the keyring kept, container/recipe_test.ts.)
+  const kept = await run(["--preserve-fds", "2", "--no-new-keyring"], "k1");
+  assert.equal(kept.code, 0, kept.stderr);
+  // 0-2, the two kept, and ls's own directory: nothing else of the runtime's.
+  assert.deepEqual(kept.stdout.trim().split("\n"), ["three", "four", "0 1 2 3 4 5"]);
+  // Without --preserve-fds nothing above 2 reaches it (cat fails).
+  const own = await run([], "k2");
+  assert.equal(own.code, 0, own.stderr);
+  assert.equal(own.stdout.trim(), "0 1 2 3");
+  // Descriptors the caller did not pass (Deno's own are close-on-exec): refused.
+  const none = await b.rt(["run", "--preserve-fds", "2", "--bundle", b.dir, "k3"]);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /--preserve-fds 2: descriptor 3 was not passed to the runtime/);
+  assert.deepEqual(b.leftovers(), []);
+
+  // --no-pivot: the root moved onto / and entered by chroot: the same mount table as with
+  // pivot_root (no mount of the host's in it, its own in the listed order).
+  await b.write("p1", (c) => c.process.args = ["cat", "/proc/self/mountinfo"]);
+  const table = async (flags: string[]) => {
+    const r = await b.rt(["run", ...flags, "--bundle", b.dir, "p1"]);
+    assert.equal(r.code, 0, r.stderr);
+    return mountTable(r.stdout).map((m) => `${m.point} ${m.type}`);
+  };
+  const pivoted = await table([]);
+  assert.deepEqual(await table(["--no-pivot"]), pivoted);
+  assert.ok(
+    !pivoted.some((m) => m.startsWith("/run/") || m.startsWith("/home")),
+    pivoted.join("\n"),
+  );
+  assert.deepEqual(b.leftovers(), []);
 });

@@ -212,11 +212,16 @@ async function create(g: Globals, args: string[], run: boolean): Promise<number>
   const p = parseFlags(args, CREATE_FLAGS, command);
   const id = checkId(p.positionals[0], command);
   refuseCreateFlags(p, run);
+  const engineOptions = createOptions(p);
   const bundle = absolutePath(option(p, "bundle") ?? ".");
   const consoleSocket = option(p, "console-socket");
   const detach = !run || flag(p, "detach");
   // Nothing is made before the whole config.json has been read and accepted.
   const { spec, warnings, raw } = readBundle(bundle, id);
+  if (engineOptions.noPivot && spec.linux.namespaces.some((ns) => ns.type === "user")) {
+    // Its first process is born before the move, and only pivot_root moves a process's root.
+    throw new UserError("--no-pivot cannot be used with a user namespace in mini-docker", 1);
+  }
   const size = consoleSize(raw.process?.consoleSize);
   for (const w of warnings) logLine(g, "warning", w);
   const hooks = raw.hooks;
@@ -269,6 +274,7 @@ async function create(g: Globals, args: string[], run: boolean): Promise<number>
       autoRemove: true,
       detached: false,
       oci: true,
+      ...engineOptions,
       onSpawn: (pid) => signals.attach(pid),
     });
     const record: OciRecord = { bundle, proc: started.proc };
@@ -287,6 +293,7 @@ async function create(g: Globals, args: string[], run: boolean): Promise<number>
     autoRemove: false,
     detached: true,
     oci: true,
+    ...engineOptions,
     holdAt: `${stateDir(id)}/gate`,
   });
   const record: OciRecord = { bundle, proc: started.proc, ...(hooked && { hooks }) };
@@ -334,23 +341,27 @@ function connectConsole(path: string): Disposable & { fd: number } {
   return { fd, [Symbol.dispose]: () => libc.close(fd) };
 }
 
+/** runc's create options that reach the engine: --no-pivot, --no-new-keyring, --preserve-fds. */
+function createOptions(p: Parsed) {
+  const fds = option(p, "preserve-fds") ?? "0";
+  const n = Number(fds);
+  if (!/^\d+$/.test(fds) || n > 1000) {
+    throw new UserError(`invalid --preserve-fds "${fds}": a count of descriptors from 3`, 1);
+  }
+  for (let fd = 3; fd < 3 + n; fd++) {
+    // Not given by the caller: a descriptor of Deno's own (close-on-exec) or none.
+    if (!libc.inheritedDescriptor(fd)) {
+      throw new UserError(`--preserve-fds ${n}: descriptor ${fd} was not passed to the runtime`, 1);
+    }
+  }
+  return {
+    ...(flag(p, "no-pivot") && { noPivot: true }),
+    ...(flag(p, "no-new-keyring") && { noNewKeyring: true }),
+    ...(n > 0 && { preserveFds: n }),
+  };
+}
+
 function refuseCreateFlags(p: Parsed, run: boolean): void {
-  const fds = option(p, "preserve-fds");
-  if (fds !== undefined && fds !== "0") {
-    throw new UserError(
-      "--preserve-fds is not supported: a container gets only its stdin, stdout and stderr",
-      1,
-    );
-  }
-  if (flag(p, "no-pivot")) {
-    throw new UserError("--no-pivot is not supported: mini-docker always uses pivot_root", 1);
-  }
-  if (flag(p, "no-new-keyring")) {
-    throw new UserError(
-      "--no-new-keyring is not supported: every container gets a session keyring of its own",
-      1,
-    );
-  }
   if (!run && (flag(p, "detach") || flag(p, "keep"))) {
     throw new UserError("create: flag provided but not defined: --detach/--keep", 1);
   }
