@@ -7,7 +7,6 @@
  */
 import * as libc from "../base/libc.ts";
 import { installSeccomp } from "../security/seccomp_load.ts";
-import { cloneFirst } from "./first_process.ts";
 
 /** What the recipe's second phase does to the process it starts (before it, for posix_spawn). */
 export type ProcessKernel = Pick<
@@ -86,7 +85,10 @@ export interface Kernel {
   cloneFirst(flags: number, cgroupFd?: number): FirstChild;
 }
 
-/** The real kernel, through base/libc.ts. */
+/**
+ * The real kernel, through base/libc.ts. `cloneFirst` is first_process.ts's, which the thread
+ * loads only for a container with a user namespace (thread.ts `withFirstProcess`).
+ */
 export const linux: Kernel = {
   unshare: libc.unshare,
   setns: libc.setns,
@@ -117,5 +119,7 @@ export const linux: Kernel = {
   installSeccomp,
   openPty: libc.openPty,
   spawn: libc.spawn,
-  cloneFirst,
+  cloneFirst: () => {
+    throw new Error("first_process.ts is not loaded (thread.ts withFirstProcess)");
+  },
 };

@@ -15,7 +15,8 @@ import {
   type ThreadConfig,
   type ThreadMessage,
 } from "./recipe.ts";
-import { linux } from "./kernel.ts";
+import { type Kernel, linux } from "./kernel.ts";
+import { lazy } from "../base/lazy.ts";
 import { gettid } from "../base/libc.ts";
 import { EXIT_ENGINE } from "../base/errors.ts";
 import type { LinuxSeccomp } from "../base/spec.ts";
@@ -63,7 +64,20 @@ trace("thread: default filter made");
 let prepared: Prepared | undefined;
 let ownProgram: SeccompProgram | undefined;
 let userNamespace: ThreadConfig | undefined;
-scope.onmessage = (event) => {
+/**
+ * The kernel with first_process.ts's clone (a container with a user namespace, or `exec` in
+ * one): loaded only then, since every module costs each container's start.
+ */
+let kernel: Kernel = linux;
+async function withFirstProcess(): Promise<void> {
+  const { cloneFirst } = await lazy<typeof import("./first_process.ts")>(
+    "./first_process.ts",
+    import.meta.url,
+  );
+  kernel = { ...linux, cloneFirst };
+}
+
+scope.onmessage = async (event) => {
   if (prepared === undefined) {
     // First message: become the container.
     trace("thread configured");
@@ -82,11 +96,13 @@ scope.onmessage = (event) => {
       }
       // A user namespace of its own: the first process is born first, in its cgroup, so both
       // phases run once the SpawnConfig has come (recipe.ts startWithUserNamespace).
-      if (config.mode === "create" && config.spec.linux.namespaces.some((n) => n.type === "user")) {
+      const user = config.spec.linux.namespaces.some((n) => n.type === "user");
+      if (user) await withFirstProcess();
+      if (config.mode === "create" && user) {
         userNamespace = config;
         prepared = { process: config.spec.process, path: "" };
       } else {
-        prepared = prepareContainer(linux, config, (m) => scope.postMessage(m));
+        prepared = prepareContainer(kernel, config, (m) => scope.postMessage(m));
       }
       scope.postMessage({ type: "prepared", seccomp });
     } catch (err) {
@@ -102,8 +118,8 @@ scope.onmessage = (event) => {
     const config = event.data as SpawnConfig;
     const spawn = { ...config, seccomp: config.seccomp ?? ownProgram };
     const pid = userNamespace !== undefined
-      ? startWithUserNamespace(linux, userNamespace, spawn, (m) => scope.postMessage(m))
-      : spawnContainer(linux, prepared, spawn);
+      ? startWithUserNamespace(kernel, userNamespace, spawn, (m) => scope.postMessage(m))
+      : spawnContainer(kernel, prepared, spawn);
     outcome = { type: "spawned", pid };
   } catch (err) {
     outcome = failed(err);
