@@ -179,6 +179,7 @@ export const NR = {
   close: 3,
   mmap: 9,
   mprotect: 10,
+  munmap: 11,
   rt_sigaction: 13,
   rt_sigprocmask: 14,
   ioctl: 16,
@@ -225,6 +226,9 @@ const SIGCHLD = 17n;
 const SIG_SETMASK = 2;
 const O_CLOEXEC = 0o2000000;
 
+/** The ops of the child's own before its wait: the rest is written after them. */
+const WAITED = 3;
+
 /** The mapping's size: ops first, data after. */
 const REGION = 1 << 20;
 const OP_SIZE = 64;
@@ -238,12 +242,16 @@ function sys(nr: number, ...args: (number | bigint | ArrayBufferView)[]): number
   return libc.rawSyscall(nr, ...args);
 }
 
-/** The machine code in an executable page of this process (made once per thread). */
+/** The executable page of the machine code, while a clone is being made. */
+let codePage: bigint | undefined;
+
+/** The machine code in an executable page of this process (unmapped after the clone). */
 function code(): NonNullable<typeof runner> {
   if (runner !== undefined) return runner;
   const why = unsupported();
   if (why !== undefined) throw new Error(why);
   const page = mapAnonymous(4096);
+  codePage = page.address;
   new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(page.pointer, 4096)).set(X86_64_CODE);
   check(sys(NR.mprotect, page.address, 4096, PROT_READ | PROT_EXEC), "mprotect");
   runner = new Deno.UnsafeFnPointer(page.pointer as Deno.PointerObject<typeof RUN>, RUN);
@@ -372,6 +380,8 @@ export class ScriptedChild {
   /** A pidfd of it (setns(2) takes one for several namespaces at once). */
   readonly pidfd: number;
   readonly script: Script;
+  /** The mapping of the ops and their data (the child has its own copy). */
+  readonly #region: bigint;
   /** This process's ends: the release, and the child's report. */
   #go: number;
   #report: number;
@@ -383,10 +393,12 @@ export class ScriptedChild {
     pid: number,
     pidfd: number,
     script: Script,
+    region: bigint,
     go: number,
     report: number,
     errfd: number,
   ) {
+    this.#region = region;
     this.pid = pid;
     this.pidfd = pidfd;
     this.script = script;
@@ -402,7 +414,11 @@ export class ScriptedChild {
     const script = new Script(region.pointer, region.address);
     const go = pipe();
     const report = pipe();
-    // First: wait for the rest. Then, unless the rest was written over it, end.
+    // First: its copies of this process's ends closed (so that this process's end, exit
+    // included, is the pipe's end for it), then wait for the rest. Then, unless the rest was
+    // written over it, end.
+    script.op("close", -1, NR.close, go[1]);
+    script.op("close", -1, NR.close, report[0]);
     script.op(
       "wait for mini-docker",
       report[1],
@@ -429,27 +445,40 @@ export class ScriptedChild {
       pid = Number(run.call(Deno.UnsafePointer.of(args), 88n, region.pointer));
     } finally {
       sys(NR.rt_sigprocmask, SIG_SETMASK, old, 0, 8);
+      // The child has its copy of the code: this process's goes (a thread makes one clone).
+      if (codePage !== undefined) sys(NR.munmap, codePage, 4096);
+      codePage = undefined;
+      runner = undefined;
     }
     libc.close(go[0]);
     libc.close(report[1]);
     if (pid < 0) {
       libc.close(go[1]);
       libc.close(report[0]);
+      sys(NR.munmap, region.address, REGION);
       throw new SyscallError("clone3", -pid);
     }
     // The child has its copy; the rest of its ops go over the placeholder.
-    script.truncate(1);
-    return new ScriptedChild(pid, pidfdOut[0]!, script, go[1], report[0], report[1]);
+    script.truncate(WAITED);
+    return new ScriptedChild(
+      pid,
+      pidfdOut[0]!,
+      script,
+      region.address,
+      go[1],
+      report[0],
+      report[1],
+    );
   }
 
   /**
-   * Writes the ops after the wait (the script from index 1 on) into the child, lets it go, and
+   * Writes the ops after the wait (the script from index WAITED on) into the child, lets it go, and
    * returns once it has called execve. A failed op throws SyscallError(its label, errno), the
    * child reaped.
    */
   run(): void {
     this.#done = true;
-    const ranges = this.script.ranges(1);
+    const ranges = this.script.ranges(WAITED);
     const iov = new BigUint64Array(ranges.flatMap(([a, n]) => [a, BigInt(n)]));
     const total = ranges.reduce((n, [, len]) => n + len, 0);
     try {
@@ -466,6 +495,8 @@ export class ScriptedChild {
       if (written !== total) throw new SyscallError("process_vm_writev", libc.EIO);
       check(sys(NR.write, this.#go, new Uint8Array([1]), 1), "write");
     } catch (err) {
+      libc.close(this.#report);
+      sys(NR.munmap, this.#region, REGION);
       this.#kill();
       throw err;
     } finally {
@@ -485,13 +516,19 @@ export class ScriptedChild {
     } finally {
       libc.close(this.#report);
     }
-    if (n === 0) return;
-    const view = new DataView(record.buffer);
-    const errno = -Number(view.getBigInt64(0, true));
-    const index = this.script.indexOf(view.getBigUint64(8, true));
+    const labels = this.script.labels;
+    const index = n === 16
+      ? this.script.indexOf(new DataView(record.buffer).getBigUint64(8, true))
+      : -1;
+    sys(NR.munmap, this.#region, REGION);
+    if (n === 0) {
+      libc.close(this.pidfd);
+      return;
+    }
+    const errno = -Number(new DataView(record.buffer).getBigInt64(0, true));
     reap(this.pid);
     libc.close(this.pidfd);
-    throw new SyscallError(this.script.labels[index] ?? "the first process", errno);
+    throw new SyscallError(labels[index] ?? "the first process", errno);
   }
 
   /** Ends a child that will not run (its thread failed before `run`): killed and reaped. */
@@ -500,6 +537,7 @@ export class ScriptedChild {
     this.#done = true;
     libc.close(this.#go);
     libc.close(this.#report);
+    sys(NR.munmap, this.#region, REGION);
     this.#kill();
   }
 
