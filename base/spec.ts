@@ -13,6 +13,11 @@ export interface Process {
   terminal: boolean;
   /** argv; `args[0]` is resolved against `PATH` from `env` when it has no slash. */
   args: string[];
+  /**
+   * The file to execute when it is not `args[0]` (an OCI hook: its `path`, its `args` apart).
+   * mini-docker's own: never read from a config.json.
+   */
+  executable?: string;
   /** `KEY=VALUE` entries, exactly the environment the command receives. */
   env: string[];
   /** Absolute working directory inside the container; created if missing (as Docker). */

@@ -99,6 +99,8 @@ export async function spawnInContainer(
     onPty?: (master: number) => void;
     /** The process is our caller's (the OCI runtime's `exec --detach`): not reaped here. */
     detach?: boolean;
+    /** Descriptors of ours that become its 3, 4, ... (recipe.ts SpawnConfig.passFds). */
+    passFds?: number[];
   },
 ): Promise<{ pid: number; status: Promise<Deno.CommandStatus> }> {
   const { driver, name } = cgroupAt(spec.linux.cgroupsPath);
@@ -123,6 +125,7 @@ export async function spawnInContainer(
     stdio: options.stdio,
     seccomp: await compileFilter(spec),
     capabilities: capabilityMasks(spec),
+    ...(options.passFds !== undefined && { passFds: options.passFds }),
   }, { gate, cgroup, spec, reap: options.detach !== true });
 }
 

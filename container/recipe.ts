@@ -129,6 +129,11 @@ export interface SpawnConfig {
   noNewKeyring?: boolean;
   /** runc's `--preserve-fds N`: this process's descriptors 3 .. 3+N-1 are the command's too. */
   preserveFds?: number;
+  /**
+   * Descriptors of this process that become the command's 3, 4, ... (an OCI createContainer
+   * hook's executable, opened in the runtime's namespace). Not with `preserveFds`.
+   */
+  passFds?: number[];
 }
 
 /** What the container's thread tells the parent. */
@@ -264,7 +269,7 @@ function prepare(
   });
   // Found before the spawn, so that "not found" (127) is told from "cannot run" (126); behind
   // `--init`, the command the init will run too.
-  const path = resolveExecutable(process.args[0] ?? "", process.env);
+  const path = process.executable ?? resolveExecutable(process.args[0] ?? "", process.env);
   if (process.args[0] === INIT_PATH && process.args[1] === "--") {
     resolveExecutable(process.args[2] ?? "", process.env);
   }
@@ -665,7 +670,7 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
  * mini-docker released it; then its working directory and, with -t, its controlling terminal.
  */
 export function spawnActions(
-  config: Pick<SpawnConfig, "stdio" | "gateDir" | "preserveFds">,
+  config: Pick<SpawnConfig, "stdio" | "gateDir" | "preserveFds" | "passFds">,
   cwd: string,
   ttySlave?: string,
 ): libc.FileAction[] {
@@ -678,8 +683,10 @@ export function spawnActions(
     actions.push({ open: [0, "/dev/null", libc.O_RDWR] }, { dup2: [0, 1] }, { dup2: [0, 2] });
   }
   // --preserve-fds: 3 .. 3+N-1 kept (open across execve); the gate's descriptors above them.
-  const g = 3 + (config.preserveFds ?? 0);
-  for (let fd = 3; fd < g; fd++) actions.push({ dup2: [fd, fd] });
+  const pass = config.passFds ??
+    Array.from({ length: config.preserveFds ?? 0 }, (_, i) => 3 + i);
+  const g = 3 + pass.length;
+  pass.forEach((fd, i) => actions.push({ dup2: [fd, 3 + i] }));
   actions.push(
     { dup2: [config.gateDir, g] },
     { closefrom: g + 1 },

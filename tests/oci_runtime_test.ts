@@ -202,9 +202,9 @@ Deno.test("runtime: run's exit code; unsupported fields refused in one line, not
 
   const refusals: [string, (c: Config) => void, RegExp][] = [
     [
-      "createContainer hook",
-      (c) => c.hooks = { createContainer: [{ path: "/bin/true" }] },
-      /hooks\.createContainer: hooks in the container's namespaces are not supported/,
+      "a hook with a relative path",
+      (c) => c.hooks = { startContainer: [{ path: "bin/true" }] },
+      /hooks\.startContainer\[0\]\.path: must be an absolute path/,
     ],
     [
       "time namespace",

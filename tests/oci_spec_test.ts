@@ -393,3 +393,79 @@ Deno.test("runtime: --preserve-fds, --no-new-keyring, --no-pivot", async () => {
   );
   assert.deepEqual(b.leftovers(), []);
 });
+
+Deno.test("runtime: createContainer and startContainer hooks run in the container's namespaces", async () => {
+  await using t = await TestEnv.create();
+  const b = new Bundle(t);
+  // createContainer's path is the runtime's: a script of the host's, not in the container.
+  const script = `${t.dir}/create-hook`;
+  Deno.writeTextFileSync(
+    script,
+    "#!/bin/sh\ncat >/run/hooks/created.json; hostname >/run/hooks/created-host; echo $$ >/run/hooks/created-pid\n",
+    { mode: 0o755 },
+  );
+  const hooks = {
+    createContainer: [{ path: script, args: ["create-hook"] }],
+    startContainer: [{
+      path: "/bin/sh",
+      args: ["sh", "-c", "cat >/run/hooks/started.json; echo $$ >/run/hooks/started-pid"],
+    }],
+  };
+  await b.write("h1", (c) => {
+    c.hostname = "hooked";
+    c.mounts.push({ destination: "/run/hooks", type: "tmpfs", source: "tmpfs", options: [] });
+    c.hooks = hooks;
+    c.process.args = [
+      "sh",
+      "-c",
+      [
+        "cat /run/hooks/created-host",
+        'sed \'s/.*"status": *"\\([a-z]*\\)".*/\\1/\' /run/hooks/created.json; echo',
+        'sed \'s/.*"status": *"\\([a-z]*\\)".*/\\1/\' /run/hooks/started.json; echo',
+        "cat /run/hooks/created-pid /run/hooks/started-pid",
+        `test -e ${script} || echo not-here`,
+      ].join("; "),
+    ];
+  });
+  const r = await b.rt(["run", "--bundle", b.dir, "h1"]);
+  assert.equal(r.code, 0, r.stderr);
+  const [host, created, started, createdPid, startedPid, notHere] = r.stdout.trim().split("\n");
+  // In its UTS and mount namespaces (the tmpfs is the container's only), and its PID namespace.
+  assert.equal(host, "hooked");
+  assert.equal(created, "creating");
+  assert.equal(started, "created");
+  assert.ok(Number(createdPid) > 1 && Number(createdPid) < 50, `pid ${createdPid}`);
+  assert.ok(Number(startedPid) > 1 && Number(startedPid) < 50, `pid ${startedPid}`);
+  assert.equal(notHere, "not-here");
+  assert.deepEqual(b.leftovers(), []);
+
+  // A failing createContainer hook fails create, with nothing left; a failing startContainer
+  // hook fails start and stops the container, which delete removes.
+  const failing = `${t.dir}/failing-hook`;
+  Deno.writeTextFileSync(failing, "#!/bin/sh\nexit 1\n", { mode: 0o755 });
+  await b.write("h2", (c) => c.hooks = { createContainer: [{ path: failing }] });
+  const failed = await b.rt(["create", "--bundle", b.dir, "h2"]);
+  assert.equal(failed.code, 1);
+  assert.match(
+    failed.stderr.trim(),
+    /^createContainer hook #0 \(.*failing-hook\): exited with status 1$/,
+  );
+  assert.deepEqual(b.leftovers(), []);
+  await b.write("h3", (c) => {
+    c.process.args = ["sleep", "30"];
+    c.hooks = { startContainer: [{ path: "/bin/false" }] };
+  });
+  assert.equal(await b.rtTo(`${t.dir}/h3.out`, ["create", "--bundle", b.dir, "h3"]), 0);
+  const notStarted = await b.rt(["start", "h3"]);
+  assert.equal(notStarted.code, 1);
+  assert.match(
+    notStarted.stderr.trim(),
+    /^startContainer hook #0 \(\/bin\/false\): exited with status 1$/,
+  );
+  for (let i = 0; i < 100 && (await b.state("h3")).status !== "stopped"; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal((await b.state("h3")).status, "stopped");
+  assert.equal((await b.rt(["delete", "h3"])).code, 0);
+  assert.deepEqual(b.leftovers(), []);
+});

@@ -35,7 +35,7 @@ import { forwardSignals } from "../../container/forward.ts";
 import { openRelay } from "../../container/tty.ts";
 import { spawnInContainer } from "../../container/exec.ts";
 import { readBundle, readResources } from "./config.ts";
-import { hooksOf, runHooks } from "./hooks.ts";
+import { hooksOf, runHooks, runHooksInContainer } from "./hooks.ts";
 import { childExit } from "../../container/children.ts";
 import { defaultSpec, features } from "./defaults.ts";
 import { flag, type Globals, logLine, option, type Parsed, parseFlags } from "./main.ts";
@@ -225,8 +225,16 @@ async function create(g: Globals, args: string[], run: boolean): Promise<number>
   const size = consoleSize(raw.process?.consoleSize);
   for (const w of warnings) logLine(g, "warning", w);
   const hooks = raw.hooks;
-  const hooked = (["prestart", "createRuntime", "poststart", "poststop"] as const)
-    .some((kind) => hooksOf(hooks, kind).length > 0);
+  const hooked = (
+    [
+      "prestart",
+      "createRuntime",
+      "poststart",
+      "poststop",
+      "createContainer",
+      "startContainer",
+    ] as const
+  ).some((kind) => hooksOf(hooks, kind).length > 0);
   // In the foreground without a console socket, the terminal is relayed to ours (runc's too).
   const relayed = run && !detach && !hooked && consoleSocket === undefined;
   if (spec.process.terminal && consoleSocket === undefined && !relayed) {
@@ -307,6 +315,14 @@ async function create(g: Globals, args: string[], run: boolean): Promise<number>
     const creating = { ...ociState(load(id)), status: "creating" };
     await runHooks("prestart", hooksOf(hooks, "prestart"), creating);
     await runHooks("createRuntime", hooksOf(hooks, "createRuntime"), creating);
+    const c = load(id);
+    await runHooksInContainer(
+      "createContainer",
+      hooksOf(hooks, "createContainer"),
+      creating,
+      c.state,
+      c.spec,
+    );
   } catch (err) {
     await destroy(load(id));
     throw err;
@@ -381,6 +397,21 @@ async function startLoaded(g: Globals, c: Loaded): Promise<void> {
   if (c.status === "stopped") throw new UserError("cannot start a container that has stopped", 1);
   if (c.status !== "created") throw new UserError("cannot start an already running container", 1);
   const pid = c.state.process!.pid;
+  // startContainer, in the container, before its command runs: a failure stops it.
+  try {
+    await runHooksInContainer(
+      "startContainer",
+      hooksOf(c.record.hooks, "startContainer"),
+      ociState(c),
+      c.state,
+      c.spec,
+    );
+  } catch (err) {
+    try {
+      libc.kill(pid, 9);
+    } catch { /* gone */ }
+    throw err;
+  }
   try {
     await releaseHeld(`${stateDir(c.state.id)}/gate`, pid);
   } catch (err) {

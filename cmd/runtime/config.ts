@@ -158,13 +158,16 @@ export function toSpec(
     throw new ConfigError("ociVersion", `"${c.ociVersion}" is not a 1.x version of the spec`);
   }
   const unsupported = "not supported by mini-docker";
-  refuseIfSet(
-    c.hooks,
-    "hooks.",
-    ["createContainer", "startContainer"],
-    `hooks in the container's namespaces are ${unsupported}`,
-  );
-  for (const kind of ["prestart", "createRuntime", "poststart", "poststop"] as const) {
+  for (
+    const kind of [
+      "prestart",
+      "createRuntime",
+      "poststart",
+      "poststop",
+      "createContainer",
+      "startContainer",
+    ] as const
+  ) {
     hooksOf(c.hooks, kind);
   }
   refuseIfSet(c, "", ["domainname"], `${unsupported}`);
