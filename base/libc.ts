@@ -592,8 +592,10 @@ export interface CapSets {
 
 const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 
-/** capset(2) for the calling thread only. */
-export function capset(caps: CapSets): void {
+/** capset(2)'s arguments for `caps`: its header (this thread) and its two data structs. */
+export function capsetArguments(
+  caps: CapSets,
+): [Uint32Array<ArrayBuffer>, Uint32Array<ArrayBuffer>] {
   const header = new Uint32Array([LINUX_CAPABILITY_VERSION_3, 0]);
   const low = (v: bigint) => Number(v & 0xffffffffn);
   const high = (v: bigint) => Number((v >> 32n) & 0xffffffffn);
@@ -606,6 +608,12 @@ export function capset(caps: CapSets): void {
     high(caps.permitted),
     high(caps.inheritable),
   ]);
+  return [header, data];
+}
+
+/** capset(2) for the calling thread only. */
+export function capset(caps: CapSets): void {
+  const [header, data] = capsetArguments(caps);
   check(sys(SYS.capset, header, data), "capset");
 }
 

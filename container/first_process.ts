@@ -97,22 +97,9 @@ class ScriptedProcess implements ProcessKernel {
   }
 
   capset(caps: libc.CapSets): void {
-    const low = (v: bigint) => Number(v & 0xffffffffn);
-    const high = (v: bigint) => Number((v >> 32n) & 0xffffffffn);
-    const header = this.#s.bytes(new Uint8Array(new Uint32Array([0x20080522, 0]).buffer));
-    const data = this.#s.bytes(
-      new Uint8Array(
-        new Uint32Array([
-          low(caps.effective),
-          low(caps.permitted),
-          low(caps.inheritable),
-          high(caps.effective),
-          high(caps.permitted),
-          high(caps.inheritable),
-        ]).buffer,
-      ),
-    );
-    this.#op("capset", NR.capset, header, data);
+    const [header, data] = libc.capsetArguments(caps);
+    const bytes = (a: Uint32Array<ArrayBuffer>) => this.#s.bytes(new Uint8Array(a.buffer));
+    this.#op("capset", NR.capset, bytes(header), bytes(data));
   }
 
   installSeccomp(program: Uint8Array, flags: number): void {

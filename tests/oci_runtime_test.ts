@@ -263,16 +263,7 @@ Deno.test("runtime: run's exit code; unsupported fields refused in one line, not
     c.process.args = ["sh", "-c", "tty; exit 4"];
   });
   const line = [
-    Deno.execPath(),
-    "run",
-    "-A",
-    "--quiet",
-    MAIN,
-    "runtime",
-    ...b.globals(),
-    "run",
-    "--bundle",
-    b.dir,
+    ...b.argv(["run", "--bundle", b.dir]),
     "t1",
   ]
     .map((a) => `'${a}'`).join(" ");

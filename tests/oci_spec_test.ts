@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { REPO, TestEnv } from "./helpers.ts";
-import { Bundle, MAIN } from "./helpers/oci_bundle.ts";
+import { Bundle } from "./helpers/oci_bundle.ts";
 import { cgroupDriver } from "../cgroups/manager.ts";
 import * as libc from "../base/libc.ts";
 
@@ -341,18 +341,7 @@ Deno.test("runtime: --preserve-fds, --no-new-keyring, --no-pivot", async () => {
         "-c",
         `exec 3<${t.dir}/three 4<${t.dir}/four; exec "$@"`,
         "sh",
-        Deno.execPath(),
-        "run",
-        "-A",
-        "--quiet",
-        MAIN,
-        "runtime",
-        ...b.globals(),
-        "run",
-        ...flags,
-        "--bundle",
-        b.dir,
-        id,
+        ...b.argv(["run", ...flags, "--bundle", b.dir, id]),
       ],
       stdin: "null",
     }).output();

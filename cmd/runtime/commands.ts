@@ -35,7 +35,7 @@ import { forwardSignals } from "../../container/forward.ts";
 import { openRelay } from "../../container/tty.ts";
 import { spawnInContainer } from "../../container/exec.ts";
 import { readBundle, readResources } from "./config.ts";
-import { hooksOf, runHooks, runHooksInContainer } from "./hooks.ts";
+import { HOOK_KINDS, hooksOf, runHooks, runHooksInContainer } from "./hooks.ts";
 import { childExit } from "../../container/children.ts";
 import { defaultSpec, features } from "./defaults.ts";
 import { flag, type Globals, logLine, option, type Parsed, parseFlags } from "./main.ts";
@@ -225,16 +225,7 @@ async function create(g: Globals, args: string[], run: boolean): Promise<number>
   const size = consoleSize(raw.process?.consoleSize);
   for (const w of warnings) logLine(g, "warning", w);
   const hooks = raw.hooks;
-  const hooked = (
-    [
-      "prestart",
-      "createRuntime",
-      "poststart",
-      "poststop",
-      "createContainer",
-      "startContainer",
-    ] as const
-  ).some((kind) => hooksOf(hooks, kind).length > 0);
+  const hooked = HOOK_KINDS.some((kind) => hooksOf(hooks, kind).length > 0);
   // In the foreground without a console socket, the terminal is relayed to ours (runc's too).
   const relayed = run && !detach && !hooked && consoleSocket === undefined;
   if (spec.process.terminal && consoleSocket === undefined && !relayed) {

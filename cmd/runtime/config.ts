@@ -22,7 +22,7 @@ import { UserError } from "../../base/errors.ts";
 import * as libc from "../../base/libc.ts";
 import { absolutePath } from "../../base/paths.ts";
 import { capabilityNumber } from "../../security/capabilities.ts";
-import { hooksOf } from "./hooks.ts";
+import { HOOK_KINDS, hooksOf } from "./hooks.ts";
 import { PROPAGATION } from "../../container/mounts.ts";
 
 /** A refusal: one line naming the field and why, exit code 1 as runc's errors. */
@@ -158,18 +158,7 @@ export function toSpec(
     throw new ConfigError("ociVersion", `"${c.ociVersion}" is not a 1.x version of the spec`);
   }
   const unsupported = "not supported by mini-docker";
-  for (
-    const kind of [
-      "prestart",
-      "createRuntime",
-      "poststart",
-      "poststop",
-      "createContainer",
-      "startContainer",
-    ] as const
-  ) {
-    hooksOf(c.hooks, kind);
-  }
+  for (const kind of HOOK_KINDS) hooksOf(c.hooks, kind);
   refuseIfSet(c, "", ["domainname"], `${unsupported}`);
   refuseIfSet(c, "", ["solaris", "windows", "vm", "zos"], "not a Linux container");
   const p = c.process;

@@ -26,13 +26,15 @@ export interface Hook {
 }
 
 /** The hooks run in the runtime's namespaces, and those run in the container's. */
-export type HookKind =
-  | "prestart"
-  | "createRuntime"
-  | "poststart"
-  | "poststop"
-  | "createContainer"
-  | "startContainer";
+export const HOOK_KINDS = [
+  "prestart",
+  "createRuntime",
+  "poststart",
+  "poststop",
+  "createContainer",
+  "startContainer",
+] as const;
+export type HookKind = typeof HOOK_KINDS[number];
 
 /** The hooks of `kind` in config.json's `hooks`, checked. */
 export function hooksOf(hooks: unknown, kind: HookKind): Hook[] {

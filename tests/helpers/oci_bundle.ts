@@ -35,10 +35,16 @@ export class Bundle {
     Deno.writeTextFileSync(`${this.dir}/config.json`, JSON.stringify(c, null, 2));
   }
 
+  /** The command line of `mini-docker runtime` with this bundle's globals, then `args`. */
+  argv(args: string[]): string[] {
+    return [Deno.execPath(), "run", "-A", "--quiet", MAIN, "runtime", ...this.globals(), ...args];
+  }
+
   /** `mini-docker runtime --root ROOT --log LOG --log-format json ARGS...`, output collected. */
   async rt(args: string[]): Promise<Result> {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", MAIN, "runtime", ...this.globals(), ...args],
+    const [deno, ...rest] = this.argv(args);
+    const child = new Deno.Command(deno!, {
+      args: rest,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
