@@ -360,6 +360,36 @@ Deno.test("runtime: --preserve-fds, --no-new-keyring, --no-pivot", async () => {
   const own = await run([], "k2");
   assert.equal(own.code, 0, own.stderr);
   assert.equal(own.stdout.trim(), "0 1 2 3");
+  // exec --preserve-fds, in a running container.
+  await b.write("k4", (c) => c.process.args = ["sleep", "30"]);
+  assert.equal(await b.rtTo(`${t.dir}/k4.out`, ["create", "--bundle", b.dir, "k4"]), 0);
+  try {
+    assert.equal((await b.rt(["start", "k4"])).code, 0);
+    const out = await new Deno.Command("/bin/sh", {
+      args: [
+        "-c",
+        `exec 3<${t.dir}/three; exec "$@"`,
+        "sh",
+        ...b.argv([
+          "exec",
+          "--preserve-fds",
+          "1",
+          "k4",
+          "sh",
+          "-c",
+          "cat <&3; ls /proc/self/fd | tr '\\n' ' '",
+        ]),
+      ],
+      stdin: "null",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.deepEqual(new TextDecoder().decode(out.stdout).trim().split("\n"), [
+      "three",
+      "0 1 2 3 4",
+    ]);
+  } finally {
+    assert.equal((await b.rt(["delete", "--force", "k4"])).code, 0);
+  }
   // Descriptors the caller did not pass (Deno's own are close-on-exec): refused.
   const none = await b.rt(["run", "--preserve-fds", "2", "--bundle", b.dir, "k3"]);
   assert.equal(none.code, 1);

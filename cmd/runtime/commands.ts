@@ -766,7 +766,8 @@ async function exec(args: string[]): Promise<number> {
     aliases: { p: "process", d: "detach", t: "tty", e: "env", u: "user", c: "cap" },
   }, "exec");
   const c = load(checkId(p.positionals[0], "exec"));
-  for (const refused of ["preserve-fds", "process-label", "apparmor"]) {
+  const { preserveFds } = createOptions(p);
+  for (const refused of ["process-label", "apparmor"]) {
     const v = option(p, refused);
     if (v !== undefined && v !== "" && v !== "0") {
       throw new UserError(`exec: --${refused} is not supported by mini-docker's runtime`, 1);
@@ -838,6 +839,9 @@ async function exec(args: string[]): Promise<number> {
       thread,
       stdio: process.terminal ? "tty" : "inherit",
       detach,
+      ...(preserveFds !== undefined && {
+        passFds: Array.from({ length: preserveFds }, (_, i) => 3 + i),
+      }),
       onPty: (master) => {
         try {
           libc.sendFd(console!.fd, master, "/dev/ptmx");
