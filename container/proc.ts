@@ -49,6 +49,7 @@ export async function fillProc(
   proc: ProcPeer,
   spec: ContainerSpec,
   inOrder = false,
+  order?: Worker,
 ): Promise<void> {
   if (!spec.linux.namespaces.some((ns) => ns.type === "mount")) {
     // No mount namespace: the thread mounted the procfs in place (mounts.ts ProcPeer.direct).
@@ -59,7 +60,7 @@ export async function fillProc(
     // A mount namespace joined by path (the OCI runtime's) was made without the host's side of
     // the peer directory, so nothing mounted there reaches it: the procfs is mounted from inside.
     releaseProc(proc);
-    await mountsInOrder(pid, spec, true);
+    await mountsInOrder(pid, spec, true, order);
     return;
   }
   const dir = proc.dir;
@@ -83,7 +84,7 @@ export async function fillProc(
     throw new UserError(`Cannot hide /proc paths from the container: ${(err as Error).message}`);
   }
   releaseProc(proc);
-  if (inOrder) await mountsInOrder(pid, spec, false);
+  if (inOrder) await mountsInOrder(pid, spec, false, order);
 }
 
 /**
@@ -99,6 +100,7 @@ async function mountsInOrder(
   pid: number,
   spec: ContainerSpec,
   mountProcfs: boolean,
+  started?: Worker,
 ): Promise<void> {
   const table = mountTable(Deno.readTextFileSync(`/proc/${pid}/mountinfo`));
   const procfs = mountProcfs
@@ -125,7 +127,7 @@ async function mountsInOrder(
     }
     : undefined;
   if (points.length === 0 && propagation === undefined && hide === undefined) return;
-  const worker = new Worker(new URL("./order_thread.ts", import.meta.url).href, { type: "module" });
+  const worker = started ?? startOrderThread();
   try {
     const reply = await new Promise<OrderReply>((resolve) => {
       worker.onmessage = (event: MessageEvent<OrderReply>) => resolve(event.data);
@@ -143,6 +145,16 @@ async function mountsInOrder(
   } finally {
     worker.terminate();
   }
+}
+
+/**
+ * The thread that puts a container's mounts in order at its gate (order_thread.ts). The OCI
+ * runtime's starts make it ahead, while the container's thread prepares (a Worker's creation
+ * blocks its caller about 9 ms and it boots for a few more): then the gate does not wait for
+ * it. Terminate it when done (mountsInOrder does, when it used it).
+ */
+export function startOrderThread(): Worker {
+  return new Worker(new URL("./order_thread.ts", import.meta.url).href, { type: "module" });
 }
 
 /**

@@ -44,7 +44,7 @@ import { childExit, forgetChild } from "./children.ts";
 import { readUntilEnd } from "./poller.ts";
 import { childrenOf, Gate } from "./gate.ts";
 import { startWatcher, type Watcher } from "./watcher.ts";
-import { fillProc, prepareProc, releaseProc, removeProcDir } from "./proc.ts";
+import { fillProc, prepareProc, releaseProc, removeProcDir, startOrderThread } from "./proc.ts";
 import { type ProcPeer, releaseHostRoot } from "./mounts.ts";
 import { CgroupnsWindow, exclusive, ownCgroup, procsFileOf, quiet } from "./cgroupns.ts";
 import { type EtcNetwork, hostsFile, resolvConf } from "../network/etc.ts";
@@ -326,6 +326,9 @@ async function launch(
     options.onPty,
   );
   prepared.catch(() => {});
+  // The OCI runtime's mounts are put in order at the gate (proc.ts): its thread made now.
+  const order = options.oci ? startOrderThread() : undefined;
+  cleanup.defer(() => order?.terminate());
   const cgroup = early ?? makeCgroup();
   // The thread ends first: on v1 it may be inside the cgroup.
   cleanup.defer(() => thread.end());
@@ -374,7 +377,14 @@ async function launch(
       window: plan.window,
     },
     async (pid) => {
-      await Promise.all([fillProc(pid, proc, spec, options.oci === true), attachment?.ready]);
+      try {
+        await Promise.all([
+          fillProc(pid, proc, spec, options.oci === true, order),
+          attachment?.ready,
+        ]);
+      } finally {
+        order?.terminate();
+      }
       if (spec.process.oomScoreAdj !== undefined) setOomScoreAdj(pid, spec.process.oomScoreAdj);
     },
   );
