@@ -87,6 +87,11 @@ const SYS = Deno.build.arch === "aarch64"
     unshare: 97,
     setns: 268,
     sethostname: 161,
+    setdomainname: 162,
+    personality: 92,
+    ioprio_set: 30,
+    sched_setattr: 274,
+    sched_setaffinity: 122,
     prctl: 167,
     setsid: 157,
     umask: 166,
@@ -131,6 +136,11 @@ const SYS = Deno.build.arch === "aarch64"
     unshare: 272,
     setns: 308,
     sethostname: 170,
+    setdomainname: 171,
+    personality: 135,
+    ioprio_set: 251,
+    sched_setattr: 314,
+    sched_setaffinity: 203,
     prctl: 157,
     setsid: 112,
     umask: 95,
@@ -359,6 +369,32 @@ export function umount2(target: string, flags: number): void {
 
 export function pivotRoot(newRoot: string, putOld: string): void {
   check(sys(SYS.pivot_root, cstr(newRoot), cstr(putOld)), "pivot_root", newRoot);
+}
+
+/** setdomainname(2) in the current UTS namespace. */
+export function setdomainname(name: string): void {
+  const bytes = new TextEncoder().encode(name);
+  check(sys(SYS.setdomainname, bytes, bytes.length), "setdomainname", name);
+}
+
+/** personality(2) of the calling thread (its children inherit it). */
+export function personality(persona: number): void {
+  check(sys(SYS.personality, persona), "personality");
+}
+
+/** ioprio_set(2) of the calling thread (IOPRIO_WHO_PROCESS, 0). */
+export function ioprioSet(value: number): void {
+  check(sys(SYS.ioprio_set, 1, 0, value), "ioprio_set");
+}
+
+/** sched_setattr(2) of the calling thread; `attr` is a struct sched_attr. */
+export function schedSetattr(attr: Uint8Array<ArrayBuffer>): void {
+  check(sys(SYS.sched_setattr, 0, attr, 0), "sched_setattr");
+}
+
+/** sched_setaffinity(2) of the calling thread; `mask` is a CPU bit mask. */
+export function schedSetaffinity(mask: Uint8Array<ArrayBuffer>): void {
+  check(sys(SYS.sched_setaffinity, 0, mask.length, mask), "sched_setaffinity");
 }
 
 export function sethostname(name: string): void {

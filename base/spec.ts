@@ -32,6 +32,45 @@ export interface Process {
   rlimits?: Rlimit[];
   /** OCI `process.oomScoreAdj`, set before its first instruction. */
   oomScoreAdj?: number;
+  /** OCI `process.ioPriority`, as ioprio_set(2) takes it: class << 13 | priority. */
+  ioPriority?: number;
+  /** OCI `process.scheduler`, as sched_setattr(2) takes it. */
+  scheduler?: SchedAttr;
+  /** OCI `process.execCPUAffinity` (its `final`, else its `initial`): the CPUs, numbered. */
+  cpuAffinity?: number[];
+}
+
+/** struct sched_attr's fields (sched_setattr(2)). */
+export interface SchedAttr {
+  policy: number;
+  flags: number;
+  nice: number;
+  priority: number;
+  runtime: number;
+  deadline: number;
+  period: number;
+}
+
+/** struct sched_attr as sched_setattr(2) reads it (SCHED_ATTR_SIZE_VER0, 48 bytes). */
+export function schedAttrBytes(a: SchedAttr): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(48);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, 48, true);
+  v.setUint32(4, a.policy, true);
+  v.setBigUint64(8, BigInt(a.flags), true);
+  v.setInt32(16, a.nice, true);
+  v.setUint32(20, a.priority, true);
+  v.setBigUint64(24, BigInt(a.runtime), true);
+  v.setBigUint64(32, BigInt(a.deadline), true);
+  v.setBigUint64(40, BigInt(a.period), true);
+  return b;
+}
+
+/** A CPU bit mask for sched_setaffinity(2), wide enough for `cpus`. */
+export function cpuMask(cpus: readonly number[]): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(Math.max(8, Math.ceil((Math.max(...cpus) + 1) / 64) * 8));
+  for (const cpu of cpus) b[cpu >> 3] = (b[cpu >> 3] ?? 0) | (1 << (cpu & 7));
+  return b;
 }
 
 /** OCI `process.capabilities`. */
@@ -251,6 +290,8 @@ export interface ContainerSpec {
   root: Root;
   /** "" (OCI bundles only): not set, the UTS namespace keeps the name it starts with. */
   hostname: string;
+  /** OCI `domainname` (OCI bundles): the UTS namespace's NIS domain name. */
+  domainname?: string;
   mounts: Mount[];
   linux: {
     namespaces: Namespace[];
@@ -279,6 +320,8 @@ export interface ContainerSpec {
      */
     uidMappings?: IdMapping[];
     gidMappings?: IdMapping[];
+    /** OCI `linux.personality`, as personality(2) takes it (PER_LINUX, PER_LINUX32). */
+    personality?: number;
   };
   /** Free-form metadata, as OCI annotations ("org.mini-docker.name" etc.). */
   annotations: Record<string, string>;

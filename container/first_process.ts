@@ -61,6 +61,22 @@ class ScriptedProcess implements ProcessKernel {
     this.#s.op(label, this.#err, nr, ...args);
   }
 
+  personality(persona: number): void {
+    this.#op(`personality(${persona})`, NR.personality, persona);
+  }
+
+  ioprioSet(value: number): void {
+    this.#op(`ioprio_set(${value})`, NR.ioprio_set, 1, 0, value);
+  }
+
+  schedSetattr(attr: Uint8Array<ArrayBuffer>): void {
+    this.#op("sched_setattr", NR.sched_setattr, 0, this.#s.bytes(attr), 0);
+  }
+
+  schedSetaffinity(mask: Uint8Array<ArrayBuffer>): void {
+    this.#op("sched_setaffinity", NR.sched_setaffinity, 0, mask.length, this.#s.bytes(mask));
+  }
+
   joinSessionKeyring(): void {
     this.#op("keyctl (a session keyring)", NR.keyctl, 1, 0);
   }

@@ -11,6 +11,10 @@ import { installSeccomp } from "../security/seccomp_load.ts";
 /** What the recipe's second phase does to the process it starts (before it, for posix_spawn). */
 export type ProcessKernel = Pick<
   Kernel,
+  | "personality"
+  | "ioprioSet"
+  | "schedSetattr"
+  | "schedSetaffinity"
   | "joinSessionKeyring"
   | "prctl"
   | "setgroups"
@@ -64,6 +68,11 @@ export interface Kernel {
   chroot(path: string): void;
   umask(mask: number): number;
   sethostname(name: string): void;
+  setdomainname(name: string): void;
+  personality(persona: number): void;
+  ioprioSet(value: number): void;
+  schedSetattr(attr: Uint8Array<ArrayBuffer>): void;
+  schedSetaffinity(mask: Uint8Array<ArrayBuffer>): void;
   mknod(path: string, mode: number, dev: number): void;
   interfaceUp(name: string): void;
   prctl(option: number, arg2: number | bigint, arg3?: number | bigint): void;
@@ -107,6 +116,11 @@ export const linux: Kernel = {
   chroot: libc.chroot,
   umask: libc.umask,
   sethostname: libc.sethostname,
+  setdomainname: libc.setdomainname,
+  personality: libc.personality,
+  ioprioSet: libc.ioprioSet,
+  schedSetattr: libc.schedSetattr,
+  schedSetaffinity: libc.schedSetaffinity,
   mknod: libc.mknod,
   interfaceUp: libc.interfaceUp,
   prctl: libc.prctl,

@@ -16,9 +16,11 @@
  */
 import {
   type ContainerSpec,
+  cpuMask,
   hostId,
   type LinuxSeccomp,
   type NamespaceType,
+  schedAttrBytes,
   unmappedUser,
 } from "../base/spec.ts";
 import * as libc from "../base/libc.ts";
@@ -188,6 +190,8 @@ export interface Prepared {
   newCgroupNamespace?: boolean;
   /** A user namespace of its own: the first process, born already (first_process.ts). */
   first?: FirstChild;
+  /** OCI `linux.personality` (personality(2)'s value). */
+  personality?: number;
   /** `exec` in a container with a user namespace: a descriptor of that namespace. */
   joinUser?: number;
 }
@@ -298,6 +302,7 @@ function prepare(
     ttySlave,
     ...(newCgroupNamespace && { newCgroupNamespace }),
     ...(first !== undefined && { first }),
+    ...(spec.linux.personality !== undefined && { personality: spec.linux.personality }),
     ...(joinUser !== undefined && { joinUser }),
   };
 }
@@ -385,6 +390,23 @@ export function spawnContainer(k: Kernel, prepared: Prepared, config: SpawnConfi
 
 function spawnFirst(k: ProcessKernel, prepared: Prepared, config: SpawnConfig): number {
   const { process, path } = prepared;
+  // What the process runs with, set while this thread (or process) is still root: its
+  // personality (LINUX32), I/O priority, scheduling policy and CPUs; a child inherits them.
+  if (prepared.personality !== undefined) {
+    step("Cannot set linux.personality", () => k.personality(prepared.personality!));
+  }
+  if (process.ioPriority !== undefined) {
+    step("Cannot set process.ioPriority", () => k.ioprioSet(process.ioPriority!));
+  }
+  if (process.scheduler !== undefined) {
+    step("Cannot set process.scheduler", () => k.schedSetattr(schedAttrBytes(process.scheduler!)));
+  }
+  if (process.cpuAffinity !== undefined) {
+    step(
+      "Cannot set process.execCPUAffinity",
+      () => k.schedSetaffinity(cpuMask(process.cpuAffinity!)),
+    );
+  }
   // A session keyring of its own: the host's root keyring is not the container's.
   if (!config.noNewKeyring) step("Cannot create a session keyring", () => k.joinSessionKeyring());
   // Capabilities the container's processes may ever get, then no_new_privs when asked.
@@ -642,6 +664,9 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
   }
   // "" (an OCI bundle without `hostname`): the name the UTS namespace started with.
   if (spec.hostname !== "") step("Cannot set the hostname", () => k.sethostname(spec.hostname));
+  if (spec.domainname !== undefined) {
+    step("Cannot set the domain name", () => k.setdomainname(spec.domainname!));
+  }
   // pivot_root, not chroot: the old root is detached, so there is no way back to the host.
   trace("recipe: mounts, devices, hostname");
   // pivot_root refuses a new root whose parent mount is shared: private, as runc makes it.

@@ -61,6 +61,11 @@ function recordingKernel(calls: Call[], fail?: string): Kernel {
     chroot: (path) => record("chroot", path),
     umask: (mask) => (record("umask", mask), 0o022),
     sethostname: (name) => record("sethostname", name),
+    setdomainname: (name) => record("setdomainname", name),
+    personality: (persona) => record("personality", persona),
+    ioprioSet: (value) => record("ioprioSet", value),
+    schedSetattr: (attr) => record("schedSetattr", attr.length),
+    schedSetaffinity: (mask) => record("schedSetaffinity", [...mask]),
     mknod: (path, mode, dev) => {
       record("mknod", path, mode, dev);
       Deno.writeFileSync(path, new Uint8Array());
@@ -91,6 +96,10 @@ function recordingKernel(calls: Call[], fail?: string): Kernel {
         pidfd: 55,
         process: (joinUser) => (record("child:process", joinUser), {
           joinSessionKeyring: child("joinSessionKeyring"),
+          personality: child("personality"),
+          ioprioSet: child("ioprioSet"),
+          schedSetattr: (attr) => record("child:schedSetattr", attr.length),
+          schedSetaffinity: (mask) => record("child:schedSetaffinity", [...mask]),
           prctl: (option, arg2, arg3) => {
             record("child:prctl", option, arg2, arg3 ?? 0);
             if (option === libc.PR_CAPBSET_DROP && Number(arg2) > 40) {

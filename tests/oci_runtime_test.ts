@@ -221,7 +221,11 @@ Deno.test("runtime: run's exit code; unsupported fields refused in one line, not
       (c) => c.linux.sysctl = { "vm.swappiness": "10" },
       /linux\.sysctl\["vm\.swappiness"\]: not in a namespace/,
     ],
-    ["personality", (c) => c.linux.personality = { domain: "LINUX32" }, /linux\.personality/],
+    [
+      "personality flags",
+      (c) => c.linux.personality = { domain: "LINUX32", flags: ["x"] },
+      /linux\.personality\.flags/,
+    ],
     [
       "propagation",
       (c) => c.linux.rootfsPropagation = "bogus",

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { REPO, TestEnv } from "./helpers.ts";
-import { Bundle } from "./helpers/oci_bundle.ts";
+import { Bundle, type Config } from "./helpers/oci_bundle.ts";
 import { cgroupDriver } from "../cgroups/manager.ts";
 import * as libc from "../base/libc.ts";
 
@@ -487,4 +487,62 @@ Deno.test("runtime: createContainer and startContainer hooks run in the containe
   assert.equal((await b.state("h3")).status, "stopped");
   assert.equal((await b.rt(["delete", "h3"])).code, 0);
   assert.deepEqual(b.leftovers(), []);
+});
+
+Deno.test("runtime: domainname, linux.personality, process.ioPriority, scheduler, execCPUAffinity", async () => {
+  await using t = await TestEnv.create();
+  const b = new Bundle(t);
+  const cpus = Deno.readTextFileSync("/sys/devices/system/cpu/online").trim();
+  const last = Number(cpus.split(/[-,]/).at(-1));
+  // A user namespace's first process is started by x86-64 machine code (base/clone.ts).
+  for (const userns of Deno.build.arch === "x86_64" ? [false, true] : [false]) {
+    await b.write("s1", (c) => {
+      if (userns) {
+        c.linux.namespaces.push({ type: "user" });
+        c.linux.uidMappings = [{ containerID: 0, hostID: 300000, size: 65536 }];
+        c.linux.gidMappings = [{ containerID: 0, hostID: 300000, size: 65536 }];
+      }
+      c.domainname = "example.org";
+      c.linux.personality = { domain: "LINUX32" };
+      c.process.ioPriority = { class: "IOPRIO_CLASS_BE", priority: 5 };
+      c.process.scheduler = { policy: "SCHED_BATCH", nice: 7 };
+      c.process.execCPUAffinity = { final: String(last) };
+      c.process.args = [
+        "sh",
+        "-c",
+        "uname -m; cat /proc/sys/kernel/domainname; grep Cpus_allowed_list /proc/self/status | cut -f2; cut -d' ' -f19,41 /proc/self/stat; sleep 30",
+      ];
+    });
+    assert.equal(await b.rtTo(`${t.dir}/s1.out`, ["create", "--bundle", b.dir, "s1"]), 0);
+    try {
+      const pid = (await b.state("s1")).pid as number;
+      // ioprio_get(IOPRIO_WHO_PROCESS, pid), from the host: class BE (2) << 13 | 5.
+      const ioprioGet = Deno.build.arch === "aarch64" ? 31 : 252;
+      assert.equal(libc.rawSyscall(ioprioGet, 1, pid), (2 << 13) | 5, `userns ${userns}`);
+      assert.equal((await b.rt(["start", "s1"])).code, 0);
+      let out = "";
+      for (let i = 0; i < 100 && out.split("\n").length < 5; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        out = Deno.readTextFileSync(`${t.dir}/s1.out`);
+      }
+      // LINUX32's machine, the UTS domain, the one CPU, nice 7 and SCHED_BATCH (3).
+      assert.deepEqual(out.trim().split("\n"), ["i686", "example.org", String(last), "7 3"]);
+    } finally {
+      assert.equal((await b.rt(["delete", "--force", "s1"])).code, 0);
+    }
+  }
+  // What cannot be passed on to a process, or is not Linux's: one line each.
+  const refused: [(c: Config) => void, RegExp][] = [
+    [(c) => c.process.scheduler = { policy: "SCHED_DEADLINE" }, /SCHED_DEADLINE is not supported/],
+    [(c) => c.linux.personality = { domain: "LINUX", flags: ["x"] }, /personality\.flags/],
+    [(c) => c.process.ioPriority = { class: "IOPRIO_CLASS_X" }, /ioPriority\.class/],
+    [(c) => c.process.execCPUAffinity = { final: "a-b" }, /not a CPU list/],
+  ];
+  for (const [edit, message] of refused) {
+    await b.write("s2", edit);
+    const r = await b.rt(["create", "--bundle", b.dir, "s2"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, message);
+    assert.deepEqual(b.leftovers(), []);
+  }
 });

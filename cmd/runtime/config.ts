@@ -16,6 +16,7 @@ import {
   type Mount,
   type Namespace,
   type NamespaceType,
+  type SchedAttr,
   validateSpec,
 } from "../../base/spec.ts";
 import { UserError } from "../../base/errors.ts";
@@ -159,7 +160,6 @@ export function toSpec(
   }
   const unsupported = "not supported by mini-docker";
   for (const kind of HOOK_KINDS) hooksOf(c.hooks, kind);
-  refuseIfSet(c, "", ["domainname"], `${unsupported}`);
   refuseIfSet(c, "", ["solaris", "windows", "vm", "zos"], "not a Linux container");
   const p = c.process;
   if (typeof p !== "object" || p === null) {
@@ -167,7 +167,6 @@ export function toSpec(
   }
   refuseIfSet(p, "process.", ["apparmorProfile"], `AppArmor is ${unsupported}`);
   refuseIfSet(p, "process.", ["selinuxLabel"], `SELinux is ${unsupported}`);
-  refuseIfSet(p, "process.", ["ioPriority", "scheduler", "execCPUAffinity"], unsupported);
   refuseIfSet(p, "process.", ["commandLine"], "Windows only");
   const args = strings(p.args, "process.args");
   if (args.length === 0) throw new ConfigError("process.args", "missing: give the command to run");
@@ -232,7 +231,6 @@ export function toSpec(
   const gidMappings = readMappings(l.gidMappings, "linux.gidMappings");
   refuseIfSet(l, "linux.", ["timeOffsets"], `time namespaces are ${unsupported}`);
   refuseIfSet(l, "linux.", ["intelRdt"], `Intel RDT is ${unsupported}`);
-  refuseIfSet(l, "linux.", ["personality"], unsupported);
   refuseIfSet(l, "linux.", ["mountLabel"], `SELinux is ${unsupported}`);
   const propagation = l.rootfsPropagation ?? "";
   if (propagation !== "" && !(propagation in PROPAGATION)) {
@@ -243,6 +241,10 @@ export function toSpec(
   }
   const namespaces = readNamespaces(l.namespaces);
   const hostname = typeof c.hostname === "string" ? c.hostname : "";
+  const domainname = typeof c.domainname === "string" ? c.domainname : "";
+  if (domainname !== "" && !namespaces.some((n) => n.type === "uts")) {
+    throw new ConfigError("domainname", "needs a UTS namespace (linux.namespaces)");
+  }
   if (hostname !== "" && !namespaces.some((n) => n.type === "uts")) {
     throw new ConfigError("hostname", "needs a UTS namespace (linux.namespaces)");
   }
@@ -295,9 +297,11 @@ export function toSpec(
       ...(p.oomScoreAdj !== undefined && p.oomScoreAdj !== null && {
         oomScoreAdj: int(p.oomScoreAdj, "process.oomScoreAdj", -1000),
       }),
+      ...readProcessScheduling(p),
     },
     root: { path: rootPath, readonly: root.readonly === true },
     hostname,
+    ...(domainname !== "" && { domainname }),
     mounts,
     linux: {
       namespaces,
@@ -311,6 +315,8 @@ export function toSpec(
       ...(propagation !== "" && { rootfsPropagation: propagation }),
       ...(uidMappings !== undefined && { uidMappings }),
       ...(gidMappings !== undefined && { gidMappings }),
+      ...(l.personality !== undefined && l.personality !== null &&
+        { personality: readPersonality(l.personality) }),
     },
     annotations: c.annotations ?? {},
   };
@@ -320,6 +326,118 @@ export function toSpec(
     throw new UserError(`config.json: ${(err as Error).message}`, 1);
   }
   return spec;
+}
+
+/** OCI `linux.personality`: its domain (runc's too: no flags). */
+function readPersonality(v: Json): number {
+  const domains: Record<string, number> = { LINUX: 0x0000, LINUX32: 0x0008 };
+  if (!(v?.domain in domains)) {
+    throw new ConfigError("linux.personality.domain", `"${v?.domain}": expected LINUX or LINUX32`);
+  }
+  if (Array.isArray(v.flags) && v.flags.length > 0) {
+    throw new ConfigError(
+      "linux.personality.flags",
+      "not supported by mini-docker (runc has none)",
+    );
+  }
+  return domains[v.domain]!;
+}
+
+const IOPRIO_CLASSES: Record<string, number> = {
+  IOPRIO_CLASS_RT: 1,
+  IOPRIO_CLASS_BE: 2,
+  IOPRIO_CLASS_IDLE: 3,
+};
+
+/** sched(7)'s policies that a process can have and pass on to its children. */
+const POLICIES: Record<string, number> = {
+  SCHED_OTHER: 0,
+  SCHED_FIFO: 1,
+  SCHED_RR: 2,
+  SCHED_BATCH: 3,
+  SCHED_IDLE: 5,
+};
+
+const SCHED_FLAGS: Record<string, number> = {
+  SCHED_FLAG_RESET_ON_FORK: 0x01,
+  SCHED_FLAG_RECLAIM: 0x02,
+  SCHED_FLAG_DL_OVERRUN: 0x04,
+  SCHED_FLAG_KEEP_POLICY: 0x08,
+  SCHED_FLAG_KEEP_PARAMS: 0x10,
+};
+
+/** OCI `process.ioPriority`, `scheduler` and `execCPUAffinity`. */
+function readProcessScheduling(p: Json) {
+  const out: { ioPriority?: number; scheduler?: SchedAttr; cpuAffinity?: number[] } = {};
+  if (p.ioPriority !== undefined && p.ioPriority !== null) {
+    const io = p.ioPriority;
+    if (!(io.class in IOPRIO_CLASSES)) {
+      throw new ConfigError(
+        "process.ioPriority.class",
+        `"${io.class}": expected one of ${Object.keys(IOPRIO_CLASSES).join(", ")}`,
+      );
+    }
+    const priority = int(io.priority ?? 0, "process.ioPriority.priority", 0);
+    if (priority > 7) throw new ConfigError("process.ioPriority.priority", "at most 7");
+    out.ioPriority = (IOPRIO_CLASSES[io.class]! << 13) | priority;
+  }
+  if (p.scheduler !== undefined && p.scheduler !== null) {
+    const s = p.scheduler;
+    if (s.policy === "SCHED_DEADLINE" || s.policy === "SCHED_ISO") {
+      throw new ConfigError(
+        "process.scheduler.policy",
+        `${s.policy} is not supported by mini-docker (a deadline task cannot start a process; Linux has no SCHED_ISO)`,
+      );
+    }
+    if (!(s.policy in POLICIES)) {
+      throw new ConfigError(
+        "process.scheduler.policy",
+        `"${s.policy}": expected one of ${Object.keys(POLICIES).join(", ")}`,
+      );
+    }
+    let flags = 0;
+    for (const f of strings(s.flags, "process.scheduler.flags")) {
+      if (!(f in SCHED_FLAGS)) {
+        throw new ConfigError("process.scheduler.flags", `"${f}" is not supported by mini-docker`);
+      }
+      flags |= SCHED_FLAGS[f]!;
+    }
+    const nice = int(s.nice ?? 0, "process.scheduler.nice", -20);
+    if (nice > 19) throw new ConfigError("process.scheduler.nice", "at most 19");
+    out.scheduler = {
+      policy: POLICIES[s.policy]!,
+      flags,
+      nice,
+      priority: int(s.priority ?? 0, "process.scheduler.priority", 0),
+      runtime: 0,
+      deadline: 0,
+      period: 0,
+    };
+  }
+  const affinity = p.execCPUAffinity;
+  if (affinity !== undefined && affinity !== null) {
+    // The process's own CPUs once it runs ("final"); "initial" is the runtime's while it joins.
+    const list = affinity.final ?? affinity.initial;
+    if (typeof list !== "string") {
+      throw new ConfigError("process.execCPUAffinity", "expected initial or final, a CPU list");
+    }
+    out.cpuAffinity = cpuList(list, "process.execCPUAffinity");
+  }
+  return out;
+}
+
+/** A CPU list as cpuset writes it: "0-3,7". */
+function cpuList(text: string, field: string): number[] {
+  const cpus: number[] = [];
+  for (const part of text.split(",")) {
+    const m = /^\s*(\d+)(?:-(\d+))?\s*$/.exec(part);
+    if (m === null) throw new ConfigError(field, `"${text}" is not a CPU list such as 0-3,7`);
+    const from = Number(m[1]);
+    const to = m[2] === undefined ? from : Number(m[2]);
+    if (to < from || to > 8191) throw new ConfigError(field, `"${part}": not a CPU range`);
+    for (let cpu = from; cpu <= to; cpu++) cpus.push(cpu);
+  }
+  return cpus;
 }
 
 /**
