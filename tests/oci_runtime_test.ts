@@ -373,7 +373,8 @@ Deno.test("runtime: containerd 1.6 runs containers with it (ctr run --runc-binar
   Deno.writeTextFileSync(
     wrapper,
     // The shim's clean-up may run it in a bundle directory already removed: Deno needs a cwd.
-    `#!/bin/sh\ncd . 2>/dev/null || cd /\nexec ${Deno.execPath()} run -A --quiet ${MAIN} runtime "$@"\n`,
+    // Each call is logged: the test checks that containerd ran it, not its own runc.
+    `#!/bin/sh\necho "$*" >>${t.dir}/calls\ncd . 2>/dev/null || cd /\nexec ${Deno.execPath()} run -A --quiet ${MAIN} runtime "$@"\n`,
     { mode: 0o755 },
   );
   const containerd = await startContainerd(dir);
@@ -472,6 +473,12 @@ Deno.test("runtime: containerd 1.6 runs containers with it (ctr run --runc-binar
     assert.equal(rm.code, 0, rm.stderr);
     assert.equal((await ctr(["container", "rm", "bg"])).code, 0);
     assert.deepEqual(runtimeLeftovers(`${runtimeRoot}/${ns}`), []);
+    const calls = Deno.readTextFileSync(`${t.dir}/calls`);
+    for (const id of ["fg", "tty", "bg"]) {
+      assert.match(calls, new RegExp(` create .*--bundle \\S+/${id}( |$)`, "m"), id);
+    }
+    assert.match(calls, / exec /);
+    assert.match(calls, / pause bg/);
   } finally {
     for (const id of ["fg", "tty", "bg"]) {
       await ctr(["task", "kill", "-s", "SIGKILL", id]);
@@ -536,7 +543,7 @@ async function podmanTest(t: TestEnv): Promise<void> {
   const wrapper = `${t.dir}/mini-docker-runtime`;
   Deno.writeTextFileSync(
     wrapper,
-    `#!/bin/sh\ncd . 2>/dev/null || cd /\nexec ${Deno.execPath()} run -A --quiet ${MAIN} runtime --root ${runtimeRoot} "$@"\n`,
+    `#!/bin/sh\necho "$*" >>${t.dir}/calls\ncd . 2>/dev/null || cd /\nexec ${Deno.execPath()} run -A --quiet ${MAIN} runtime --root ${runtimeRoot} "$@"\n`,
     { mode: 0o755 },
   );
   const podman = async (args: string[]): Promise<Result> => {
@@ -631,6 +638,10 @@ async function podmanTest(t: TestEnv): Promise<void> {
     assert.equal((await podman(["stop", "-t", "1", "p1"])).code, 0);
     assert.equal((await podman(["rm", "p1"])).code, 0);
     assert.deepEqual(runtimeLeftovers(runtimeRoot), []);
+    // Podman ran this runtime (each call logged by the wrapper), not one of its own.
+    const calls = Deno.readTextFileSync(`${t.dir}/calls`);
+    assert.match(calls, /^create --bundle /m);
+    assert.match(calls, /^exec .*--process /m);
   } finally {
     await podman(["rm", "-f", "p1"]);
     await podman(["rmi", "-f", image]);
