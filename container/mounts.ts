@@ -706,14 +706,19 @@ export function releaseHostRoot(spec: ContainerSpec): void {
   }
 }
 
-/** Makes the mount that `root`'s mount is on private (this thread's mount namespace). */
-export function parentPrivate(k: Kernel, root: string): void {
-  const table = Deno.readTextFileSync("/proc/thread-self/mountinfo").trim().split("\n")
-    .map((line) => line.split(" "));
-  const own = table.findLast((f) => f[4] === root);
-  const parent = table.findLast((f) => f[0] === own?.[1]);
-  if (parent === undefined) throw new Error(`no mount of "${root}" in the mount table`);
-  k.mount("", parent[4]!, "", libc.MS_PRIVATE);
+/**
+ * Makes the mount that holds `path` private (this thread's mount namespace only), as runc does
+ * before it binds a root there when the root is to be shared: then neither that bind nor
+ * anything below it propagates to the host's peers, and pivot_root accepts it.
+ */
+export function containingMountPrivate(k: Kernel, path: string): void {
+  const points = Deno.readTextFileSync("/proc/thread-self/mountinfo").trim().split("\n")
+    .map((line) => line.split(" ")[4]!);
+  const holds = (point: string) =>
+    path === point || path.startsWith(point === "/" ? "/" : `${point}/`);
+  // The deepest mount point on the way; the last mounted there if several are.
+  const best = points.filter(holds).reduce((a, b) => (b.length >= a.length ? b : a), "/");
+  k.mount("", best, "", libc.MS_PRIVATE);
 }
 
 /**

@@ -31,6 +31,7 @@ import { resolveUser } from "../images/passwd.ts";
 import {
   assembleRoot,
   chrootInto,
+  containingMountPrivate,
   createDevices,
   hostIdOptions,
   INIT_PATH,
@@ -39,7 +40,6 @@ import {
   mountId,
   mountInto,
   moveRoot,
-  parentPrivate,
   pivot,
   type ProcPeer,
   remountRootReadonly,
@@ -603,12 +603,19 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
   // copy of a host directory it was given (runc's default, rslave), which is how the parent
   // mounts /proc for it on older kernels. A shared root (`linux.rootfsPropagation` shared or
   // rshared, as Kubernetes' Bidirectional propagation asks) keeps the host's peers instead, as
-  // runc does: a shared bind then propagates both ways; the root itself is made a slave below.
+  // runc does: a shared bind then propagates both ways; the mount that holds the root is made
+  // private first, so that the root and the container's own mounts never reach the host.
   const sharedRoot = /^r?shared$/.test(spec.linux.rootfsPropagation ?? "");
   if (ownMounts) {
     step(
       "Cannot make / a slave mount",
       () => k.mount("", "/", "", libc.MS_REC | (sharedRoot ? libc.MS_SHARED : libc.MS_SLAVE)),
+    );
+  }
+  if (ownMounts && sharedRoot) {
+    step(
+      "Cannot make the root's parent mount private",
+      () => containingMountPrivate(k, root),
     );
   }
   // Files created below get exactly the modes asked for.
@@ -619,12 +626,6 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
     step(
       "Cannot make the root a private mount",
       () => k.mount("", root, "", libc.MS_REC | libc.MS_PRIVATE),
-    );
-  } else if (sharedRoot) {
-    // The container's own mounts below its root stay out of the host's peers.
-    step(
-      "Cannot make the root a slave mount",
-      () => k.mount("", root, "", libc.MS_REC | libc.MS_SLAVE),
     );
   }
   trace("recipe: root assembled");
@@ -669,8 +670,6 @@ function prepareRoot(k: Kernel, config: ThreadConfig): void {
   }
   // pivot_root, not chroot: the old root is detached, so there is no way back to the host.
   trace("recipe: mounts, devices, hostname");
-  // pivot_root refuses a new root whose parent mount is shared: private, as runc makes it.
-  if (sharedRoot) step("Cannot make the root's parent mount private", () => parentPrivate(k, root));
   if (!ownMounts) step("Cannot change to the new root", () => chrootInto(k, root));
   else if (config.noPivot) step("Cannot move the new root onto /", () => moveRoot(k, root));
   else step("Cannot pivot to the new root", () => pivot(k, root));

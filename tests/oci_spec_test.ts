@@ -212,6 +212,10 @@ Deno.test("runtime: a shared bind receives the host's mounts; with a shared root
   Deno.mkdirSync(`${shared}/from-container`);
   libc.mount(shared, shared, "", libc.MS_BIND);
   libc.mount("", shared, "", libc.MS_SHARED);
+  // The root filesystem in a shared mount too, as on a host whose / is shared (systemd's).
+  const work = t.rootfs.slice(0, t.rootfs.indexOf("/rootfs/"));
+  libc.mount(work, work, "", libc.MS_BIND);
+  libc.mount("", work, "", libc.MS_SHARED);
   const mounted = (path: string) =>
     Deno.readTextFileSync("/proc/self/mountinfo").split("\n").some((l) => l.split(" ")[4] === path);
   try {
@@ -254,8 +258,11 @@ Deno.test("runtime: a shared bind receives the host's mounts; with a shared root
         ]);
         assert.equal(made.code, 0, made.stderr);
         assert.equal(mounted(`${shared}/from-container`), rootfsPropagation === "rshared");
-        // Never the container's own mounts (its /proc, /dev, ...): the host's rootfs is bare.
-        assert.ok(!mounted(`${t.rootfs}/proc`) && !mounted(`${t.rootfs}/dev`));
+        // Never the container's root or own mounts (its /proc, /dev, ...): the host's rootfs
+        // is bare.
+        assert.ok(
+          !mounted(t.rootfs) && !mounted(`${t.rootfs}/proc`) && !mounted(`${t.rootfs}/dev`),
+        );
       } finally {
         assert.equal((await b.rt(["delete", "--force", "p1"])).code, 0);
         for (const sub of ["from-host", "from-container"]) {
@@ -268,6 +275,7 @@ Deno.test("runtime: a shared bind receives the host's mounts; with a shared root
     }
   } finally {
     libc.umount2(shared, libc.MNT_DETACH);
+    libc.umount2(work, libc.MNT_DETACH);
   }
 });
 
