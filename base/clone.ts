@@ -182,7 +182,6 @@ export const NR = {
   personality: 135,
   ioprio_set: 251,
   sched_setattr: 314,
-  sched_setaffinity: 203,
   munmap: 11,
   rt_sigaction: 13,
   rt_sigprocmask: 14,

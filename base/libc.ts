@@ -392,9 +392,9 @@ export function schedSetattr(attr: Uint8Array<ArrayBuffer>): void {
   check(sys(SYS.sched_setattr, 0, attr, 0), "sched_setattr");
 }
 
-/** sched_setaffinity(2) of the calling thread; `mask` is a CPU bit mask. */
-export function schedSetaffinity(mask: Uint8Array<ArrayBuffer>): void {
-  check(sys(SYS.sched_setaffinity, 0, mask.length, mask), "sched_setaffinity");
+/** sched_setaffinity(2) of process `pid`; `mask` is a CPU bit mask. */
+export function schedSetaffinity(pid: number, mask: Uint8Array<ArrayBuffer>): void {
+  check(sys(SYS.sched_setaffinity, pid, mask.length, mask), "sched_setaffinity");
 }
 
 export function sethostname(name: string): void {

@@ -73,10 +73,6 @@ class ScriptedProcess implements ProcessKernel {
     this.#op("sched_setattr", NR.sched_setattr, 0, this.#s.bytes(attr), 0);
   }
 
-  schedSetaffinity(mask: Uint8Array<ArrayBuffer>): void {
-    this.#op("sched_setaffinity", NR.sched_setaffinity, 0, mask.length, this.#s.bytes(mask));
-  }
-
   joinSessionKeyring(): void {
     this.#op("keyctl (a session keyring)", NR.keyctl, 1, 0);
   }

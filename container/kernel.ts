@@ -14,7 +14,6 @@ export type ProcessKernel = Pick<
   | "personality"
   | "ioprioSet"
   | "schedSetattr"
-  | "schedSetaffinity"
   | "joinSessionKeyring"
   | "prctl"
   | "setgroups"
@@ -72,7 +71,6 @@ export interface Kernel {
   personality(persona: number): void;
   ioprioSet(value: number): void;
   schedSetattr(attr: Uint8Array<ArrayBuffer>): void;
-  schedSetaffinity(mask: Uint8Array<ArrayBuffer>): void;
   mknod(path: string, mode: number, dev: number): void;
   interfaceUp(name: string): void;
   prctl(option: number, arg2: number | bigint, arg3?: number | bigint): void;
@@ -120,7 +118,6 @@ export const linux: Kernel = {
   personality: libc.personality,
   ioprioSet: libc.ioprioSet,
   schedSetattr: libc.schedSetattr,
-  schedSetaffinity: libc.schedSetaffinity,
   mknod: libc.mknod,
   interfaceUp: libc.interfaceUp,
   prctl: libc.prctl,

@@ -16,7 +16,6 @@
  */
 import {
   type ContainerSpec,
-  cpuMask,
   hostId,
   type LinuxSeccomp,
   type NamespaceType,
@@ -391,7 +390,8 @@ export function spawnContainer(k: Kernel, prepared: Prepared, config: SpawnConfi
 function spawnFirst(k: ProcessKernel, prepared: Prepared, config: SpawnConfig): number {
   const { process, path } = prepared;
   // What the process runs with, set while this thread (or process) is still root: its
-  // personality (LINUX32), I/O priority, scheduling policy and CPUs; a child inherits them.
+  // personality (LINUX32), I/O priority and scheduling policy; a child inherits them. (Its CPUs
+  // are set at the gate: a move into a cgroup v2 with cpuset resets them.)
   if (prepared.personality !== undefined) {
     step("Cannot set linux.personality", () => k.personality(prepared.personality!));
   }
@@ -400,12 +400,6 @@ function spawnFirst(k: ProcessKernel, prepared: Prepared, config: SpawnConfig): 
   }
   if (process.scheduler !== undefined) {
     step("Cannot set process.scheduler", () => k.schedSetattr(schedAttrBytes(process.scheduler!)));
-  }
-  if (process.cpuAffinity !== undefined) {
-    step(
-      "Cannot set process.execCPUAffinity",
-      () => k.schedSetaffinity(cpuMask(process.cpuAffinity!)),
-    );
   }
   // A session keyring of its own: the host's root keyring is not the container's.
   if (!config.noNewKeyring) step("Cannot create a session keyring", () => k.joinSessionKeyring());

@@ -65,7 +65,6 @@ function recordingKernel(calls: Call[], fail?: string): Kernel {
     personality: (persona) => record("personality", persona),
     ioprioSet: (value) => record("ioprioSet", value),
     schedSetattr: (attr) => record("schedSetattr", attr.length),
-    schedSetaffinity: (mask) => record("schedSetaffinity", [...mask]),
     mknod: (path, mode, dev) => {
       record("mknod", path, mode, dev);
       Deno.writeFileSync(path, new Uint8Array());
@@ -99,7 +98,6 @@ function recordingKernel(calls: Call[], fail?: string): Kernel {
           personality: child("personality"),
           ioprioSet: child("ioprioSet"),
           schedSetattr: (attr) => record("child:schedSetattr", attr.length),
-          schedSetaffinity: (mask) => record("child:schedSetaffinity", [...mask]),
           prctl: (option, arg2, arg3) => {
             record("child:prctl", option, arg2, arg3 ?? 0);
             if (option === libc.PR_CAPBSET_DROP && Number(arg2) > 40) {

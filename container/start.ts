@@ -17,7 +17,7 @@
  * `moveIntoCgroup` (v2); /proc is proc.ts; limits are `setRlimits`.
  */
 import { trace, tracing } from "../base/trace.ts";
-import { type ContainerNetwork, type ContainerSpec, hostId } from "../base/spec.ts";
+import { type ContainerNetwork, type ContainerSpec, cpuMask, hostId } from "../base/spec.ts";
 import { lazy } from "../base/lazy.ts";
 import * as libc from "../base/libc.ts";
 import { EXIT_ENGINE, EXIT_FAILURE, UserError } from "../base/errors.ts";
@@ -542,6 +542,7 @@ export async function runThread(
     if (cgroup.threadFiles === undefined) await moveIntoCgroup(cgroup, pid);
     await atGate(pid);
     setRlimits(pid, spec.process.rlimits ?? [], hostUser(spec));
+    if (spec.process.cpuAffinity !== undefined) setCpuAffinity(pid, spec.process.cpuAffinity);
     trace("cgroup, /proc, limits");
     at.onSpawn?.(pid);
     if (at.hold) return { pid, status };
@@ -571,6 +572,20 @@ export async function runThread(
     throw err;
   }
   return { pid, status };
+}
+
+/**
+ * OCI `process.execCPUAffinity`, set at the gate, once the process is in its cgroup: a move into
+ * a cgroup v2 with the cpuset controller resets a process's CPUs (runc's "final" affinity).
+ */
+function setCpuAffinity(pid: number, cpus: readonly number[]): void {
+  try {
+    libc.schedSetaffinity(pid, cpuMask(cpus));
+  } catch (err) {
+    throw new UserError(
+      `Cannot set process.execCPUAffinity to CPUs ${cpus.join(",")}: ${(err as Error).message}`,
+    );
+  }
 }
 
 /** The process's user as the host sees it (its user namespace's maps). */
