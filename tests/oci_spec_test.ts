@@ -147,8 +147,19 @@ Deno.test("runtime: mounts in the listed order, an older seccomp profile, umask,
     assert.match(g.stdout, new RegExp(`:pids:/${top}$|^0::/${top}$`, "m"));
     assert.deepEqual(b.leftovers(), []);
     assert.equal(cgroupDriver({ parent: "" }).open(top), undefined, "its cgroup removed");
+    // Without a cgroupsPath: its id there, as the only cgroup it makes, gone with it.
+    const own = `${t.cgroupParent}-own`;
+    await b.write(own, (c) => {
+      delete c.linux.cgroupsPath;
+      c.process.args = ["cat", "/proc/self/cgroup"];
+    });
+    const o = await b.rt(["run", "--bundle", b.dir, own]);
+    assert.equal(o.code, 0, o.stderr);
+    assert.match(o.stdout, new RegExp(`:pids:/${own}$|^0::/${own}$`, "m"));
+    assert.equal(cgroupDriver({ parent: "" }).open(own), undefined, "its cgroup removed");
   } finally {
     await cgroupDriver({ parent: "" }).open(top)?.destroy();
+    await cgroupDriver({ parent: "" }).open(`${t.cgroupParent}-own`)?.destroy();
   }
 });
 

@@ -549,9 +549,12 @@ function readNamespaces(list: Json): Namespace[] {
   return out;
 }
 
-/** `/default/ID` (containerd), `/name`: below the cgroupfs root. Absent: mini-docker-runtime/ID. */
+/**
+ * `/default/ID` (containerd), `/name`: below the cgroupfs root. Absent: the container's id there
+ * (runc's is beside its own cgroup), removed with the container: no parent of ours is left.
+ */
 function readCgroupsPath(v: Json, id: string): string {
-  if (v === undefined || v === null || v === "") return `mini-docker-runtime/${id}`;
+  if (v === undefined || v === null || v === "") return id;
   if (typeof v !== "string") throw new ConfigError("linux.cgroupsPath", "expected a string");
   if (v.includes(":")) {
     throw new ConfigError(
