@@ -512,18 +512,7 @@ export function newSpec(o: SpecOptions): ContainerSpec {
     ],
     linux: {
       namespaces,
-      devices: [
-        ...DEFAULT_DEVICES.map(([path, major, minor]): Device => ({
-          path,
-          type: "c",
-          major,
-          minor,
-          fileMode: 0o666,
-          uid: 0,
-          gid: 0,
-        })),
-        ...(o.devices ?? []),
-      ],
+      devices: [...defaultDevices(), ...(o.devices ?? [])],
       resources: o.deviceRules === undefined
         ? o.resources
         : { ...o.resources, devices: o.deviceRules },

@@ -9,11 +9,10 @@ import {
   stateDir,
 } from "../container/state.ts";
 import { ZERO_TIME } from "../base/time.ts";
-import { Template, TemplateParseError } from "./template.ts";
+import { inspectTemplate } from "./template.ts";
 import type { ContainerSpec } from "../base/spec.ts";
 import { INIT_ANNOTATION } from "../base/spec.ts";
 import { isRunning } from "../container/lifecycle.ts";
-import { UserError } from "../base/errors.ts";
 import { eachContainer } from "./each.ts";
 import type { EndpointRecord } from "../network/mod.ts";
 import { networks } from "../container/start.ts";
@@ -224,15 +223,9 @@ Examples:
     )
     .action(async (refs, opts) => {
       // A template that does not parse is refused before anything is looked up (Docker: 64).
-      let template: Template | undefined;
-      if (opts.format !== undefined && opts.format !== "json") {
-        try {
-          template = Template.parse(opts.format);
-        } catch (err) {
-          if (err instanceof TemplateParseError) throw new UserError(err.message, 64);
-          throw err;
-        }
-      }
+      const template = opts.format !== undefined && opts.format !== "json"
+        ? inspectTemplate(opts.format)
+        : undefined;
       const found: Record<string, unknown>[] = [];
       try {
         await eachContainer(refs, async (ref) => {

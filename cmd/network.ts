@@ -18,7 +18,7 @@ import { hostResolvConf, networks } from "../container/start.ts";
 import { resolvConf } from "../network/etc.ts";
 import type { ContainerSpec } from "../base/spec.ts";
 import { TABLE_MIN_WIDTH, tabulate } from "./format.ts";
-import { Template, TemplateParseError } from "./template.ts";
+import { inspectTemplate } from "./template.ts";
 import { eachContainer } from "./each.ts";
 import { confirm } from "./prompt.ts";
 
@@ -176,14 +176,7 @@ function inspectCommand() {
     .argument("<network...>", "network names or ids")
     .option("-f, --format <template>", "a template such as '{{.IPAM.Config}}'")
     .action(async (refs, opts) => {
-      let template: Template | undefined;
-      try {
-        template = opts.format === undefined ? undefined : Template.parse(opts.format);
-      } catch (err) {
-        // Docker's exit code for a template that does not parse.
-        if (err instanceof TemplateParseError) throw new UserError(err.message, 64);
-        throw err;
-      }
+      const template = opts.format === undefined ? undefined : inspectTemplate(opts.format);
       const found: Record<string, unknown>[] = [];
       for (const ref of refs) {
         found.push(

@@ -19,6 +19,19 @@ export class TemplateParseError extends UserError {
   }
 }
 
+/**
+ * A user's `--format` template for inspect-like commands, parsed before anything is looked up;
+ * one that does not parse exits 64, as Docker's inspect does.
+ */
+export function inspectTemplate(format: string): Template {
+  try {
+    return Template.parse(format);
+  } catch (err) {
+    if (err instanceof TemplateParseError) throw new UserError(err.message, 64);
+    throw err;
+  }
+}
+
 /** A value templates walk: what JSON holds, plus methods (functions) of our own rows. */
 // deno-lint-ignore no-explicit-any
 export type Value = any;

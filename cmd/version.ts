@@ -5,11 +5,10 @@
 import { Command } from "@commander-js/extra-typings";
 import { VERSION } from "../base/version.ts";
 import { dataRoot, runRoot } from "../base/paths.ts";
-import { UserError } from "../base/errors.ts";
 import { availableControllers, cgroupDriver, detectLayout } from "../cgroups/manager.ts";
 import { displayStatus, listStates } from "../container/state.ts";
 import { ImageStore } from "../images/store.ts";
-import { Template, TemplateParseError } from "./template.ts";
+import { inspectTemplate } from "./template.ts";
 import { supervisorDir } from "../container/supervisor.ts";
 import { findInit } from "./run_action.ts";
 import { Netavark } from "../network/netavark.ts";
@@ -22,14 +21,7 @@ function formatted(data: unknown, format: string | undefined): boolean {
     console.log(JSON.stringify(data));
     return true;
   }
-  let template: Template;
-  try {
-    template = Template.parse(format);
-  } catch (err) {
-    if (err instanceof TemplateParseError) throw new UserError(err.message, 64);
-    throw err;
-  }
-  console.log(template.render(data));
+  console.log(inspectTemplate(format).render(data));
   return true;
 }
 

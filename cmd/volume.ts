@@ -20,7 +20,7 @@ import { formatSize } from "../images/progress.ts";
 import { parseLabel } from "./units.ts";
 import { formatList } from "./format.ts";
 import { type Filters, labelsMatch, parseFilters } from "./filters.ts";
-import { Template, TemplateParseError } from "./template.ts";
+import { inspectTemplate, TemplateParseError } from "./template.ts";
 import { confirm } from "./prompt.ts";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -142,13 +142,7 @@ function inspectCommand() {
     .argument("<volume...>", "volume names")
     .option("-f, --format <template>", "a template such as '{{.Mountpoint}}'")
     .action((names, opts) => {
-      let template: Template | undefined;
-      try {
-        template = opts.format === undefined ? undefined : Template.parse(opts.format);
-      } catch (err) {
-        if (err instanceof TemplateParseError) throw new UserError(err.message, 64);
-        throw err;
-      }
+      const template = opts.format === undefined ? undefined : inspectTemplate(opts.format);
       const found = names.map(findVolume);
       if (template !== undefined) {
         for (const v of found) console.log(template.render({ ...v }));
